@@ -1,0 +1,321 @@
+/* The program around the core: parses a job from argv, opens the blob, runs
+ * prompt + generation or teacher-forced scoring, and writes text, JSON or raw
+ * logits. Shared by the host executable and the QEMU image so that both print
+ * the same bytes for the same job. */
+#include "lmf/app.h"
+#include "lmf/blob.h"
+#include "lmf/fmt.h"
+#include "lmf/model.h"
+#include "lmf/sampler.h"
+#include "lmf/tokenizer.h"
+
+#include <string.h>
+
+static const char usage[] =
+    "usage: lmf-run [options]\n"
+    "  -p, --prompt TEXT        prompt (default: empty, i.e. BOS only)\n"
+    "  -n, --steps N            tokens to generate (default 256; stops early at end of text or context)\n"
+    "  -t, --temp T             temperature, 0 = greedy (default 0)\n"
+    "  -k, --top-k K            keep the K likeliest tokens (default 0 = off)\n"
+    "      --top-p P            nucleus sampling threshold (default 0.9; 1 = off)\n"
+    "  -s, --seed S             random seed (default 42)\n"
+    "      --repeat-penalty R   divide repeated tokens' logits by R (default 1 = off)\n"
+    "      --repeat-window W    recent tokens the penalty looks at (default 64)\n"
+    "      --ban ID[,ID...]     never sample these token ids\n"
+    "      --ctx N              context length (default: the model's, or what fits in RAM)\n"
+    "      --tokens LIST        score token ids instead of generating: ids separated by ',',\n"
+    "                           sequences by ';' (the state restarts for each)\n"
+    "      --json               print one JSON object with ids, text and stats\n"
+    "      --logits             write each position's logits (f32 little-endian) to stdout\n"
+    "      --no-crc             skip the blob's CRC check\n";
+
+typedef struct job {
+    const char *prompt;
+    uint32_t steps, ctx;
+    const char *tokens;
+    int json, logits, check_crc;
+    lmf_sampler_params sampling;
+} job;
+
+static void emit(const lmf_port *port, const void *data, size_t len) { port->write_out(port->ctx, (const char *)data, len); }
+static void emit_str(const lmf_port *port, const char *s) { emit(port, s, strlen(s)); }
+
+static void say(const lmf_port *port, const char *fmt, ...)
+{
+    char line[256];
+    va_list ap;
+    size_t n;
+    va_start(ap, fmt);
+    n = lmf_vfmt(line, sizeof line, fmt, ap);
+    va_end(ap);
+    port->write_err(port->ctx, line, n);
+}
+
+static void emitf(const lmf_port *port, const char *fmt, ...)
+{
+    char line[160];
+    va_list ap;
+    size_t n;
+    va_start(ap, fmt);
+    n = lmf_vfmt(line, sizeof line, fmt, ap);
+    va_end(ap);
+    emit(port, line, n);
+}
+
+/* Parses a decimal unsigned integer; returns 0 on success. */
+static int parse_u32(const char *s, uint32_t *v)
+{
+    uint64_t acc = 0;
+    if (!s || !*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        acc = acc * 10 + (uint64_t)(*s - '0');
+        if (acc > 0xFFFFFFFFull) return -1;
+    }
+    *v = (uint32_t)acc;
+    return 0;
+}
+
+/* Parses [-]digits[.digits] into a float the same way on every target. */
+static int parse_float(const char *s, float *v)
+{
+    uint32_t whole = 0, frac = 0, scale = 1, digits = 0;
+    int neg = 0;
+    if (!s || !*s) return -1;
+    if (*s == '-') { neg = 1; s++; }
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (whole > 1000000) return -1;
+        whole = whole * 10 + (uint32_t)(*s - '0');
+    }
+    if (*s == '.') {
+        for (s++; *s >= '0' && *s <= '9'; s++, digits++)
+            if (scale < 1000000) { frac = frac * 10 + (uint32_t)(*s - '0'); scale *= 10; }
+    }
+    if (*s || digits == 0) return -1;
+    *v = (float)whole + (float)frac / (float)scale;
+    if (neg) *v = -*v;
+    return 0;
+}
+
+static int parse_ban_list(const char *s, lmf_sampler_params *p)
+{
+    char num[12];
+    while (*s) {
+        size_t n = 0;
+        while (*s && *s != ',' && n < sizeof num - 1) num[n++] = *s++;
+        num[n] = '\0';
+        if (*s == ',') s++;
+        if (p->n_banned == LMF_MAX_BANNED || parse_u32(num, &p->banned[p->n_banned]) != 0) return -1;
+        p->n_banned++;
+    }
+    return 0;
+}
+
+static int parse_args(job *j, int argc, char **argv, const lmf_port *port)
+{
+    int i;
+    memset(j, 0, sizeof *j);
+    j->prompt = "";
+    j->steps = 256;
+    j->check_crc = 1;
+    lmf_sampler_defaults(&j->sampling);
+    j->sampling.temperature = 0.0f;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0, takes_value = 1;
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) j->prompt = v ? v : (bad = 1, "");
+        else if (!strcmp(a, "-n") || !strcmp(a, "--steps")) bad = parse_u32(v, &j->steps);
+        else if (!strcmp(a, "-t") || !strcmp(a, "--temp")) bad = parse_float(v, &j->sampling.temperature) || j->sampling.temperature < 0.0f;
+        else if (!strcmp(a, "-k") || !strcmp(a, "--top-k")) bad = parse_u32(v, &j->sampling.top_k);
+        else if (!strcmp(a, "--top-p")) bad = parse_float(v, &j->sampling.top_p) || j->sampling.top_p <= 0.0f || j->sampling.top_p > 1.0f;
+        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) { uint32_t seed = 0; bad = parse_u32(v, &seed); j->sampling.seed = seed; }
+        else if (!strcmp(a, "--repeat-penalty")) bad = parse_float(v, &j->sampling.repeat_penalty) || j->sampling.repeat_penalty <= 0.0f;
+        else if (!strcmp(a, "--repeat-window")) bad = parse_u32(v, &j->sampling.repeat_window);
+        else if (!strcmp(a, "--ban")) bad = !v || parse_ban_list(v, &j->sampling);
+        else if (!strcmp(a, "--ctx")) bad = parse_u32(v, &j->ctx);
+        else if (!strcmp(a, "--tokens")) j->tokens = v ? v : (bad = 1, "");
+        else {
+            takes_value = 0;
+            if (!strcmp(a, "--json")) j->json = 1;
+            else if (!strcmp(a, "--logits")) j->logits = 1;
+            else if (!strcmp(a, "--no-crc")) j->check_crc = 0;
+            else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { port->write_out(port->ctx, usage, sizeof usage - 1); return 1; }
+            else { say(port, "lmf-run: unknown option '%s'\n%s", a, usage); return -1; }
+        }
+        if (bad) { say(port, "lmf-run: option %s needs a valid value (see --help)\n", a); return -1; }
+        i += takes_value;
+    }
+    return 0;
+}
+
+/* s[0..n) as the inside of a JSON string. Bytes >= 0x80 pass through: the
+ * reader decodes UTF-8 (a character cut by the step limit becomes U+FFFD). */
+static void json_string_body(const lmf_port *port, const uint8_t *s, size_t n)
+{
+    size_t i;
+    for (i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (c == '"' || c == '\\') { char e[2] = {'\\', (char)c}; emit(port, e, 2); }
+        else if (c == '\n') emit_str(port, "\\n");
+        else if (c < 0x20 || c == 0x7F) emitf(port, "\\u%04x", c);
+        else emit(port, &c, 1);
+    }
+}
+
+static void json_ids(const lmf_port *port, const char *name, const uint32_t *ids, uint32_t n)
+{
+    uint32_t i;
+    emitf(port, "\"%s\":[", name);
+    for (i = 0; i < n; i++) emitf(port, i ? ",%u" : "%u", ids[i]);
+    emit_str(port, "]");
+}
+
+typedef struct run {
+    const lmf_port *port;
+    const lmf_blob *blob;
+    lmf_state state;
+    uint32_t *ids;       /* prompt then generated tokens */
+    uint32_t n_prompt;
+} run;
+
+static void write_logits(const run *r, const float *logits)
+{
+    emit(r->port, logits, (size_t)r->blob->cfg.vocab_size * 4);
+}
+
+static uint32_t cycles(const lmf_port *port) { return port->cycle_count ? port->cycle_count(port->ctx) : 0; }
+
+/* Teacher-forced scoring: forward every id of every sequence, printing logits. */
+static int score_sequences(run *r, const job *j)
+{
+    const char *s = j->tokens;
+    while (*s) {
+        uint32_t n = 0, pos;
+        while (*s && *s != ';') {
+            uint32_t v = 0;
+            int digits = 0;
+            while (*s >= '0' && *s <= '9') { v = v * 10 + (uint32_t)(*s++ - '0'); digits++; }
+            if (!digits || v >= r->blob->cfg.vocab_size) { say(r->port, "lmf-run: --tokens holds a bad or out-of-vocabulary id\n"); return 2; }
+            if (n == r->state.ctx) { say(r->port, "lmf-run: a --tokens sequence is longer than the context (%u)\n", r->state.ctx); return 2; }
+            r->ids[n++] = v;
+            if (*s == ',') s++;
+        }
+        if (*s == ';') s++;
+        for (pos = 0; pos < n; pos++) {
+            const float *logits = lmf_forward(&r->state, r->ids[pos], pos);
+            if (j->logits) write_logits(r, logits);
+        }
+    }
+    return 0;
+}
+
+static int generate(run *r, const job *j, uint8_t *sampler_mem)
+{
+    const lmf_tokenizer *tok = &r->blob->tok;
+    lmf_sampler sampler;
+    uint32_t n_prompt = r->n_prompt, n = n_prompt, pos, token, gen = 0, forwards = 0, c0;
+
+    lmf_sampler_init(&sampler, &j->sampling, r->blob->cfg.vocab_size, sampler_mem);
+    token = r->ids[0];
+    c0 = cycles(r->port);
+    for (pos = 0; pos < r->state.ctx; pos++) {
+        const float *logits = lmf_forward(&r->state, token, pos);
+        uint32_t next, len;
+        const uint8_t *piece;
+        forwards++;
+        if (j->logits) write_logits(r, logits);
+        if (pos + 1 < n_prompt) {
+            next = r->ids[pos + 1];
+        } else {
+            if (gen == j->steps) break;
+            next = lmf_sample(&sampler, r->state.logits, r->ids, n);
+            gen++;
+            r->ids[n++] = next;
+            if (next == tok->bos_id || next == tok->eos_id) break;
+            piece = lmf_decode(tok, token, next, &len);
+            if (!j->json && !j->logits) emit(r->port, piece, len);
+        }
+        token = next;
+    }
+    c0 = cycles(r->port) - c0;
+    if (j->json) {
+        uint32_t i, prev;
+        emit_str(r->port, "{");
+        json_ids(r->port, "prompt_tokens", r->ids, n_prompt);
+        emit_str(r->port, ",");
+        json_ids(r->port, "generated_tokens", r->ids + n_prompt, n - n_prompt);
+        emit_str(r->port, ",\"text\":");
+        /* the generated text, decoded again piece by piece into one string */
+        emit(r->port, "\"", 1);
+        for (i = n_prompt, prev = r->ids[n_prompt - 1]; i < n; prev = r->ids[i++]) {
+            uint32_t len;
+            const uint8_t *piece = lmf_decode(tok, prev, r->ids[i], &len);
+            if (r->ids[i] == tok->bos_id || r->ids[i] == tok->eos_id) break;
+            json_string_body(r->port, piece, len);
+        }
+        emit(r->port, "\"", 1);
+        emitf(r->port, ",\"ctx\":%u}\n", r->state.ctx);
+    }
+    say(r->port, "lmf: prompt_tokens=%u generated_tokens=%u forwards=%u ctx=%u", n_prompt, gen, forwards, r->state.ctx);
+    if (r->port->cycle_count) say(r->port, " cycles=%u", c0);
+    say(r->port, "\n");
+    return 0;
+}
+
+/* Encodes the prompt using the not yet initialised state memory as scratch
+ * (BPE starts from one token per byte), then keeps the ids if they fit. */
+static int encode_prompt(run *r, const job *j, uint8_t *scratch, size_t scratch_bytes, uint32_t ctx)
+{
+    size_t len = strlen(j->prompt);
+    uint32_t cap = scratch_bytes / 4 > 0xFFFFFFF ? 0xFFFFFFF : (uint32_t)(scratch_bytes / 4);
+    uint32_t *tmp = (uint32_t *)(void *)scratch;
+    int32_t n = lmf_encode(&r->blob->tok, j->prompt, len, 1, tmp, cap);
+    if (n < 0 || (uint32_t)n > ctx) {
+        say(r->port, "lmf-run: the prompt is longer than the context of %u tokens: shorten it or raise --ctx\n", ctx);
+        return -1;
+    }
+    if (n == 0) { say(r->port, "lmf-run: this vocabulary has no BOS token: give a prompt\n"); return -1; }
+    memcpy(r->ids, tmp, (size_t)n * 4);
+    r->n_prompt = (uint32_t)n;
+    return 0;
+}
+
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_size,
+                 uint8_t *arena, size_t arena_size, const lmf_port *port)
+{
+    job j;
+    lmf_blob blob;
+    lmf_error err;
+    run r;
+    size_t sampler_bytes, ids_bytes, fixed;
+    uint32_t ctx;
+    int rc = parse_args(&j, argc, argv, port);
+    if (rc != 0) return rc < 0 ? 2 : 0;
+    if (lmf_blob_open(&blob, blob_bytes, blob_size, j.check_crc, &err) != 0) {
+        say(port, "lmf-run: %s\n", err.msg);
+        return 3;
+    }
+    /* arena: sampler scratch, the token list, then the decoder state */
+    sampler_bytes = round16(lmf_sampler_bytes(blob.cfg.vocab_size));
+    ctx = j.ctx ? j.ctx : blob.cfg.seq_len;
+    ids_bytes = round16(((size_t)ctx + 2) * 4);
+    fixed = sampler_bytes + ids_bytes;
+    if (fixed > arena_size) { say(port, "lmf-run: not enough RAM for a context of %u tokens\n", ctx); return 4; }
+    if (!j.ctx && lmf_state_bytes(&blob.cfg, ctx) > arena_size - fixed) {
+        ctx = lmf_state_max_ctx(&blob.cfg, arena_size - fixed); /* the default shrinks to fit */
+        ids_bytes = round16(((size_t)ctx + 2) * 4);
+        fixed = sampler_bytes + ids_bytes;
+    }
+    memset(&r, 0, sizeof r);
+    r.port = port;
+    r.blob = &blob;
+    r.ids = (uint32_t *)(void *)(arena + sampler_bytes);
+    if (ctx != 0 && !j.tokens && encode_prompt(&r, &j, arena + fixed, arena_size - fixed, ctx) != 0) return 2;
+    if (ctx == 0 || lmf_state_init(&r.state, &blob, arena + fixed, arena_size - fixed, ctx, &err) != 0) {
+        say(port, "lmf-run: %s\n", ctx ? err.msg : "not enough RAM for any context");
+        return 4;
+    }
+    return j.tokens ? score_sequences(&r, &j) : generate(&r, &j, arena);
+}

@@ -1,0 +1,60 @@
+/** `lmflash convert <checkpoint> --tokenizer <file> -o <out.blob> [--group-size N]` */
+import { InvalidArgumentError, type Command } from 'commander';
+import { convertCheckpoint, type ConvertReport } from '../../converter/convert.js';
+import { writeFileAtomic } from '../../src/atomic-write.js';
+import { DEFAULT_GROUP_SIZE, groupSizeProblem } from '../../src/quantize.js';
+import { describeConfig } from '../../src/model.js';
+import type { CliIO } from '../io.js';
+
+function parseGroupSize(value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  const problem = groupSizeProblem(n);
+  if (problem) throw new InvalidArgumentError(problem.replace(/^group size \S+ is not allowed: /, ''));
+  return n;
+}
+
+export function register(program: Command, io: CliIO): void {
+  program
+    .command('convert')
+    .description('convert a llama2.c checkpoint (legacy, version 1 or version 2) and its tokenizer.bin into an lmflash blob')
+    .argument('<checkpoint>', 'llama2.c model .bin (e.g. stories260K.bin)')
+    .requiredOption('-t, --tokenizer <file>', "the model's llama2.c tokenizer.bin (e.g. tok512.bin)")
+    .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
+    .option(
+      '-g, --group-size <n>',
+      'columns per int8 quantization scale: a multiple of 4 from 4 to 256; smaller is more accurate and larger; ' +
+        'a value at least as long as the longest row gives one scale per row',
+      parseGroupSize,
+      DEFAULT_GROUP_SIZE,
+    )
+    .action(async (checkpoint: string, opts: { tokenizer: string; output: string; groupSize: number }) => {
+      const { blob, report } = await convertCheckpoint(checkpoint, opts.tokenizer, { groupSize: opts.groupSize });
+      await writeFileAtomic(opts.output, blob);
+      io.out(formatReport(report, checkpoint, opts.output));
+    });
+}
+
+const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+
+/** The summary the command prints: model, one line per quantized tensor, worst errors, size. */
+export function formatReport(r: ConvertReport, input: string, output: string): string {
+  const lines = [
+    `${input}: llama2.c ${r.checkpointFormat} checkpoint, ${describeConfig(r.config)}, ` +
+      `${r.config.sharedClassifier ? 'shared' : 'separate'} classifier`,
+    `int8 quantization, group size ${r.groupSize}; errors relative to each tensor's max |w| and RMS:`,
+  ];
+  const q8 = r.tensors.filter((t) => t.error);
+  const nameWidth = Math.max(6, ...q8.map((t) => t.name.length));
+  const shapes = q8.map((t) => `${t.rows}x${t.cols}`);
+  const shapeWidth = Math.max(5, ...shapes.map((s) => s.length));
+  lines.push(`  ${'tensor'.padEnd(nameWidth)}  ${'shape'.padStart(shapeWidth)}  ${'max err'.padStart(8)}  ${'rms err'.padStart(8)}`);
+  q8.forEach((t, i) => {
+    const e = t.error!;
+    lines.push(`  ${t.name.padEnd(nameWidth)}  ${shapes[i].padStart(shapeWidth)}  ${pct(e.maxRel).padStart(8)}  ${pct(e.rmsRel).padStart(8)}`);
+  });
+  const f32 = r.tensors.length - q8.length;
+  lines.push(`  (${f32} norm vectors kept as f32, exact)`);
+  lines.push(`worst: max ${pct(r.worstMaxRel.value)} (${r.worstMaxRel.name}), rms ${pct(r.worstRmsRel.value)} (${r.worstRmsRel.name})`);
+  lines.push(`wrote ${output}: ${r.blobBytes} bytes (${(r.blobBytes / 1024).toFixed(1)} KiB)`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,46 @@
+/**
+ * The lmflash command line. Each command lives in host/commands/<name>.ts
+ * and exports `register(program, io)`; add a command by writing such a module
+ * and listing it in COMMANDS.
+ */
+import { Command, CommanderError } from 'commander';
+import { LmflashError } from '../src/errors.js';
+import * as convert from './commands/convert.js';
+import { processIO, type CliIO } from './io.js';
+
+const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert];
+
+export function buildProgram(io: CliIO = processIO): Command {
+  const program = new Command('lmflash')
+    .description('Put a tiny language model on an ESP32-S3 and talk to it over serial')
+    .showHelpAfterError('(run `lmflash help` for usage)')
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride();
+  for (const c of COMMANDS) c.register(program, io);
+  // Subcommands inherit neither output nor exit handling: set them on each.
+  for (const sub of program.commands) sub.configureOutput({ writeOut: io.out, writeErr: io.err }).exitOverride();
+  return program;
+}
+
+/**
+ * Runs the CLI on `argv` (without node and script) and returns the exit code.
+ * Input problems (LmflashError) print one line; anything else is a bug and
+ * says so, with the stack only when LMFLASH_DEBUG is set.
+ */
+export async function runCli(argv: string[], io: CliIO = processIO): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode; // commander already printed its message
+    if (err instanceof LmflashError) {
+      io.err(`lmflash: error: ${err.message}\n`);
+      return 1;
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    io.err(`lmflash: internal error: ${e.message}\n`);
+    io.err(process.env.LMFLASH_DEBUG ? `${e.stack}\n` : '(this is a bug in lmflash; set LMFLASH_DEBUG=1 to see where it happened)\n');
+    return 2;
+  }
+}

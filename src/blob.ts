@@ -1,0 +1,575 @@
+/**
+ * The lmflash blob (docs/blob-format.md, format version 1.0): writer and
+ * validating reader. The C core reads the same bytes in place from flash, so
+ * everything here follows the doc to the byte: little-endian fields, 16-byte
+ * aligned tables, zero padding, canonical tensor order, CRC-32 of [16, size).
+ */
+import { crc32 } from 'node:zlib';
+import { alignUp, bytesOf, copyF32, copyU32, dataView } from './bytes.js';
+import { LmflashError } from './errors.js';
+import {
+  checkModelShapes,
+  configProblems,
+  getWeight,
+  modelTensorSpecs,
+  type FloatModel,
+  type LayerTensorName,
+  type LayerWeights,
+  type ModelConfig,
+  type TensorSpec,
+} from './model.js';
+import {
+  DEFAULT_GROUP_SIZE,
+  dequantizeMatrix,
+  groupSizeProblem,
+  Q8_ROW_ALIGN,
+  quantizationError,
+  quantizeMatrix,
+  type QuantizationError,
+} from './quantize.js';
+import { tokenizerProblems, type TokenizerData } from './tokenizer.js';
+
+export const BLOB_MAGIC = 'LMFB';
+export const BLOB_VERSION_MAJOR = 1;
+export const BLOB_VERSION_MINOR = 0;
+export const BLOB_HEADER_BYTES = 64;
+export const BLOB_ALIGN = 16;
+export const ARCH_TRANSFORMER = 1;
+export const SECTION_CONFIG = 1;
+export const SECTION_TOKENIZER = 2;
+export const SECTION_TENSORS = 3;
+export const CONFIG_BYTES = 64;
+export const TOKENIZER_HEADER_BYTES = 64;
+export const TENSORS_HEADER_BYTES = 16;
+export const TENSOR_ENTRY_BYTES = 32;
+export const CONFIG_FLAG_SHARED_CLASSIFIER = 1;
+export const DTYPE_F32 = 1;
+export const DTYPE_Q8 = 2;
+export const NO_LAYER = 0xffff;
+/** Unknown section kinds are skipped, but a table of more than this many entries is corruption. */
+const MAX_SECTIONS = 64;
+
+/** Tensor roles (the `role` field of a tensor entry). */
+export const ROLES = {
+  token_embedding: 1,
+  attn_norm: 2,
+  wq: 3,
+  wk: 4,
+  wv: 5,
+  wo: 6,
+  ffn_norm: 7,
+  w1: 8,
+  w2: 9,
+  w3: 10,
+  final_norm: 11,
+  classifier: 12,
+} as const;
+export type RoleName = keyof typeof ROLES;
+
+const ROLE_OF_KEY: Record<TensorSpec['key'], number> = {
+  tokenEmbedding: ROLES.token_embedding,
+  attnNorm: ROLES.attn_norm,
+  wq: ROLES.wq,
+  wk: ROLES.wk,
+  wv: ROLES.wv,
+  wo: ROLES.wo,
+  ffnNorm: ROLES.ffn_norm,
+  w1: ROLES.w1,
+  w2: ROLES.w2,
+  w3: ROLES.w3,
+  finalNorm: ROLES.final_norm,
+  classifier: ROLES.classifier,
+};
+
+/** The model configuration as the CONFIG section stores it. */
+export interface BlobConfig extends ModelConfig {
+  /** Columns per quantization group of every q8 tensor. */
+  groupSize: number;
+}
+
+/** One entry of the TENSORS directory, decoded. */
+export interface TensorEntry {
+  /** Position in the canonical order. */
+  index: number;
+  name: string;
+  role: number;
+  /** Layer index, or null for tensors outside the layers (0xFFFF in the file). */
+  layer: number | null;
+  dtype: typeof DTYPE_F32 | typeof DTYPE_Q8;
+  rows: number;
+  cols: number;
+  rowStride: number;
+  /** q8: columns per scale; f32: 0. */
+  groupSize: number;
+  dataOffset: number;
+  /** q8: offset of rows × ceil(cols / groupSize) f32 scales; f32: 0. */
+  scaleOffset: number;
+}
+
+/** A validated blob. Tables are copied out of the buffer; tensor data is read on demand. */
+export interface BlobView {
+  bytes: Uint8Array;
+  fileSize: number;
+  versionMajor: number;
+  versionMinor: number;
+  arch: number;
+  config: BlobConfig;
+  tokenizer: TokenizerData;
+  tensors: TensorEntry[];
+}
+
+// ---------------------------------------------------------------------------
+// Writer
+
+export interface WriteBlobOptions {
+  /** Columns per quantization group (default 64). */
+  groupSize?: number;
+}
+
+/** Per-tensor outcome of writing a blob; `error` is null for tensors kept in f32. */
+export interface TensorReport {
+  name: string;
+  role: number;
+  layer: number | null;
+  rows: number;
+  cols: number;
+  dtype: 'f32' | 'q8';
+  error: QuantizationError | null;
+}
+
+export interface WriteBlobResult {
+  blob: Buffer;
+  tensors: TensorReport[];
+}
+
+/** Hands out 16-byte aligned offsets in file order. */
+class Layout {
+  end = 0;
+  place(bytes: number): number {
+    const at = alignUp(this.end, BLOB_ALIGN);
+    this.end = at + bytes;
+    return at;
+  }
+}
+
+interface PlannedTensor {
+  spec: TensorSpec;
+  dtype: typeof DTYPE_F32 | typeof DTYPE_Q8;
+  rowStride: number;
+  groupSize: number;
+  data: Uint8Array; // rows × rowStride bytes
+  scales: Float32Array | null;
+  dataOffset: number;
+  scaleOffset: number;
+  error: QuantizationError | null;
+}
+
+/**
+ * Quantizes `model` and packs it with `tokenizer` into a blob. Throws an
+ * LmflashError naming the problem when the model or tokenizer cannot be
+ * represented (bad dims, vocab mismatch, bad group size, non-finite weights).
+ */
+export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: WriteBlobOptions = {}): WriteBlobResult {
+  const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
+  const gsProblem = groupSizeProblem(groupSize);
+  if (gsProblem) throw new LmflashError(gsProblem);
+  const c = model.config;
+  const problems = configProblems(c);
+  if (problems.length > 0) throw new LmflashError(`model cannot be stored in a blob: ${problems.join('; ')}`);
+  checkModelShapes(model);
+  if (tokenizer.vocabSize !== c.vocabSize) {
+    throw new LmflashError(
+      `tokenizer has ${tokenizer.vocabSize} tokens but the model expects ${c.vocabSize}: pass the tokenizer that was trained with this model`,
+    );
+  }
+  const tokProblems = tokenizerProblems(tokenizer);
+  if (tokProblems.length > 0) throw new LmflashError(`tokenizer is malformed: ${tokProblems.join('; ')}`);
+
+  const layout = new Layout();
+  layout.place(BLOB_HEADER_BYTES);
+  const sectionTable = layout.place(3 * 16);
+  const configOffset = layout.place(CONFIG_BYTES);
+
+  // TOKENIZER: its header, then its tables; the section spans all of them.
+  const n = tokenizer.vocabSize;
+  const tokOffset = layout.place(TOKENIZER_HEADER_BYTES);
+  const scoresOffset = layout.place(4 * n);
+  const pieceOffsetsOffset = layout.place(4 * (n + 1));
+  const pieceBytesOffset = layout.place(tokenizer.pieceBytes.length);
+  const kindsOffset = layout.place(n);
+  const sortedOffset = layout.place(4 * tokenizer.sorted.length);
+  const byteIdsOffset = layout.place(4 * 256);
+  const tokSize = layout.end - tokOffset;
+
+  // TENSORS: directory, then each tensor's data and scales; the section spans all of them.
+  const specs = modelTensorSpecs(c);
+  const tensorsOffset = layout.place(TENSORS_HEADER_BYTES + TENSOR_ENTRY_BYTES * specs.length);
+  const planned: PlannedTensor[] = specs.map((spec) => {
+    const w = getWeight(model.weights, spec);
+    if (spec.kind === 'vector') {
+      for (let i = 0; i < w.length; i++) {
+        if (!Number.isFinite(w[i])) {
+          throw new LmflashError(`${spec.name} holds ${w[i]} at column ${i}: the checkpoint is damaged (non-finite weight)`);
+        }
+      }
+      const dataOffset = layout.place(w.byteLength);
+      return { spec, dtype: DTYPE_F32, rowStride: 4 * spec.cols, groupSize: 0, data: bytesOf(w), scales: null, dataOffset, scaleOffset: 0, error: null };
+    }
+    const q = quantizeMatrix(w, spec.rows, spec.cols, groupSize, spec.name);
+    const error = quantizationError(w, dequantizeMatrix(q));
+    const dataOffset = layout.place(q.data.byteLength);
+    const scaleOffset = layout.place(q.scales.byteLength);
+    return { spec, dtype: DTYPE_Q8, rowStride: q.rowStride, groupSize, data: bytesOf(q.data), scales: q.scales, dataOffset, scaleOffset, error };
+  });
+  const tensorsSize = layout.end - tensorsOffset;
+  const fileSize = layout.end;
+  if (fileSize > 0xffffffff) throw new LmflashError(`blob would be ${fileSize} bytes, more than the format's 4 GiB limit`);
+
+  // Buffer.alloc zero-fills, which gives every padding and reserved byte its required zero.
+  const buf = Buffer.alloc(fileSize);
+  const dv = dataView(buf);
+  const u32 = (off: number, v: number) => dv.setUint32(off, v, true);
+
+  // Section table.
+  [
+    [SECTION_CONFIG, configOffset, CONFIG_BYTES],
+    [SECTION_TOKENIZER, tokOffset, tokSize],
+    [SECTION_TENSORS, tensorsOffset, tensorsSize],
+  ].forEach(([kind, off, size], i) => {
+    u32(sectionTable + 16 * i, kind);
+    u32(sectionTable + 16 * i + 4, off);
+    u32(sectionTable + 16 * i + 8, size);
+  });
+
+  // CONFIG.
+  [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.seqLen, groupSize].forEach((v, i) =>
+    u32(configOffset + 4 * i, v),
+  );
+  u32(configOffset + 32, c.sharedClassifier ? CONFIG_FLAG_SHARED_CLASSIFIER : 0);
+  dv.setFloat32(configOffset + 36, c.ropeTheta, true);
+  dv.setFloat32(configOffset + 40, c.normEps, true);
+
+  // TOKENIZER.
+  const t = tokenizer;
+  [
+    t.vocabSize,
+    t.maxPieceBytes,
+    t.bosId,
+    t.eosId,
+    t.unkId,
+    t.flags,
+    scoresOffset,
+    pieceOffsetsOffset,
+    pieceBytesOffset,
+    t.pieceBytes.length,
+    kindsOffset,
+    sortedOffset,
+    t.sorted.length,
+    byteIdsOffset,
+  ].forEach((v, i) => u32(tokOffset + 4 * i, v));
+  buf.set(bytesOf(Float32Array.from(t.scores)), scoresOffset);
+  buf.set(bytesOf(Uint32Array.from(t.pieceOffsets)), pieceOffsetsOffset);
+  buf.set(t.pieceBytes, pieceBytesOffset);
+  buf.set(t.kinds, kindsOffset);
+  buf.set(bytesOf(Uint32Array.from(t.sorted)), sortedOffset);
+  buf.set(bytesOf(Uint32Array.from(t.byteIds)), byteIdsOffset);
+
+  // TENSORS directory and data.
+  u32(tensorsOffset, planned.length);
+  planned.forEach((p, i) => {
+    const e = tensorsOffset + TENSORS_HEADER_BYTES + TENSOR_ENTRY_BYTES * i;
+    dv.setUint16(e, ROLE_OF_KEY[p.spec.key], true);
+    dv.setUint16(e + 2, p.spec.layer ?? NO_LAYER, true);
+    buf[e + 4] = p.dtype;
+    u32(e + 8, p.spec.rows);
+    u32(e + 12, p.spec.cols);
+    u32(e + 16, p.rowStride);
+    u32(e + 20, p.groupSize);
+    u32(e + 24, p.dataOffset);
+    u32(e + 28, p.scaleOffset);
+    buf.set(p.data, p.dataOffset);
+    if (p.scales) buf.set(bytesOf(p.scales), p.scaleOffset);
+  });
+
+  // Header last: the CRC covers everything after its first 16 bytes.
+  buf.write(BLOB_MAGIC, 0, 'latin1');
+  dv.setUint16(4, BLOB_VERSION_MAJOR, true);
+  dv.setUint16(6, BLOB_VERSION_MINOR, true);
+  u32(8, fileSize);
+  u32(16, ARCH_TRANSFORMER);
+  u32(20, 3);
+  u32(24, sectionTable);
+  u32(12, crc32(buf.subarray(16)));
+
+  const tensors: TensorReport[] = planned.map((p) => ({
+    name: p.spec.name,
+    role: ROLE_OF_KEY[p.spec.key],
+    layer: p.spec.layer,
+    rows: p.spec.rows,
+    cols: p.spec.cols,
+    dtype: p.dtype === DTYPE_F32 ? 'f32' : 'q8',
+    error: p.error,
+  }));
+  return { blob: buf, tensors };
+}
+
+// ---------------------------------------------------------------------------
+// Reader
+
+function corrupt(what: string): LmflashError {
+  return new LmflashError(`${what}: the blob is corrupt — convert it again`);
+}
+
+/** [off, off+len) is 16-byte aligned and inside [lo, hi). */
+function extentOk(off: number, len: number, lo: number, hi: number): boolean {
+  return off % BLOB_ALIGN === 0 && off >= lo && off <= hi && len <= hi - off;
+}
+
+export interface ReadBlobOptions {
+  /** Verify the CRC (default true). */
+  checkCrc?: boolean;
+}
+
+/**
+ * Parses and validates a blob: magic, version, size, CRC, section table,
+ * CONFIG, TOKENIZER tables and every tensor entry (role, layer, dtype, shape,
+ * stride, group size, alignment and extent). `buf` may be longer than the
+ * blob (a flash partition image): bytes past file_size are ignored.
+ */
+export function readBlob(buf: Uint8Array, opts: ReadBlobOptions = {}): BlobView {
+  if (buf.length < BLOB_HEADER_BYTES || Buffer.from(buf.subarray(0, 4)).toString('latin1') !== BLOB_MAGIC) {
+    throw new LmflashError('not an lmflash blob (no LMFB magic): convert the model with `lmflash convert` first');
+  }
+  const dv = dataView(buf);
+  const u32 = (off: number) => dv.getUint32(off, true);
+  const versionMajor = dv.getUint16(4, true);
+  const versionMinor = dv.getUint16(6, true);
+  if (versionMajor > BLOB_VERSION_MAJOR) {
+    throw new LmflashError(
+      `blob format version ${versionMajor} is newer than this lmflash (${BLOB_VERSION_MAJOR}): update lmflash`,
+    );
+  }
+  if (versionMajor !== BLOB_VERSION_MAJOR) {
+    throw new LmflashError(
+      `blob format version ${versionMajor} is older than this lmflash reads (${BLOB_VERSION_MAJOR}): convert the model again`,
+    );
+  }
+  const fileSize = u32(8);
+  if (fileSize < BLOB_HEADER_BYTES || fileSize > buf.length) {
+    throw new LmflashError(
+      `blob says it is ${fileSize} bytes but only ${buf.length} are present: the file is truncated — convert or copy it again`,
+    );
+  }
+  const bytes = buf.subarray(0, fileSize);
+  if (opts.checkCrc !== false && crc32(bytes.subarray(16)) !== u32(12)) {
+    throw new LmflashError('blob CRC mismatch: the file is corrupt or truncated — convert it again');
+  }
+  const arch = u32(16);
+  if (arch !== ARCH_TRANSFORMER) {
+    throw new LmflashError(`blob architecture ${arch} is not supported by this lmflash (1 = transformer): update lmflash`);
+  }
+
+  const sectionCount = u32(20);
+  const tableOffset = u32(24);
+  if (sectionCount > MAX_SECTIONS || !extentOk(tableOffset, 16 * sectionCount, BLOB_HEADER_BYTES, fileSize)) {
+    throw corrupt(`section table (${sectionCount} entries at ${tableOffset}) lies outside the file or is misaligned`);
+  }
+  const sections = new Map<number, { offset: number; size: number }>();
+  for (let i = 0; i < sectionCount; i++) {
+    const s = tableOffset + 16 * i;
+    const kind = u32(s);
+    const offset = u32(s + 4);
+    const size = u32(s + 8);
+    if (kind < SECTION_CONFIG || kind > SECTION_TENSORS) continue; // a newer minor version's section
+    if (sections.has(kind)) throw corrupt(`section kind ${kind} appears twice`);
+    if (!extentOk(offset, size, BLOB_HEADER_BYTES, fileSize)) {
+      throw corrupt(`section kind ${kind} (${size} bytes at ${offset}) lies outside the file or is misaligned`);
+    }
+    sections.set(kind, { offset, size });
+  }
+  const section = (kind: number, name: string) => {
+    const s = sections.get(kind);
+    if (!s) throw corrupt(`blob has no ${name} section`);
+    return s;
+  };
+  const config = readConfig(bytes, section(SECTION_CONFIG, 'CONFIG'));
+  const tokenizer = readTokenizer(bytes, section(SECTION_TOKENIZER, 'TOKENIZER'), config);
+  const tensors = readTensors(bytes, section(SECTION_TENSORS, 'TENSORS'), config);
+  return { bytes, fileSize, versionMajor, versionMinor, arch, config, tokenizer, tensors };
+}
+
+function readConfig(bytes: Uint8Array, s: { offset: number; size: number }): BlobConfig {
+  if (s.size < CONFIG_BYTES) throw corrupt(`CONFIG section is ${s.size} bytes, expected ${CONFIG_BYTES}`);
+  const dv = dataView(bytes);
+  const u = (i: number) => dv.getUint32(s.offset + 4 * i, true);
+  const config: BlobConfig = {
+    dim: u(0),
+    hiddenDim: u(1),
+    nLayers: u(2),
+    nHeads: u(3),
+    nKvHeads: u(4),
+    vocabSize: u(5),
+    seqLen: u(6),
+    groupSize: u(7),
+    sharedClassifier: (u(8) & CONFIG_FLAG_SHARED_CLASSIFIER) !== 0,
+    ropeTheta: dv.getFloat32(s.offset + 36, true),
+    normEps: dv.getFloat32(s.offset + 40, true),
+  };
+  const problems = configProblems(config);
+  const gs = groupSizeProblem(config.groupSize);
+  if (gs) problems.push(gs);
+  if (problems.length > 0) throw corrupt(`blob config is invalid: ${problems.join('; ')}`);
+  return config;
+}
+
+function readTokenizer(bytes: Uint8Array, s: { offset: number; size: number }, config: BlobConfig): TokenizerData {
+  if (s.size < TOKENIZER_HEADER_BYTES) throw corrupt(`TOKENIZER section is ${s.size} bytes, expected at least ${TOKENIZER_HEADER_BYTES}`);
+  const dv = dataView(bytes);
+  const u = (i: number) => dv.getUint32(s.offset + 4 * i, true);
+  const n = u(0);
+  if (n !== config.vocabSize) {
+    throw corrupt(`blob tokenizer has ${n} tokens but the model expects ${config.vocabSize}`);
+  }
+  const [scoresOff, offsetsOff, bytesOff, bytesSize, kindsOff, sortedOff, sortedCount, byteIdsOff] = [6, 7, 8, 9, 10, 11, 12, 13].map(u);
+  const end = s.offset + s.size;
+  const tables: [string, number, number][] = [
+    ['scores', scoresOff, 4 * n],
+    ['piece offsets', offsetsOff, 4 * (n + 1)],
+    ['piece bytes', bytesOff, bytesSize],
+    ['kinds', kindsOff, n],
+    ['sorted index', sortedOff, 4 * sortedCount],
+    ['byte map', byteIdsOff, 4 * 256],
+  ];
+  for (const [name, off, len] of tables) {
+    if (!extentOk(off, len, s.offset + TOKENIZER_HEADER_BYTES, end)) {
+      throw corrupt(`tokenizer ${name} table (${len} bytes at ${off}) lies outside the TOKENIZER section or is misaligned`);
+    }
+  }
+  const t: TokenizerData = {
+    vocabSize: n,
+    maxPieceBytes: u(1),
+    bosId: u(2),
+    eosId: u(3),
+    unkId: u(4),
+    flags: u(5),
+    scores: copyF32(bytes, scoresOff, n),
+    pieceOffsets: copyU32(bytes, offsetsOff, n + 1),
+    pieceBytes: bytes.slice(bytesOff, bytesOff + bytesSize),
+    kinds: bytes.slice(kindsOff, kindsOff + n),
+    sorted: copyU32(bytes, sortedOff, sortedCount),
+    byteIds: copyU32(bytes, byteIdsOff, 256),
+  };
+  const problems = tokenizerProblems(t);
+  if (problems.length > 0) throw corrupt(`blob tokenizer is invalid: ${problems.join('; ')}`);
+  return t;
+}
+
+const ROLE_NAMES = new Map<number, RoleName>(Object.entries(ROLES).map(([k, v]) => [v, k as RoleName]));
+
+function readTensors(bytes: Uint8Array, s: { offset: number; size: number }, config: BlobConfig): TensorEntry[] {
+  if (s.size < TENSORS_HEADER_BYTES) throw corrupt('TENSORS section is too short');
+  const dv = dataView(bytes);
+  const specs = modelTensorSpecs(config);
+  const count = dv.getUint32(s.offset, true);
+  if (count !== specs.length) {
+    throw corrupt(`blob has ${count} tensors but its config needs ${specs.length}`);
+  }
+  const end = s.offset + s.size;
+  const dirEnd = s.offset + TENSORS_HEADER_BYTES + TENSOR_ENTRY_BYTES * count;
+  if (dirEnd > end) throw corrupt('tensor directory is larger than its section');
+  return specs.map((spec, index) => {
+    const e = s.offset + TENSORS_HEADER_BYTES + TENSOR_ENTRY_BYTES * index;
+    const u = (off: number) => dv.getUint32(e + off, true);
+    const role = dv.getUint16(e, true);
+    const layerRaw = dv.getUint16(e + 2, true);
+    const dtype = bytes[e + 4];
+    const entry = {
+      index,
+      name: spec.name,
+      role,
+      layer: layerRaw === NO_LAYER ? null : layerRaw,
+      dtype: dtype as TensorEntry['dtype'],
+      rows: u(8),
+      cols: u(12),
+      rowStride: u(16),
+      groupSize: u(20),
+      dataOffset: u(24),
+      scaleOffset: u(28),
+    };
+    const wantRole = ROLE_OF_KEY[spec.key];
+    const wantDtype = spec.kind === 'vector' ? DTYPE_F32 : DTYPE_Q8;
+    if (role !== wantRole || layerRaw !== (spec.layer ?? NO_LAYER) || dtype !== wantDtype || entry.rows !== spec.rows || entry.cols !== spec.cols) {
+      throw corrupt(
+        `tensor ${index} is role ${role} layer ${layerRaw} dtype ${dtype} ${entry.rows}×${entry.cols}, ` +
+          `expected ${spec.name} (role ${wantRole} layer ${spec.layer ?? NO_LAYER} dtype ${wantDtype} ${spec.rows}×${spec.cols})`,
+      );
+    }
+    if (dtype === DTYPE_F32) {
+      if (entry.rowStride !== 4 * entry.cols || entry.groupSize !== 0 || entry.scaleOffset !== 0) {
+        throw corrupt(`tensor ${spec.name} (f32) has stride ${entry.rowStride}, group ${entry.groupSize}, scales at ${entry.scaleOffset}`);
+      }
+      if (!extentOk(entry.dataOffset, entry.rows * entry.rowStride, dirEnd, end)) {
+        throw corrupt(`tensor ${spec.name} data lies outside the TENSORS section or is misaligned`);
+      }
+    } else {
+      if (entry.rowStride !== alignUp(entry.cols, Q8_ROW_ALIGN) || entry.groupSize !== config.groupSize) {
+        throw corrupt(
+          `tensor ${spec.name} has row stride ${entry.rowStride} and group size ${entry.groupSize}, ` +
+            `expected ${alignUp(entry.cols, Q8_ROW_ALIGN)} and ${config.groupSize}`,
+        );
+      }
+      const scales = entry.rows * Math.ceil(entry.cols / entry.groupSize) * 4;
+      if (!extentOk(entry.dataOffset, entry.rows * entry.rowStride, dirEnd, end) || !extentOk(entry.scaleOffset, scales, dirEnd, end)) {
+        throw corrupt(`tensor ${spec.name} data or scales lie outside the TENSORS section or are misaligned`);
+      }
+    }
+    return entry;
+  });
+}
+
+/** Name of a role number ("wq"), for messages and reports. */
+export function roleName(role: number): string {
+  return ROLE_NAMES.get(role) ?? `role ${role}`;
+}
+
+/** The tensor with this role (and layer, for layer tensors); the classifier falls back to the shared embedding. */
+export function findTensor(view: BlobView, role: number, layer: number | null = null): TensorEntry {
+  if (role === ROLES.classifier && view.config.sharedClassifier) role = ROLES.token_embedding;
+  const t = view.tensors.find((e) => e.role === role && e.layer === layer);
+  if (!t) throw new Error(`blob has no tensor ${roleName(role)}${layer === null ? '' : ` in layer ${layer}`}`);
+  return t;
+}
+
+/** A tensor's values as float32 rows × cols: f32 copied, q8 dequantized (q · scale). */
+export function tensorValues(view: BlobView, entry: TensorEntry): Float32Array {
+  const { bytes } = view;
+  if (entry.dtype === DTYPE_F32) return copyF32(bytes, entry.dataOffset, entry.rows * entry.cols);
+  const groups = Math.ceil(entry.cols / entry.groupSize);
+  return dequantizeMatrix({
+    rows: entry.rows,
+    cols: entry.cols,
+    groupSize: entry.groupSize,
+    rowStride: entry.rowStride,
+    groupsPerRow: groups,
+    data: new Int8Array(bytes.buffer, bytes.byteOffset + entry.dataOffset, entry.rows * entry.rowStride),
+    scales: copyF32(bytes, entry.scaleOffset, entry.rows * groups),
+  });
+}
+
+/** The whole blob dequantized into a float model, e.g. to score the quantized model with the reference forward pass. */
+export function blobToFloatModel(view: BlobView): FloatModel {
+  const { groupSize: _groupSize, ...config } = view.config;
+  const specs = modelTensorSpecs(config);
+  const values = specs.map((spec, i) => tensorValues(view, view.tensors[i]));
+  const layers: LayerWeights[] = Array.from({ length: config.nLayers }, () => ({}) as LayerWeights);
+  let tokenEmbedding: Float32Array = new Float32Array(0);
+  let finalNorm: Float32Array = new Float32Array(0);
+  let classifier: Float32Array | null = null;
+  specs.forEach((spec, i) => {
+    if (spec.key === 'tokenEmbedding') tokenEmbedding = values[i];
+    else if (spec.key === 'finalNorm') finalNorm = values[i];
+    else if (spec.key === 'classifier') classifier = values[i];
+    else layers[spec.layer as number][spec.key as LayerTensorName] = values[i];
+  });
+  return { config, weights: { tokenEmbedding, layers, finalNorm, classifier } };
+}
