@@ -6,9 +6,12 @@
 import { Command, CommanderError } from 'commander';
 import { LmflashError } from '../src/errors.js';
 import * as convert from './commands/convert.js';
+import * as evaluate from './commands/eval.js';
+import * as generate from './commands/generate.js';
+import * as inspect from './commands/inspect.js';
 import { processIO, type CliIO } from './io.js';
 
-const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert];
+const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate];
 
 export function buildProgram(io: CliIO = processIO): Command {
   const program = new Command('lmflash')

@@ -27,13 +27,14 @@ static const char usage[] =
     "                           sequences by ';' (the state restarts for each)\n"
     "      --json               print one JSON object with ids, text and stats\n"
     "      --logits             write each position's logits (f32 little-endian) to stdout\n"
-    "      --no-crc             skip the blob's CRC check\n";
+    "      --no-crc             skip the blob's CRC check\n"
+    "      --info               print the model's config and the RAM plan for --ctx as JSON\n";
 
 typedef struct job {
     const char *prompt;
     uint32_t steps, ctx;
     const char *tokens;
-    int json, logits, check_crc;
+    int json, logits, check_crc, info;
     lmf_sampler_params sampling;
 } job;
 
@@ -139,6 +140,7 @@ static int parse_args(job *j, int argc, char **argv, const lmf_port *port)
             if (!strcmp(a, "--json")) j->json = 1;
             else if (!strcmp(a, "--logits")) j->logits = 1;
             else if (!strcmp(a, "--no-crc")) j->check_crc = 0;
+            else if (!strcmp(a, "--info")) j->info = 1;
             else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { port->write_out(port->ctx, usage, sizeof usage - 1); return 1; }
             else { say(port, "lmf-run: unknown option '%s'\n%s", a, usage); return -1; }
         }
@@ -282,6 +284,24 @@ static int encode_prompt(run *r, const job *j, uint8_t *scratch, size_t scratch_
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* The RAM the driver carves from its arena for a context of ctx tokens:
+ * sampler scratch, the token list, the decoder state. */
+static size_t sampler_part(const lmf_config *c) { return round16(lmf_sampler_bytes(c->vocab_size)); }
+static size_t tokens_part(uint32_t ctx) { return round16(((size_t)ctx + 2) * 4); }
+
+static void print_info(const lmf_port *port, const lmf_blob *b, uint32_t ctx)
+{
+    const lmf_config *c = &b->cfg;
+    size_t state = lmf_state_bytes(c, ctx);
+    emitf(port, "{\"dim\":%u,\"hidden_dim\":%u,\"n_layers\":%u,\"n_heads\":%u,\"n_kv_heads\":%u,",
+          c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads);
+    emitf(port, "\"vocab_size\":%u,\"seq_len\":%u,\"group_size\":%u,\"blob_bytes\":%u,\"ctx\":%u,",
+          c->vocab_size, c->seq_len, c->group_size, b->size, ctx);
+    emitf(port, "\"state_bytes\":%lu,\"sampler_bytes\":%lu,\"token_bytes\":%lu,\"arena_bytes\":%lu}\n",
+          (unsigned long)state, (unsigned long)sampler_part(c), (unsigned long)tokens_part(ctx),
+          (unsigned long)(state + sampler_part(c) + tokens_part(ctx)));
+}
+
 int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_size,
                  uint8_t *arena, size_t arena_size, const lmf_port *port)
 {
@@ -298,14 +318,19 @@ int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_s
         return 3;
     }
     /* arena: sampler scratch, the token list, then the decoder state */
-    sampler_bytes = round16(lmf_sampler_bytes(blob.cfg.vocab_size));
+    sampler_bytes = sampler_part(&blob.cfg);
     ctx = j.ctx ? j.ctx : blob.cfg.seq_len;
-    ids_bytes = round16(((size_t)ctx + 2) * 4);
+    if (ctx > blob.cfg.seq_len) {
+        say(port, "lmf-run: --ctx %u is longer than the model's %u positions\n", ctx, blob.cfg.seq_len);
+        return 2;
+    }
+    if (j.info) { print_info(port, &blob, ctx); return 0; }
+    ids_bytes = tokens_part(ctx);
     fixed = sampler_bytes + ids_bytes;
     if (fixed > arena_size) { say(port, "lmf-run: not enough RAM for a context of %u tokens\n", ctx); return 4; }
     if (!j.ctx && lmf_state_bytes(&blob.cfg, ctx) > arena_size - fixed) {
         ctx = lmf_state_max_ctx(&blob.cfg, arena_size - fixed); /* the default shrinks to fit */
-        ids_bytes = round16(((size_t)ctx + 2) * 4);
+        ids_bytes = tokens_part(ctx);
         fixed = sampler_bytes + ids_bytes;
     }
     memset(&r, 0, sizeof r);
