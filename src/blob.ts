@@ -454,8 +454,9 @@ function readTokenizer(bytes: Uint8Array, s: { offset: number; size: number }, c
     flags: u(5),
     scores: copyF32(bytes, scoresOff, n),
     pieceOffsets: copyU32(bytes, offsetsOff, n + 1),
-    pieceBytes: bytes.slice(bytesOff, bytesOff + bytesSize),
-    kinds: bytes.slice(kindsOff, kindsOff + n),
+    // new Uint8Array(view) copies (Buffer#slice would not).
+    pieceBytes: new Uint8Array(bytes.subarray(bytesOff, bytesOff + bytesSize)),
+    kinds: new Uint8Array(bytes.subarray(kindsOff, kindsOff + n)),
     sorted: copyU32(bytes, sortedOff, sortedCount),
     byteIds: copyU32(bytes, byteIdsOff, 256),
   };

@@ -336,7 +336,7 @@ export function readTokenizerBin(buf: Uint8Array, vocabSize: number): TokenizerB
           `${buf.length - o - 8} bytes remain): the file is truncated or not a llama2.c tokenizer.bin`,
       );
     }
-    pieces.push(buf.slice(o + 8, o + 8 + len));
+    pieces.push(new Uint8Array(buf.subarray(o + 8, o + 8 + len))); // a copy, whatever buf is
     scores.push(score);
     o += 8 + len;
   }

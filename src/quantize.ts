@@ -28,10 +28,21 @@ export interface QuantizedMatrix {
   scales: Float32Array;
 }
 
-/** Problems with a group size, or null when it is allowed (a multiple of 4 from 4 to 256). */
+/** Groups are whole 16-byte SIMD blocks (a row's last group may be shorter). */
+export const GROUP_SIZE_MULTIPLE = 16;
+
+/** Problems with a group size, or null when it is allowed (a multiple of 16 from 16 to 256). */
 export function groupSizeProblem(groupSize: number): string | null {
-  if (!Number.isInteger(groupSize) || groupSize < 4 || groupSize > MAX_GROUP_SIZE || groupSize % 4 !== 0) {
-    return `group size ${groupSize} is not allowed: use a multiple of 4 from 4 to ${MAX_GROUP_SIZE} (usually 32 or 64; a value at least as long as the longest row gives one scale per row)`;
+  if (
+    !Number.isInteger(groupSize) ||
+    groupSize < GROUP_SIZE_MULTIPLE ||
+    groupSize > MAX_GROUP_SIZE ||
+    groupSize % GROUP_SIZE_MULTIPLE !== 0
+  ) {
+    return (
+      `group size ${groupSize} is not allowed: use a multiple of ${GROUP_SIZE_MULTIPLE} from ${GROUP_SIZE_MULTIPLE} to ${MAX_GROUP_SIZE} ` +
+      '(usually 32 or 64; a value at least as long as the longest row gives one scale per row)'
+    );
   }
   return null;
 }

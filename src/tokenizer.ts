@@ -41,7 +41,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
-const SPACE = Uint8Array.of(0x20);
+/** run.c starts its search for the best merge at this score: a piece scoring lower never merges. */
+const MERGE_SCORE_FLOOR = Math.fround(-1e10);
 const BYTE_PIECE = /^<0x([0-9A-F]{2})>$/;
 const CONTROL_NAMES = ['<unk>', '<s>', '</s>'] as const;
 
@@ -326,14 +327,15 @@ export class Tokenizer {
 
   /**
    * run.c's encode(text, bos, eos) on the blob's tables:
-   * 1. a dummy-prefix space before non-empty text (flag bit 0) — run.c adds
-   *    the " " token, which is the same as prepending a space;
+   * 1. before non-empty text (flag bit 0) the " " text piece as a dummy
+   *    prefix, a token of its own (nothing when there is no such piece);
    * 2. the text is cut into chunks of one byte plus the continuation bytes
    *    (10xxxxxx) that follow it, at most 4 bytes a chunk; each chunk becomes
    *    its text piece, else one byte-fallback token per byte (the unk token
    *    when a byte has none; dropped if there is no unk either);
    * 3. repeatedly the adjacent pair of text tokens whose concatenation is a
-   *    text piece with the highest score (leftmost on ties) is merged.
+   *    text piece with the highest score (leftmost on ties; scores must be
+   *    above -1e10, run.c's starting point) is merged.
    * Step 3 runs on a priority queue instead of run.c's quadratic rescan; the
    * result is the same because order is kept and ties go to the leftmost pair.
    */
@@ -341,9 +343,14 @@ export class Tokenizer {
     const t = this.data;
     const input = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
     const ids: number[] = [];
-    // The dummy prefix is a chunk of its own (run.c pushes the " " token before
-    // looking at the text), so it never joins a leading continuation byte.
-    if (input.length > 0 && t.flags & TOKENIZER_FLAG_DUMMY_PREFIX) this.pushChunk(ids, SPACE, 0, 1);
+    // The dummy prefix is the " " text piece, a token of its own (so it never
+    // joins a leading continuation byte); run.c assumes the piece exists, we
+    // add nothing when it does not.
+    if (input.length > 0 && t.flags & TOKENIZER_FLAG_DUMMY_PREFIX) {
+      this.scratch[0] = 0x20;
+      const space = this.lookup(1);
+      if (space >= 0) ids.push(space);
+    }
     for (let i = 0; i < input.length; ) {
       let len = 1;
       while (len < 4 && i + len < input.length && (input[i + len] & 0xc0) === 0x80) len++;
@@ -391,7 +398,7 @@ export class Tokenizer {
       const b = id[right];
       if (t.kinds[a] !== PIECE_TEXT || t.kinds[b] !== PIECE_TEXT) return; // byte and control tokens never merge
       const m = this.lookupPair(a, b);
-      if (m >= 0) heap.push(t.scores[m], left, a, b, m);
+      if (m >= 0 && t.scores[m] > MERGE_SCORE_FLOOR) heap.push(t.scores[m], left, a, b, m);
     };
     for (let i = 0; i + 1 < n; i++) consider(i);
     while (heap.size > 0) {

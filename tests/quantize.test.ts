@@ -51,9 +51,9 @@ describe('group-wise int8 quantization', () => {
 
   it('rounds halves away from zero, never produces -128, handles all-zero groups', () => {
     expect([2.5, -2.5, 0.5, -0.5, 1.4999, -1.5].map(roundHalfAwayFromZero)).toEqual([3, -3, 1, -1, 1, -2]);
-    // max 127 → scale 1, so the values are quantized as themselves.
+    // max 127 → scale 1, so the values are quantized as themselves; the second row is all zero.
     const w = Float32Array.from([127, 2.5, -2.5, -127, 0, 0, 0, 0]);
-    const q = quantizeMatrix(w, 2, 4, 4);
+    const q = quantizeMatrix(w, 2, 4, 16);
     expect(Array.from(q.data.subarray(0, 4))).toEqual([127, 3, -3, -127]);
     expect(Array.from(q.scales)).toEqual([1, 0]);
     expect(Array.from(q.data.subarray(16, 20))).toEqual([0, 0, 0, 0]);
@@ -79,11 +79,13 @@ describe('group-wise int8 quantization', () => {
 
   it('rejects bad group sizes and non-finite weights with a clear message', () => {
     expect(groupSizeProblem(64)).toBeNull();
-    expect(groupSizeProblem(30)).toMatch(/multiple of 4/);
-    expect(groupSizeProblem(0)).toMatch(/multiple of 4/);
+    expect(groupSizeProblem(32)).toBeNull();
+    expect(groupSizeProblem(30)).toMatch(/multiple of 16/);
+    expect(groupSizeProblem(40)).toMatch(/multiple of 16/);
+    expect(groupSizeProblem(0)).toMatch(/multiple of 16/);
     expect(groupSizeProblem(512)).toMatch(/to 256/);
     const w = new Float32Array(8);
     w[5] = NaN;
-    expect(() => quantizeMatrix(w, 2, 4, 4, 'layers.0.wq')).toThrow(/layers\.0\.wq holds NaN at row 1, column 1/);
+    expect(() => quantizeMatrix(w, 2, 4, 16, 'layers.0.wq')).toThrow(/layers\.0\.wq holds NaN at row 1, column 1/);
   });
 });

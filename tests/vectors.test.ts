@@ -25,7 +25,7 @@ describe('synthetic test vectors', () => {
     expect(groups).toEqual([
       [16, true, 20],
       [32, false, 21],
-      [40, true, 20],
+      [48, true, 20],
     ]);
   });
 

@@ -150,7 +150,7 @@ export interface TestVector {
 export const VECTOR_SPECS = [
   { name: 'tiny-g16-shared', groupSize: 16, sharedClassifier: true }, // 40 cols: groups 16, 16, 8
   { name: 'tiny-g32-separate', groupSize: 32, sharedClassifier: false }, // 16 cols: one short group; 40: 32 + 8
-  { name: 'tiny-row-shared', groupSize: 40, sharedClassifier: true }, // one scale per row
+  { name: 'tiny-row-shared', groupSize: 48, sharedClassifier: true }, // longer than every row: one scale per row
 ] as const;
 
 /** Builds one vector; everything follows from `seed`. */

@@ -22,7 +22,7 @@ export function register(program: Command, io: CliIO): void {
     .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
     .option(
       '-g, --group-size <n>',
-      'columns per int8 quantization scale: a multiple of 4 from 4 to 256; smaller is more accurate and larger; ' +
+      'columns per int8 quantization scale: a multiple of 16 from 16 to 256; smaller is more accurate and larger; ' +
         'a value at least as long as the longest row gives one scale per row',
       parseGroupSize,
       DEFAULT_GROUP_SIZE,

@@ -14,6 +14,7 @@
 static const char usage[] =
     "usage: lmf-run [options]\n"
     "  -p, --prompt TEXT        prompt (default: empty, i.e. BOS only)\n"
+    "      --prompt-hex HEX     the prompt as hex bytes (any bytes, even invalid UTF-8)\n"
     "  -n, --steps N            tokens to generate (default 256; stops early at end of text or context)\n"
     "  -t, --temp T             temperature, 0 = greedy (default 0)\n"
     "  -k, --top-k K            keep the K likeliest tokens (default 0 = off)\n"
@@ -30,8 +31,12 @@ static const char usage[] =
     "      --no-crc             skip the blob's CRC check\n"
     "      --info               print the model's config and the RAM plan for --ctx as JSON\n";
 
+#define MAX_HEX_PROMPT 1024
+
 typedef struct job {
     const char *prompt;
+    size_t prompt_len;
+    char hex_prompt[MAX_HEX_PROMPT];
     uint32_t steps, ctx;
     const char *tokens;
     int json, logits, check_crc, info;
@@ -98,6 +103,29 @@ static int parse_float(const char *s, float *v)
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int parse_hex_prompt(job *j, const char *s)
+{
+    size_t n = 0;
+    if (!s) return -1;
+    for (; s[0] && s[1]; s += 2) {
+        int hi = hex_digit(s[0]), lo = hex_digit(s[1]);
+        if (hi < 0 || lo < 0 || n == MAX_HEX_PROMPT) return -1;
+        j->hex_prompt[n++] = (char)(hi << 4 | lo);
+    }
+    if (*s) return -1;
+    j->prompt = j->hex_prompt;
+    j->prompt_len = n;
+    return 0;
+}
+
 static int parse_ban_list(const char *s, lmf_sampler_params *p)
 {
     char num[12];
@@ -124,7 +152,8 @@ static int parse_args(job *j, int argc, char **argv, const lmf_port *port)
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0, takes_value = 1;
-        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) j->prompt = v ? v : (bad = 1, "");
+        if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { j->prompt = v ? v : (bad = 1, ""); j->prompt_len = strlen(j->prompt); }
+        else if (!strcmp(a, "--prompt-hex")) bad = parse_hex_prompt(j, v);
         else if (!strcmp(a, "-n") || !strcmp(a, "--steps")) bad = parse_u32(v, &j->steps);
         else if (!strcmp(a, "-t") || !strcmp(a, "--temp")) bad = parse_float(v, &j->sampling.temperature) || j->sampling.temperature < 0.0f;
         else if (!strcmp(a, "-k") || !strcmp(a, "--top-k")) bad = parse_u32(v, &j->sampling.top_k);
@@ -221,15 +250,16 @@ static int generate(run *r, const job *j, uint8_t *sampler_mem)
     token = r->ids[0];
     c0 = cycles(r->port);
     for (pos = 0; pos < r->state.ctx; pos++) {
-        const float *logits = lmf_forward(&r->state, token, pos);
+        const float *logits;
         uint32_t next, len;
         const uint8_t *piece;
+        if (pos + 1 >= n_prompt && gen == j->steps) break; /* no forward whose logits go unused */
+        logits = lmf_forward(&r->state, token, pos);
         forwards++;
         if (j->logits) write_logits(r, logits);
         if (pos + 1 < n_prompt) {
             next = r->ids[pos + 1];
         } else {
-            if (gen == j->steps) break;
             next = lmf_sample(&sampler, r->state.logits, r->ids, n);
             gen++;
             r->ids[n++] = next;
@@ -268,7 +298,7 @@ static int generate(run *r, const job *j, uint8_t *sampler_mem)
  * (BPE starts from one token per byte), then keeps the ids if they fit. */
 static int encode_prompt(run *r, const job *j, uint8_t *scratch, size_t scratch_bytes, uint32_t ctx)
 {
-    size_t len = strlen(j->prompt);
+    size_t len = j->prompt_len;
     uint32_t cap = scratch_bytes / 4 > 0xFFFFFFF ? 0xFFFFFFF : (uint32_t)(scratch_bytes / 4);
     uint32_t *tmp = (uint32_t *)(void *)scratch;
     int32_t n = lmf_encode(&r->blob->tok, j->prompt, len, 1, tmp, cap);
