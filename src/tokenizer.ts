@@ -392,8 +392,9 @@ export class Tokenizer {
     }
     const heap = new MergeHeap();
     const consider = (left: number) => {
+      if (left < 0) return;
       const right = next[left];
-      if (left < 0 || right < 0) return;
+      if (right < 0) return;
       const a = id[left];
       const b = id[right];
       if (t.kinds[a] !== PIECE_TEXT || t.kinds[b] !== PIECE_TEXT) return; // byte and control tokens never merge
@@ -404,8 +405,8 @@ export class Tokenizer {
     while (heap.size > 0) {
       const [left, a, b, m] = heap.pop();
       const right = next[left];
-      // Stale entry: one side was merged away or changed since it was queued.
-      if (id[left] !== a || right < 0 || id[right] !== b || id[left] === -1) continue;
+      // Stale entry: one side was merged away (id -1) or changed since it was queued.
+      if (id[left] !== a || right < 0 || id[right] !== b) continue;
       id[left] = m;
       id[right] = -1;
       next[left] = next[right];

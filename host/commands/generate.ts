@@ -59,6 +59,7 @@ interface GenerateOpts extends Omit<SamplingOptions, 'seed'> {
   steps: number;
   seed?: number;
   json?: boolean;
+  echo: boolean;
   ctx?: number;
 }
 
@@ -69,11 +70,13 @@ export function register(program: Command, io: CliIO): void {
     .requiredOption('-m, --model <blob>', 'run this blob on the native decoder (the same C core as the board)')
     .option('-p, --prompt <text>', 'the prompt', '')
     .option('--ctx <n>', 'context length (default: the model\'s)', parsePositiveInt)
-    .option('--json', 'print prompt ids, generated ids, text and stats as one JSON object');
+    .option('--json', 'print prompt ids, generated ids, text and stats as one JSON object')
+    .option('--no-echo', 'print only the generated text, not the prompt before it');
   addSamplingOptions(cmd).action(async (opts: GenerateOpts) => {
     const seed = opts.seed ?? randomInt(0, 2 ** 31);
     const args = ['-p', opts.prompt, '-n', String(opts.steps), ...samplingArgs({ ...opts, seed })];
     if (opts.ctx) args.push('--ctx', String(opts.ctx));
+    if (opts.echo && !opts.json) io.out(opts.prompt);
     await generateNative(opts.model!, args, { seed, json: !!opts.json }, io);
   });
 }
