@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ASAN_DIR, ensureSanitizerBuild, runCore, storiesBlob, tempDir } from './native-helpers.js';
+import { ASAN_DIR, runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { buildVectors } from './vectors.js';
 
 const ASAN_RUN = path.join(ASAN_DIR, 'lmf-run');
@@ -15,7 +15,6 @@ const FUZZ = path.join(ASAN_DIR, 'blob-fuzz');
 let blob: string;
 
 beforeAll(async () => {
-  ensureSanitizerBuild();
   blob = await storiesBlob();
 }, 600_000);
 

@@ -9,14 +9,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readBlob } from '../src/blob.js';
 import { ramPlan } from '../src/memory-plan.js';
 import { argmax } from '../src/reference.js';
-import { coreJson, coreLogits, ensureNativeBuild, runCore, storiesBlob, tempDir } from './native-helpers.js';
+import { coreJson, coreLogits, runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { STORIES_REFERENCE } from './paths.js';
 import { buildVectors } from './vectors.js';
 
 let blob: string;
 
 beforeAll(async () => {
-  ensureNativeBuild();
   blob = await storiesBlob();
 }, 120_000);
 

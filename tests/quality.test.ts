@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluate, type EvalResult } from '../host/commands/eval.js';
-import { ensureNativeBuild, storiesBlob } from './native-helpers.js';
+import { storiesBlob } from './native-helpers.js';
 import { STORIES_MODEL, STORIES_SAMPLES } from './paths.js';
 
 describe('stories260K int8 blob quality (group size 64)', () => {
@@ -15,8 +15,7 @@ describe('stories260K int8 blob quality (group size 64)', () => {
   let r: EvalResult;
 
   beforeAll(async () => {
-    ensureNativeBuild();
-    blob = await storiesBlob(64);
+      blob = await storiesBlob(64);
     r = await evaluate(blob, STORIES_SAMPLES, { reference: STORIES_MODEL, split: 'test' });
   }, 600_000);
 

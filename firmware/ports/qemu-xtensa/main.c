@@ -1,0 +1,71 @@
+/* The lmflash command-line driver on QEMU's emulated lx106.
+ *
+ * The job's arguments arrive through semihosting, the blob sits where
+ * -device loader put it (__lmf_blob_start, see lmf-qemu.ld), output goes to
+ * QEMU's stdout and stderr, and main's return value becomes QEMU's exit
+ * status. */
+#include <string.h>
+
+#include "lmf/app.h"
+#include "semihost.h"
+
+/* Under -icount shift=0 every instruction takes 1 ns of virtual time and
+ * the lx106 core's CCOUNT runs at 40 MHz: one tick per 25 instructions. */
+#define INSTRUCTIONS_PER_CCOUNT 25u
+
+#define USAGE_ERROR 2
+
+extern const uint8_t __lmf_blob_start[], __lmf_blob_end[];
+
+/* The only memory the core uses. */
+static uint8_t arena[512 * 1024] __attribute__((aligned(16)));
+
+/* Room for argv as QEMU lays it out: pointers, then the strings. */
+static uint32_t argv_buf[64 * 1024 / 4];
+
+static void write_out(void *ctx, const char *data, size_t len)
+{
+    (void)ctx;
+    semihost_write(1, data, len);
+}
+
+static void write_err(void *ctx, const char *data, size_t len)
+{
+    (void)ctx;
+    semihost_write(2, data, len);
+}
+
+/* Instructions executed, in steps of 25: the port's cycle counter counts
+ * what the benchmarks want to know. Differences stay right across the wrap. */
+static uint32_t cycle_count(void *ctx)
+{
+    (void)ctx;
+    uint32_t ccount;
+    __asm__ volatile("rsr.ccount %0" : "=a"(ccount));
+    return ccount * INSTRUCTIONS_PER_CCOUNT;
+}
+
+static int fail(const char *msg)
+{
+    semihost_write(2, msg, strlen(msg));
+    return USAGE_ERROR;
+}
+
+int main(void)
+{
+    int argc = semihost_argc();
+    if (semihost_argv_size() > sizeof argv_buf) return fail("lmf-qemu: arguments too long\n");
+    char **argv = semihost_argv(argv_buf);
+
+    const uint8_t *blob = __lmf_blob_start;
+    if (memcmp(blob, "LMFB", 4) != 0)
+        return fail("lmf-qemu: no LMFB blob at 0x50400000; load one with "
+                    "-device loader,file=BLOB,addr=0x50400000\n");
+    uint32_t size = (uint32_t)blob[8] | (uint32_t)blob[9] << 8 | (uint32_t)blob[10] << 16 |
+                    (uint32_t)blob[11] << 24;
+    if (size > (uint32_t)(__lmf_blob_end - __lmf_blob_start))
+        return fail("lmf-qemu: the blob's file_size is larger than its 60 MiB region\n");
+
+    static const lmf_port port = {write_out, write_err, cycle_count, NULL};
+    return lmf_app_main(argc, argv, blob, size, arena, sizeof arena, &port);
+}
