@@ -14,7 +14,8 @@ import { readLlama2cCheckpoint } from '../src/llama2c.js';
 import { ramPlan } from '../src/memory-plan.js';
 import { ReferenceModel, argmax } from '../src/reference.js';
 import { nativeRunnerPath, projectRoot } from '../host/native.js';
-import { xtensaInstructionsPerToken } from './xtensa.js';
+import { int8KvCost } from './kv-cost.js';
+import { xtensaFigures } from './xtensa.js';
 
 const root = projectRoot();
 const shared = path.resolve(root, '../shared');
@@ -72,14 +73,22 @@ async function main(): Promise<void> {
     rows.push(['host instructions / token', 'n/a', 'valgrind not installed']);
   }
 
-  const xt = await xtensaInstructionsPerToken(root, blobPath);
-  rows.push(['Xtensa lx106 instructions / token', xt.value, xt.note]);
+  const xt = await xtensaFigures(root, blobPath);
+  rows.push(['Xtensa lx106 instructions / token', xt.instructionsPerToken.value, xt.instructionsPerToken.note]);
+  rows.push(['stack bytes', xt.stackBytes.value, xt.stackBytes.note]);
 
   rows.push(['flash bytes (blob)', String(blob.length), 'int8, group size 64, shared classifier']);
   for (const ctx of [512, 256]) {
     const p = ramPlan(config, ctx);
     rows.push([`RAM bytes at context ${ctx}`, String(p.totalBytes), `KV cache ${p.kvCacheBytes}, activations ${p.activationBytes}, sampler ${p.samplerBytes}, tokens ${p.tokenBytes}`]);
   }
+
+  const kv = int8KvCost(MODEL, readBlob(blob), path.join(shared, 'corpora/stories260K-samples.txt'));
+  rows.push([
+    'int8 KV cache alone: mean KL',
+    kv.meanKl.toFixed(5),
+    `nats/token, float model with only K and V rounded through int8, test split (${kv.positions} positions); top-1 agreement ${(100 * kv.top1).toFixed(2)}%`,
+  ]);
 
   // Wall clock: native core vs the TypeScript float reference, same 256 positions.
   const nativeSeconds = timeIt(() => run(exe, [blobPath, ...work]), 7);

@@ -99,12 +99,27 @@ export function argmax(a: ArrayLike<number>): number {
 export interface ReferenceOptions {
   /** Positions the KV cache holds (default: the model's seq_len). */
   maxPositions?: number;
+  /**
+   * Round keys and values through int8 (one scale per position and kv head,
+   * as the C core stores them) to measure what the int8 KV cache alone costs.
+   */
+  int8KvCache?: boolean;
+}
+
+/** Quantizes v[off, off+n) to int8 with one symmetric scale and back, in place. */
+function roundTripInt8(v: Float32Array, off: number, n: number): void {
+  let max = 0;
+  for (let i = off; i < off + n; i++) max = Math.max(max, Math.abs(v[i]));
+  if (max === 0) return;
+  const scale = max / 127;
+  for (let i = off; i < off + n; i++) v[i] = Math.round(v[i] / scale) * scale;
 }
 
 /** A model plus its run state (activations and KV cache). Not reentrant. */
 export class ReferenceModel {
   readonly config: ModelConfig;
   readonly maxPositions: number;
+  private readonly int8KvCache: boolean;
   private readonly w: ModelWeights;
   private readonly classifier: Float32Array;
   private readonly x: Float32Array;
@@ -128,6 +143,7 @@ export class ReferenceModel {
     this.w = model.weights;
     this.classifier = model.weights.classifier ?? model.weights.tokenEmbedding;
     this.maxPositions = opts.maxPositions ?? c.seqLen;
+    this.int8KvCache = opts.int8KvCache ?? false;
     const kv = kvDim(c);
     this.x = new Float32Array(c.dim);
     this.xb = new Float32Array(c.dim);
@@ -208,6 +224,13 @@ export class ReferenceModel {
           const k1 = keyCache[rowOff + i + 1];
           keyCache[rowOff + i] = k0 * fcr - k1 * fci;
           keyCache[rowOff + i + 1] = k0 * fci + k1 * fcr;
+        }
+      }
+
+      if (this.int8KvCache) {
+        for (let h = 0; h < c.nKvHeads; h++) {
+          roundTripInt8(keyCache, rowOff + h * hs, hs);
+          roundTripInt8(valueCache, rowOff + h * hs, hs);
         }
       }
 

@@ -49,8 +49,9 @@ export function coreLogits(blob: string, ids: number[], vocab: number): Float32A
   return Array.from({ length: all.length / vocab }, (_, i) => all.subarray(i * vocab, (i + 1) * vocab));
 }
 
+/** A fresh folder inside the run's temp folder (tests/global-setup.ts removes it at the end). */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `lmflash-${prefix}-`));
+  return mkdtempSync(path.join(process.env.LMFLASH_TEST_TMP ?? os.tmpdir(), `lmflash-${prefix}-`));
 }
 
 /** stories260K converted by lmflash (group size 64 unless asked), in a temp folder. */

@@ -113,6 +113,10 @@ describe.runIf(toolchain.ok)('QEMU lx106 image', () => {
       const host = runCore(blob, ['--arena', String(512 * 1024), ...args]);
       const qemu = await runOnQemu({ elf: images.elf, blob, args });
       expect(qemu.stdout.toString('utf8')).toBe(host.stdout.toString('utf8'));
+      // the port paints its stack: the whole program, sampling included, stays small
+      const stack = Number(/stack_bytes=(\d+)/.exec(qemu.stderr)?.[1]);
+      expect(stack).toBeGreaterThan(256);
+      expect(stack).toBeLessThan(8192);
       const other = runCore(blob, ['--arena', String(512 * 1024), ...args.slice(0, -2), '-s', '99', '--json']);
       expect(other.stdout.toString('utf8')).not.toBe(host.stdout.toString('utf8')); // the seed matters
     }, 300_000);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "lmf/app.h"
+#include "lmf/fmt.h"
 #include "semihost.h"
 
 /* Under -icount shift=0 every instruction takes 1 ns of virtual time and
@@ -16,6 +17,25 @@
 #define USAGE_ERROR 2
 
 extern const uint8_t __lmf_blob_start[], __lmf_blob_end[];
+extern uint8_t _stack_bottom[], _stack_top[];
+
+#define STACK_PAINT 0xA5u
+
+/* Stack use is measured, not guessed: everything below main's frame is
+ * painted before the job and the deepest byte overwritten is found after it. */
+static __attribute__((noinline)) void paint_stack(void)
+{
+    uint8_t here;
+    uint8_t *p, *limit = (uint8_t *)((uintptr_t)&here - 64); /* keep clear of this frame */
+    for (p = _stack_bottom; p < limit; p++) *p = STACK_PAINT;
+}
+
+static uint32_t stack_high_water(void)
+{
+    const uint8_t *p = _stack_bottom;
+    while (p < _stack_top && *p == STACK_PAINT) p++;
+    return (uint32_t)(_stack_top - p);
+}
 
 /* The only memory the core uses. */
 static uint8_t arena[512 * 1024] __attribute__((aligned(16)));
@@ -67,5 +87,10 @@ int main(void)
         return fail("lmf-qemu: the blob's file_size is larger than its 60 MiB region\n");
 
     static const lmf_port port = {write_out, write_err, cycle_count, NULL};
-    return lmf_app_main(argc, argv, blob, size, arena, sizeof arena, &port);
+    paint_stack();
+    int rc = lmf_app_main(argc, argv, blob, size, arena, sizeof arena, &port);
+    char line[48];
+    size_t n = lmf_fmt(line, sizeof line, "lmf-qemu: stack_bytes=%u\n", stack_high_water());
+    semihost_write(2, line, n);
+    return rc;
 }
