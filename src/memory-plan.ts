@@ -9,7 +9,7 @@ const r16 = (n: number) => Math.ceil(n / 16) * 16;
 
 export interface RamPlan {
   ctx: number;
-  /** int8 keys and values plus one f32 scale per (layer, position, kv head) each. */
+  /** int8 keys and values plus one 4-byte scale per (layer, kv head, position) each. */
   kvCacheBytes: number;
   /** Activations, quantized activations, attention scratch, RoPE tables. */
   activationBytes: number;
@@ -24,18 +24,17 @@ export function ramPlan(c: BlobConfig, ctx: number): RamPlan {
   const hs = c.dim / c.nHeads;
   const kvDim = c.nKvHeads * hs;
   const widest = Math.max(c.dim, c.hiddenDim);
-  const cache = c.nLayers * ctx;
-  const kvCacheBytes = 2 * r16(cache * kvDim) + 2 * r16(cache * c.nKvHeads * 4);
+  const rows = c.nLayers * c.nKvHeads * ctx; // [layer][kv head][position] rows of hs int8
+  const kvCacheBytes = 2 * r16(rows * hs) + 4 * r16(rows * 2); // int8 keys and values; u16 mantissa + i16 exponent of each row's scale
   const activationBytes =
     3 * r16(c.dim * 4) + // x, xb, xb2
     2 * r16(c.hiddenDim * 4) + // hb, hb2
     r16(c.dim * 4) + 2 * r16(kvDim * 4) + // q, k, v
-    r16(ctx * 4) + // att
     r16(c.vocabSize * 4) + // logits
-    r16(widest) + r16(hs) + // xq, qq
-    r16(Math.ceil(widest / c.groupSize) * 4) + // xq scales
-    r16(ctx * 4) + r16(hs * 4) + // att_q, att_acc
-    3 * r16((hs / 2) * 4); // rope freq, cos, sin
+    r16(r16(widest) * 2) + 2 * r16(Math.ceil(widest / c.groupSize) * 4) + // quantized activations (int16), group scales and sums
+    r16(r16(c.dim) * 2) + 2 * r16(c.nHeads * 4) + // quantized query, per-head scale and sum
+    r16(ctx * 4) + r16(Math.min(ctx, 512) * 2) + r16(hs * 4) + // scores, value weights, value sums
+    3 * r16((hs / 2) * 4); // RoPE frequencies, cos, sin
   const samplerBytes = r16(c.vocabSize * 8);
   const tokenBytes = r16((ctx + 2) * 4);
   return { ctx, kvCacheBytes, activationBytes, samplerBytes, tokenBytes, totalBytes: kvCacheBytes + activationBytes + samplerBytes + tokenBytes };

@@ -1,115 +1,352 @@
 #include "lmf/kernels.h"
 #include "lmf/detmath.h"
 
-#if defined(__SSE2__) && !defined(LMF_PORTABLE_KERNELS)
+#include <string.h>
+
+/* Which variant of the integer kernels this build uses (see kernels.h). All
+ * three return the same integers; -DLMF_PORTABLE_KERNELS forces the plain
+ * loops, -DLMF_WORD_KERNELS the word-at-a-time ones (e.g. to test them on a
+ * host). */
+#if !defined(LMF_PORTABLE_KERNELS) && !defined(LMF_WORD_KERNELS)
+#if defined(__SSE2__)
 #include <emmintrin.h>
 #define LMF_SSE2_KERNELS 1
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LMF_WORD_KERNELS 1
+#endif
 #endif
 
-/* The short-vector kernels serve attention heads (8 elements in stories260K),
- * where a vectorizer's set-up and tail code cost more than the work. */
 #if defined(__GNUC__) && !defined(__clang__)
-#define LMF_SHORT_LOOP __attribute__((optimize("no-tree-vectorize")))
+/* GCC's pre-allocation scheduler hoists the loads of an unrolled loop until
+ * the lx106's 16 registers spill; without it the word kernels stay in
+ * registers. */
+#define LMF_NO_SCHEDULE __attribute__((optimize("no-schedule-insns")))
 #else
-#define LMF_SHORT_LOOP
+#define LMF_NO_SCHEDULE
 #endif
 
-LMF_SHORT_LOOP int32_t lmf_dot_i8(const int8_t *a, const int8_t *b, uint32_t n)
-{
-    int32_t sum = 0;
-    uint32_t i;
-    for (i = 0; i < n; i++) sum += a[i] * b[i];
-    return sum;
-}
+/* ---- quantization --------------------------------------------------------- */
 
-LMF_SHORT_LOOP void lmf_axpy_i8(int32_t *acc, int32_t w, const int8_t *v, uint32_t n)
+/* The scale of a group of n values, its largest |x| / 127, and through *inv
+ * the factor that takes x to [-127, 127]. The largest |x| is found on the bit
+ * patterns (monotonic for non-NaN floats; an integer compare where a float
+ * compare is a library call). A group that is all zero or holds an inf or
+ * NaN gets scale 0 and *inv 0: it is quantized to zeros. */
+static float group_scale(const float *x, uint32_t n, float *inv)
 {
-    uint32_t i;
-    for (i = 0; i < n; i++) acc[i] += w * v[i];
-}
-
-#ifdef LMF_SSE2_KERNELS
-/* x86-64 host (the virtual board): SSE2 has no int8 multiply, so bytes are
- * widened to int16 (unpack with themselves, shift right arithmetically) and
- * multiplied and pair-summed by pmaddwd. Integer arithmetic, so the result is
- * exactly the portable kernel's. */
-int32_t lmf_dot_i8_x16(const int8_t *a, const int8_t *b, uint32_t n)
-{
-    __m128i acc = _mm_setzero_si128();
-    uint32_t i;
-    for (i = 0; i < n; i += 16) {
-        __m128i va = _mm_loadu_si128((const __m128i *)(const void *)(a + i));
-        __m128i vb = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
-        __m128i alo = _mm_srai_epi16(_mm_unpacklo_epi8(va, va), 8), ahi = _mm_srai_epi16(_mm_unpackhi_epi8(va, va), 8);
-        __m128i blo = _mm_srai_epi16(_mm_unpacklo_epi8(vb, vb), 8), bhi = _mm_srai_epi16(_mm_unpackhi_epi8(vb, vb), 8);
-        acc = _mm_add_epi32(acc, _mm_add_epi32(_mm_madd_epi16(alo, blo), _mm_madd_epi16(ahi, bhi)));
+    uint32_t i, max_bits = 0;
+    for (i = 0; i < n; i++) {
+        uint32_t a = lmf_abs_bits(x[i]);
+        if (a > max_bits) max_bits = a;
     }
-    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, _MM_SHUFFLE(1, 0, 3, 2)));
-    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(acc);
-}
-#else
-int32_t lmf_dot_i8_x16(const int8_t *a, const int8_t *b, uint32_t n)
-{
-    int32_t sum = 0;
-    uint32_t i, j;
-    /* fixed 16-element blocks: compilers turn each into straight SIMD code
-     * with no loop prologue or epilogue */
-    for (i = 0; i < n; i += 16) {
-        int32_t block = 0;
-        for (j = 0; j < 16; j++) block += a[i + j] * b[i + j];
-        sum += block;
+    if (max_bits == 0 || max_bits >= 0x7F800000u) {
+        *inv = 0.0f;
+        return 0.0f;
     }
-    return sum;
+    *inv = 127.0f / lmf_u2f(max_bits);
+    return lmf_u2f(max_bits) * (1.0f / 127.0f);
 }
-#endif
 
 void lmf_quantize_groups(int8_t *q, float *scales, const float *x, uint32_t n, uint32_t group)
 {
     uint32_t start, i;
     for (start = 0; start < n; start += group) {
-        uint32_t end = start + group < n ? start + group : n;
-        uint32_t max_bits = 0;
+        uint32_t end = n - start < group ? n : start + group;
         float inv;
-        for (i = start; i < end; i++) {
-            uint32_t a = lmf_abs_bits(x[i]);
-            if (a > max_bits) max_bits = a;
-        }
-        if (max_bits == 0 || max_bits >= 0x7F800000u) { /* all zero, or inf/NaN: emit zeros */
-            *scales++ = 0.0f;
+        *scales++ = group_scale(x + start, end - start, &inv);
+        if (lmf_f2u(inv) == 0)
             for (i = start; i < end; i++) q[i] = 0;
-            continue;
-        }
-        *scales++ = lmf_u2f(max_bits) * (1.0f / 127.0f);
-        inv = 127.0f / lmf_u2f(max_bits);
-        for (i = start; i < end; i++) q[i] = (int8_t)lmf_round_small(x[i] * inv);
+        else
+            for (i = start; i < end; i++) q[i] = (int8_t)lmf_round_small(x[i] * inv);
     }
 }
 
-void lmf_zero_pad(int8_t *q, uint32_t n)
+void lmf_quantize_vec(lmf_qvec *v, const float *x, uint32_t n, uint32_t group)
 {
-    uint32_t i, padded = (n + 15) & ~15u;
-    for (i = n; i < padded; i++) q[i] = 0;
+    uint32_t start, i, g = 0, padded = (n + 15) & ~15u;
+    v->n = n;
+    v->group = group;
+    for (start = 0; start < n; start += group, g++) {
+        uint32_t end = n - start < group ? n : start + group;
+        int32_t sum = 0;
+        float inv;
+        v->scale[g] = group_scale(x + start, end - start, &inv);
+        if (lmf_f2u(inv) == 0)
+            for (i = start; i < end; i++) v->x[i] = 0;
+        else
+            for (i = start; i < end; i++) {
+                int32_t q = lmf_round_small(x[i] * inv);
+                v->x[i] = (int16_t)q;
+                sum += q;
+            }
+        v->sum[g] = sum;
+    }
+    for (i = n; i < padded; i++) v->x[i] = 0;
 }
 
-void lmf_matvec_q8(float *out, const lmf_qmat *w, const int8_t *xq, const float *xs, uint32_t r0, uint32_t r1)
+/* ---- dot products of matrix rows with an activation vector ----------------
+ * dot_rows(d, w, stride, x, n, bias): d[k] = Σ_{j<n} w[k*stride + j] * x[j]
+ * for the LMF_ROWS rows from w, n a multiple of 16; dot_row the same for
+ * one row. bias = 128 * Σ x[0..n), which the offset-binary kernels subtract. */
+
+#if defined(LMF_SSE2_KERNELS)
+#define LMF_ROWS 4
+
+/* acc + 16 int8 weights times 16 int16 activations, in 4 int32 lanes: the
+ * bytes are widened by unpacking them with themselves and shifting right. */
+static inline __m128i madd16(__m128i acc, const int8_t *w, __m128i xlo, __m128i xhi)
 {
-    uint32_t r, g, G = w->group, ng = w->n_groups;
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)w);
+    acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8), xlo));
+    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_srai_epi16(_mm_unpackhi_epi8(v, v), 8), xhi));
+}
+
+/* The four lanes of a, b, c and d each summed: {Σa, Σb, Σc, Σd}. */
+static inline __m128i sum4x4(__m128i a, __m128i b, __m128i c, __m128i d)
+{
+    __m128i ab = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+    __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
+    return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
+}
+
+static void dot_rows(int32_t *d, const int8_t *w, size_t stride, const int16_t *x, uint32_t n, int32_t bias)
+{
+    __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+    uint32_t j;
+    (void)bias;
+    for (j = 0; j < n; j += 16) {
+        __m128i xlo = _mm_loadu_si128((const __m128i *)(const void *)(x + j));
+        __m128i xhi = _mm_loadu_si128((const __m128i *)(const void *)(x + j + 8));
+        a0 = madd16(a0, w + j, xlo, xhi);
+        a1 = madd16(a1, w + stride + j, xlo, xhi);
+        a2 = madd16(a2, w + 2 * stride + j, xlo, xhi);
+        a3 = madd16(a3, w + 3 * stride + j, xlo, xhi);
+    }
+    _mm_storeu_si128((__m128i *)(void *)d, sum4x4(a0, a1, a2, a3));
+}
+
+static int32_t dot_row(const int8_t *w, const int16_t *x, uint32_t n, int32_t bias)
+{
+    __m128i a = _mm_setzero_si128(), z = a;
+    int32_t d[4];
+    uint32_t j;
+    (void)bias;
+    for (j = 0; j < n; j += 16) {
+        __m128i xlo = _mm_loadu_si128((const __m128i *)(const void *)(x + j));
+        __m128i xhi = _mm_loadu_si128((const __m128i *)(const void *)(x + j + 8));
+        a = madd16(a, w + j, xlo, xhi);
+    }
+    _mm_storeu_si128((__m128i *)(void *)d, sum4x4(a, z, z, z));
+    return d[0];
+}
+
+#elif defined(LMF_WORD_KERNELS)
+#define LMF_ROWS 2
+
+/* Four weights from one aligned 32-bit load, as offset binary (w + 128) so
+ * that each byte is one unsigned extract. Rows, the cache and the blob are
+ * 16-byte aligned; the builtin lets GCC emit a single l32i. */
+static inline uint32_t offset_word(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, __builtin_assume_aligned(p, 4), 4);
+    return v ^ 0x80808080u;
+}
+#define BYTE0(u) ((int32_t)((u) & 0xFF))
+#define BYTE1(u) ((int32_t)(((u) >> 8) & 0xFF))
+#define BYTE2(u) ((int32_t)(((u) >> 16) & 0xFF))
+#define BYTE3(u) ((int32_t)((u) >> 24))
+
+static inline int32_t mac4(uint32_t u, int32_t x0, int32_t x1, int32_t x2, int32_t x3)
+{
+    return BYTE0(u) * x0 + BYTE1(u) * x1 + BYTE2(u) * x2 + BYTE3(u) * x3;
+}
+
+/* Two rows, eight columns a step: the activations are loaded once for both
+ * rows, and everything stays in the lx106's registers (4.3 instructions a
+ * multiply-accumulate). */
+LMF_NO_SCHEDULE static void dot_rows(int32_t *d, const int8_t *w, size_t stride, const int16_t *x, uint32_t n, int32_t bias)
+{
+    const int8_t *w1 = w + stride, *end = w + n;
+    int32_t a = 0, b = 0;
+    for (; w < end; w += 8, w1 += 8, x += 8) {
+        int32_t x0 = x[0], x1 = x[1], x2 = x[2], x3 = x[3];
+        a += mac4(offset_word(w), x0, x1, x2, x3);
+        b += mac4(offset_word(w1), x0, x1, x2, x3);
+        x0 = x[4], x1 = x[5], x2 = x[6], x3 = x[7];
+        a += mac4(offset_word(w + 4), x0, x1, x2, x3);
+        b += mac4(offset_word(w1 + 4), x0, x1, x2, x3);
+    }
+    d[0] = a - bias;
+    d[1] = b - bias;
+}
+
+LMF_NO_SCHEDULE static int32_t dot_row(const int8_t *w, const int16_t *x, uint32_t n, int32_t bias)
+{
+    const int8_t *end = w + n;
+    int32_t a = 0;
+    for (; w < end; w += 8, x += 8)
+        a += mac4(offset_word(w), x[0], x[1], x[2], x[3]) + mac4(offset_word(w + 4), x[4], x[5], x[6], x[7]);
+    return a - bias;
+}
+
+#else
+#define LMF_ROWS 1
+
+static int32_t dot_row(const int8_t *w, const int16_t *x, uint32_t n, int32_t bias)
+{
+    int32_t sum = 0;
+    uint32_t j;
+    (void)bias;
+    for (j = 0; j < n; j++) sum += w[j] * x[j];
+    return sum;
+}
+
+static void dot_rows(int32_t *d, const int8_t *w, size_t stride, const int16_t *x, uint32_t n, int32_t bias)
+{
+    (void)stride;
+    d[0] = dot_row(w, x, n, bias);
+}
+#endif
+
+void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
+{
+    uint32_t r, g, k, G = w->group, ng = w->n_groups;
     /* the last group's length, rounded up to 16: the padding is zero on both sides */
     uint32_t tail = ((w->cols - (ng - 1) * G) + 15) & ~15u;
-    for (r = r0; r < r1; r++) {
-        const int8_t *row = w->q + (size_t)r * w->stride;
-        const float *ws = w->scale + (size_t)r * ng;
-        float acc;
-        if (ng == 1) { /* the common case: one group per row, no float add */
-            out[r] = lmf_i2f_small(lmf_dot_i8_x16(row, xq, tail)) * (ws[0] * xs[0]);
-            continue;
+    int32_t d[LMF_ROWS];
+    for (g = 0; g < ng; g++) {
+        uint32_t len = g + 1 < ng ? G : tail;
+        const int16_t *xg = x->x + g * G;
+        const int8_t *col = w->q + g * G;
+        int32_t bias = 128 * x->sum[g];
+        float xs = x->scale[g];
+        for (r = r0; r < r1; r += k) {
+            const int8_t *row = col + (size_t)r * w->stride;
+            uint32_t rows = r1 - r >= LMF_ROWS ? LMF_ROWS : 1;
+            if (rows == LMF_ROWS) dot_rows(d, row, w->stride, xg, len, bias);
+            else d[0] = dot_row(row, xg, len, bias);
+            for (k = 0; k < rows; k++) {
+                /* |d| < 2^22, so the conversion is exact */
+                float p = (float)d[k] * (w->scale[(size_t)(r + k) * ng + g] * xs);
+                out[r + k] = g == 0 ? p : out[r + k] + p;
+            }
         }
-        acc = 0.0f;
-        for (g = 0; g + 1 < ng; g++)
-            acc += lmf_i2f_small(lmf_dot_i8_x16(row + g * G, xq + g * G, G)) * (ws[g] * xs[g]);
-        out[r] = acc + lmf_i2f_small(lmf_dot_i8_x16(row + g * G, xq + g * G, tail)) * (ws[g] * xs[g]);
     }
+}
+
+/* ---- attention ------------------------------------------------------------ */
+
+#if defined(LMF_SSE2_KERNELS)
+/* Head size 8 (stories260K): a 16-byte load holds two positions' keys; four
+ * positions' products are summed across lanes together. */
+static void dots_hs8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t count)
+{
+    __m128i qv = _mm_loadu_si128((const __m128i *)(const void *)q);
+    uint32_t t = 0;
+    for (; t + 4 <= count; t += 4, keys += 32) {
+        __m128i k01 = _mm_loadu_si128((const __m128i *)(const void *)keys);
+        __m128i k23 = _mm_loadu_si128((const __m128i *)(const void *)(keys + 16));
+        __m128i m0 = _mm_madd_epi16(_mm_srai_epi16(_mm_unpacklo_epi8(k01, k01), 8), qv);
+        __m128i m1 = _mm_madd_epi16(_mm_srai_epi16(_mm_unpackhi_epi8(k01, k01), 8), qv);
+        __m128i m2 = _mm_madd_epi16(_mm_srai_epi16(_mm_unpacklo_epi8(k23, k23), 8), qv);
+        __m128i m3 = _mm_madd_epi16(_mm_srai_epi16(_mm_unpackhi_epi8(k23, k23), 8), qv);
+        _mm_storeu_si128((__m128i *)(void *)(dot + t), sum4x4(m0, m1, m2, m3));
+    }
+    for (; t < count; t++, keys += 8) {
+        int32_t sum = 0, i;
+        for (i = 0; i < 8; i++) sum += q[i] * keys[i];
+        dot[t] = sum;
+    }
+}
+
+/* Head size 8: two positions a step. Their values are interleaved
+ * (a0 b0 a1 b1 ...) and widened, so that pmaddwd with (wa wb wa wb ...)
+ * gives a_i*wa + b_i*wb in each lane. */
+static void weighted_sum_hs8(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t count)
+{
+    __m128i lo = _mm_setzero_si128(), hi = lo;
+    uint32_t t = 0, i;
+    for (; t + 2 <= count; t += 2, values += 16) {
+        __m128i ab = _mm_loadu_si128((const __m128i *)(const void *)values);
+        __m128i mix = _mm_unpacklo_epi8(ab, _mm_srli_si128(ab, 8));
+        int32_t pair;
+        __m128i wv;
+        memcpy(&pair, w + t, 4);
+        wv = _mm_shuffle_epi32(_mm_cvtsi32_si128(pair), 0);
+        lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_srai_epi16(_mm_unpacklo_epi8(mix, mix), 8), wv));
+        hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_srai_epi16(_mm_unpackhi_epi8(mix, mix), 8), wv));
+    }
+    _mm_storeu_si128((__m128i *)(void *)acc, lo);
+    _mm_storeu_si128((__m128i *)(void *)(acc + 4), hi);
+    for (; t < count; t++, values += 8)
+        for (i = 0; i < 8; i++) acc[i] += w[t] * values[i];
+}
+#endif
+
+#if defined(LMF_WORD_KERNELS)
+LMF_NO_SCHEDULE static void dots_words(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs, uint32_t count)
+{
+    int32_t bias = 0;
+    uint32_t t, i;
+    for (i = 0; i < hs; i++) bias += 128 * q[i];
+    for (t = 0; t < count; t++, keys += hs) {
+        int32_t sum = 0;
+        for (i = 0; i < hs; i += 4) sum += mac4(offset_word(keys + i), q[i], q[i + 1], q[i + 2], q[i + 3]);
+        dot[t] = sum - bias;
+    }
+}
+
+/* Four columns at a time down all positions, in registers. Unsigned sums:
+ * Σ (v+128)*w may pass 2^31 although the result fits. */
+LMF_NO_SCHEDULE static void weighted_sum_words(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t hs, uint32_t count)
+{
+    uint32_t i, t;
+    for (i = 0; i < hs; i += 4) {
+        const int8_t *v = values + i;
+        uint32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, wsum = 0;
+        for (t = 0; t < count; t++, v += hs) {
+            uint32_t u = offset_word(v), wt = (uint32_t)(int32_t)w[t];
+            a0 += (u & 0xFF) * wt;
+            a1 += ((u >> 8) & 0xFF) * wt;
+            a2 += ((u >> 16) & 0xFF) * wt;
+            a3 += (u >> 24) * wt;
+            wsum += wt;
+        }
+        acc[i] = (int32_t)(a0 - 128 * wsum);
+        acc[i + 1] = (int32_t)(a1 - 128 * wsum);
+        acc[i + 2] = (int32_t)(a2 - 128 * wsum);
+        acc[i + 3] = (int32_t)(a3 - 128 * wsum);
+    }
+}
+#endif
+
+void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs, uint32_t count)
+{
+    uint32_t t, i;
+#if defined(LMF_SSE2_KERNELS)
+    if (hs == 8) { dots_hs8(dot, q, keys, count); return; }
+#elif defined(LMF_WORD_KERNELS)
+    if (hs % 4 == 0) { dots_words(dot, q, keys, hs, count); return; }
+#endif
+    for (t = 0; t < count; t++, keys += hs) {
+        int32_t sum = 0;
+        for (i = 0; i < hs; i++) sum += q[i] * keys[i];
+        dot[t] = sum;
+    }
+}
+
+void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t hs, uint32_t count)
+{
+    uint32_t t, i;
+#if defined(LMF_SSE2_KERNELS)
+    if (hs == 8) { weighted_sum_hs8(acc, w, values, count); return; }
+#elif defined(LMF_WORD_KERNELS)
+    if (hs % 4 == 0) { weighted_sum_words(acc, w, values, hs, count); return; }
+#endif
+    for (i = 0; i < hs; i++) acc[i] = 0;
+    for (t = 0; t < count; t++, values += hs)
+        for (i = 0; i < hs; i++) acc[i] += w[t] * values[i];
 }
 
 void lmf_dequantize_row(float *out, const lmf_qmat *w, uint32_t row)
@@ -119,6 +356,6 @@ void lmf_dequantize_row(float *out, const lmf_qmat *w, uint32_t row)
     uint32_t start, j;
     for (start = 0; start < w->cols; start += w->group, ws++) {
         uint32_t end = start + w->group < w->cols ? start + w->group : w->cols;
-        for (j = start; j < end; j++) out[j] = lmf_i2f_small(q[j]) * ws[0];
+        for (j = start; j < end; j++) out[j] = (float)q[j] * ws[0];
     }
 }

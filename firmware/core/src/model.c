@@ -1,18 +1,18 @@
 /* The forward pass, top to bottom: embedding, then per layer attention and
- * feed-forward with residuals, then the classifier. Matrix products are int8 x
- * int8 with integer accumulation (kernels.c); the float work left is O(dim)
- * per layer plus O(position) per head in attention. */
+ * feed-forward with residuals, then the classifier. Matrix products are int8
+ * weights times int8 activations with integer accumulation (kernels.c), and
+ * attention runs in integers past the query's quantization; the float work
+ * left is O(dim) per layer and O(head size) per head. */
 #include "lmf/model.h"
 #include "lmf/detmath.h"
 #include "lmf/kernels.h"
 
 #include <string.h>
 
-/* Attention weights become integers of up to ATT_BITS bits; chunks of
- * ATT_CHUNK positions keep Σ weight * int8 value below 2^31. */
-#define ATT_BITS 14
+/* The values' weighted sum runs in chunks of ATT_CHUNK positions: weights are
+ * below 2^14 and values below 2^7 in magnitude, so a chunk's integer sums
+ * stay below 2^31 (and its softmax denominator below 2^24, exact as a float). */
 #define ATT_CHUNK 512
-#define ATT_SCALE 16383.0f
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
@@ -27,12 +27,26 @@ static void *carve(carver *c, size_t bytes)
 
 static uint32_t max_u32(uint32_t a, uint32_t b) { return a > b ? a : b; }
 
-/* Lays the state out in the arena (or, with base NULL, only counts bytes). */
+static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+static void carve_qvec(carver *cv, lmf_qvec *v, uint32_t n, uint32_t group)
+{
+    uint32_t groups = (n + group - 1) / group;
+    v->x = carve(cv, round16(n) * 2);
+    v->scale = carve(cv, groups * 4);
+    v->sum = carve(cv, groups * 4);
+}
+
+/* Lays the state out in the arena (or, with base NULL, only counts bytes).
+ * The KV cache is ordered [layer][kv head][position][hs], so that attention
+ * reads one head's keys and values as one contiguous run; its scales are
+ * stored as 16-bit mantissa and exponent arrays (2 + 2 bytes per row, as a
+ * float was). */
 static size_t layout(lmf_state *s, const lmf_config *c, uint32_t ctx, uint8_t *base)
 {
     uint32_t hs = c->dim / c->n_heads, kv_dim = c->n_kv_heads * hs;
     uint32_t widest = max_u32(c->dim, c->hidden_dim);
-    size_t cache = (size_t)c->n_layers * ctx;
+    size_t rows = (size_t)c->n_layers * c->n_kv_heads * ctx; /* cache rows of hs values */
     carver cv = {base, 0};
     s->x = carve(&cv, c->dim * 4);
     s->xb = carve(&cv, c->dim * 4);
@@ -42,17 +56,18 @@ static size_t layout(lmf_state *s, const lmf_config *c, uint32_t ctx, uint8_t *b
     s->q = carve(&cv, c->dim * 4);
     s->k = carve(&cv, kv_dim * 4);
     s->v = carve(&cv, kv_dim * 4);
-    s->att = carve(&cv, (size_t)ctx * 4);
     s->logits = carve(&cv, (size_t)c->vocab_size * 4);
-    s->xq = carve(&cv, round16(widest));
-    s->qq = carve(&cv, round16(hs));
-    s->xq_scale = carve(&cv, ((widest + c->group_size - 1) / c->group_size) * 4);
-    s->att_q = carve(&cv, (size_t)ctx * 4);
+    carve_qvec(&cv, &s->xq, widest, c->group_size);
+    carve_qvec(&cv, &s->qq, c->dim, hs);
+    s->att = carve(&cv, (size_t)ctx * 4);
+    s->att_w = carve(&cv, (size_t)min_u32(ctx, ATT_CHUNK) * 2);
     s->att_acc = carve(&cv, hs * 4);
-    s->key_cache = carve(&cv, cache * kv_dim);
-    s->value_cache = carve(&cv, cache * kv_dim);
-    s->key_scale = carve(&cv, cache * c->n_kv_heads * 4);
-    s->value_scale = carve(&cv, cache * c->n_kv_heads * 4);
+    s->key_cache = carve(&cv, rows * hs);
+    s->value_cache = carve(&cv, rows * hs);
+    s->key_mant = carve(&cv, rows * 2);
+    s->value_mant = carve(&cv, rows * 2);
+    s->key_exp = carve(&cv, rows * 2);
+    s->value_exp = carve(&cv, rows * 2);
     s->rope_freq = carve(&cv, hs / 2 * 4);
     s->rope_cos = carve(&cv, hs / 2 * 4);
     s->rope_sin = carve(&cv, hs / 2 * 4);
@@ -96,16 +111,26 @@ int lmf_state_init(lmf_state *s, const lmf_blob *blob, void *arena, size_t arena
     /* frequency of pair p: theta^(-2p/hs), computed once */
     for (p = 0; p < hs / 2; p++)
         s->rope_freq[p] = lmf_expf(-(float)(2 * p) / (float)hs * lmf_logf(c->rope_theta));
+    s->score_unit = 1.44269504088896341f * 32768.0f / lmf_sqrtf((float)hs);
     return 0;
 }
 
-static void rmsnorm(float *out, const float *x, const float *weight, uint32_t n, float eps)
+/* RMSNorm of x times weight, quantized into s->xq for the matrix products.
+ * Quantization does not depend on the vector's scale, so it quantizes
+ * weight * x (into s->xb) and folds the norm's 1/rms into the group scales:
+ * two float operations per element fewer. */
+static void rmsnorm_quantize(lmf_state *s, const float *x, const float *weight)
 {
+    const lmf_config *c = &s->blob->cfg;
+    uint32_t n = c->dim, i, groups = (n + c->group_size - 1) / c->group_size;
     float ss = 0.0f, inv;
-    uint32_t i;
-    for (i = 0; i < n; i++) ss += x[i] * x[i];
-    inv = 1.0f / lmf_sqrtf(ss / (float)n + eps);
-    for (i = 0; i < n; i++) out[i] = weight[i] * (inv * x[i]);
+    for (i = 0; i < n; i++) {
+        ss += x[i] * x[i];
+        s->xb[i] = weight[i] * x[i];
+    }
+    inv = 1.0f / lmf_sqrtf(ss / (float)n + c->norm_eps);
+    lmf_quantize_vec(&s->xq, s->xb, n, c->group_size);
+    for (i = 0; i < groups; i++) s->xq.scale[i] *= inv;
 }
 
 /* cos and sin of pos * freq for each pair, shared by every head and layer. */
@@ -127,65 +152,125 @@ static void rope_rotate(const lmf_state *s, float *vec, uint32_t n, uint32_t hs)
     }
 }
 
-/* Quantizes each kv head's slice of src into the cache row at (layer, pos). */
-static void cache_store(int8_t *cache, float *scales, const float *src, uint32_t n_kv, uint32_t hs)
-{
-    uint32_t h;
-    for (h = 0; h < n_kv; h++) lmf_quantize_groups(cache + h * hs, scales + h, src + h * hs, hs, hs);
-}
-
-/* Order-preserving map of a float's bits to a signed integer, so that maxima
- * are found with integer compares (float compares are library calls on lx106). */
-static int32_t sortable(float f)
-{
-    int32_t i = (int32_t)lmf_f2u(f);
-    return i < 0 ? (int32_t)(i ^ 0x7FFFFFFF) : i;
-}
-
-/* One head of attention at position pos: softmax(q·k / sqrt(hs)) · v, with
- * int8 q, k and v and integer dot products. Writes hs floats to out. */
-static void attend_head(lmf_state *s, float *out, const float *qh, uint32_t layer, uint32_t kvh, uint32_t pos)
+/* Stores this position's keys or values (kv_dim floats in src) in the cache:
+ * int8 per kv head, with the scale as a 16-bit mantissa and an exponent. */
+static void cache_store(const lmf_state *s, int8_t *cache, uint16_t *mant, int16_t *exp, const float *src, uint32_t layer, uint32_t pos)
 {
     const lmf_config *c = &s->blob->cfg;
-    uint32_t hs = c->dim / c->n_heads, kv_dim = c->n_kv_heads * hs, t, i, start;
-    const int8_t *kbase = s->key_cache + (size_t)layer * s->ctx * kv_dim + kvh * hs;
-    const int8_t *vbase = s->value_cache + (size_t)layer * s->ctx * kv_dim + kvh * hs;
-    const float *kscale = s->key_scale + (size_t)layer * s->ctx * c->n_kv_heads + kvh;
-    const float *vscale = s->value_scale + (size_t)layer * s->ctx * c->n_kv_heads + kvh;
-    float qscale, to_weight, max_score, sum = 0.0f, norm;
-    int32_t best = INT32_MIN, vbest = INT32_MIN;
-    uint32_t argmax = 0;
-    float *att = s->att;
+    uint32_t hs = c->dim / c->n_heads, h;
+    for (h = 0; h < c->n_kv_heads; h++) {
+        size_t row = ((size_t)layer * c->n_kv_heads + h) * s->ctx + pos;
+        float scale;
+        int32_t e;
+        lmf_quantize_groups(cache + row * hs, &scale, src + h * hs, hs, hs);
+        mant[row] = (uint16_t)lmf_mant16(scale, &e);
+        exp[row] = (int16_t)e;
+    }
+}
 
-    lmf_quantize_groups(s->qq, &qscale, qh, hs, hs);
-    lmf_zero_pad(s->qq, hs);
-    qscale *= 1.0f / lmf_sqrtf((float)hs);
-    for (t = 0; t <= pos; t++) {
-        size_t row = (size_t)t * kv_dim, srow = (size_t)t * c->n_kv_heads;
-        int32_t key;
-        att[t] = lmf_i2f_small(lmf_dot_i8(s->qq, kbase + row, hs)) * (qscale * kscale[srow]);
-        key = sortable(att[t]);
-        if (key > best) { best = key; argmax = t; }
-        if ((int32_t)lmf_f2u(vscale[srow]) > vbest) vbest = (int32_t)lmf_f2u(vscale[srow]);
+/* Attention runs in integers after the query is quantized: the same on every
+ * target, and no float operation per position (each would be a library call
+ * on the lx106). For a query q (int8, scale qscale) and position t (key k_t,
+ * value v_t, scales ks_t = km_t * 2^ke_t and vs_t = vm_t * 2^ve_t):
+ *   score_t = q.k_t * qscale * ks_t * log2(e) / sqrt(hs), in 2^-15 units
+ *             (fixed_scores), so that e^(s - max) is a power of 2;
+ *   e_t     = 2^((score_t - max) / 2^15) in Q15 (lmf_exp2_q15: a table);
+ *   w_t     = e_t * vs_t / 2^(17 + ve_max), below 2^14 (value_weights);
+ *   out     = Σ w_t v_t * 2^(17 + ve_max) / Σ e_t, the only float work:
+ *             O(hs) per head. */
+
+/* One kv head's cache rows in one layer, from position 0. */
+typedef struct kv_rows {
+    const int8_t *keys, *values; /* hs values per position */
+    const uint16_t *kmant, *vmant;
+    const int16_t *kexp, *vexp;
+    int32_t vexp_max;            /* largest vexp up to the current position */
+} kv_rows;
+
+static uint32_t bit_length(uint32_t v)
+{
+    uint32_t bits = 0;
+    for (; v; v >>= 1) bits++;
+    return bits;
+}
+
+/* Turns the dot products q.k_t in score[0..n) into scores and returns the
+ * largest. c = qscale * score_unit; |dot| <= dot_bound. Of dot * km_t * c's
+ * mantissa, the dot product keeps its top 15 bits and km_t times c's
+ * mantissa its top 16, so that their product fits in 31 bits with both
+ * errors near 2^-15 of the largest possible score; a shift then brings it to
+ * 2^-15 units, by at least 1 bit so that differences of scores fit in 31 bits
+ * (no sane model has scores near 2^15). */
+static int32_t fixed_scores(int32_t *score, uint32_t n, const kv_rows *kv, float c, uint32_t dot_bound)
+{
+    int32_t c_exp, best = INT32_MIN, base;
+    uint32_t c_mant = lmf_mant16(c, &c_exp), bits = bit_length(dot_bound), dshift = bits > 15 ? bits - 15 : 0, t;
+    /* score_t = (dot >> dshift) * m_t * 2^(dshift + 16 + ke_t + c_exp) */
+    base = -(int32_t)dshift - 16 - c_exp;
+    for (t = 0; t < n; t++) {
+        int32_t m = (int32_t)((kv->kmant[t] * c_mant) >> 16), shift = base - kv->kexp[t];
+        if (shift < 1) shift = 1;
+        if (shift > 31) shift = 31;
+        score[t] = ((score[t] >> dshift) * m) >> shift;
+        if (score[t] > best) best = score[t];
     }
-    max_score = att[argmax];
-    for (t = 0; t <= pos; t++) {
-        att[t] = lmf_expf(att[t] - max_score);
-        sum += att[t];
+    return best;
+}
+
+/* The weights w[t - start] of positions [start, end) (see above); returns
+ * their Σ e_t. e_t <= 2^15 and vm_t < 2^16, so e_t * vm_t < 2^31. */
+static uint32_t value_weights(int16_t *w, const int32_t *score, uint32_t start, uint32_t end, int32_t best, const kv_rows *kv)
+{
+    uint32_t sum = 0, t;
+    for (t = start; t < end; t++) {
+        uint32_t e = lmf_exp2_q15(score[t] - best), shift = (uint32_t)(17 + kv->vexp_max - kv->vexp[t]);
+        sum += e;
+        w[t - start] = (int16_t)(shift > 31 ? 0 : (e * kv->vmant[t]) >> shift);
     }
-    /* weight_t = e_t * vscale_t in fixed point: the largest possible is 16383 */
-    to_weight = vbest > 0 ? ATT_SCALE / lmf_u2f((uint32_t)vbest) : 0.0f;
+    return sum;
+}
+
+/* One head of attention at position pos, softmax(q.k / sqrt(hs)) . v, with
+ * q the head's quantized query in s->qq. Writes hs floats to out. */
+static void attend_head(lmf_state *s, float *out, uint32_t head, const kv_rows *kv, uint32_t pos)
+{
+    uint32_t hs = s->blob->cfg.dim / s->blob->cfg.n_heads, n = pos + 1, q_abs = 0, start, end, i;
+    const int16_t *q = s->qq.x + head * hs;
+    int32_t best, *acc = s->att_acc;
+    float denom = 0.0f, norm;
+
+    for (i = 0; i < hs; i++) q_abs += (uint32_t)(q[i] < 0 ? -q[i] : q[i]);
+    lmf_dots_i8(s->att, q, kv->keys, hs, n);
+    best = fixed_scores(s->att, n, kv, s->qq.scale[head] * s->score_unit, 127 * q_abs);
+    for (start = 0; start < n; start = end) {
+        end = n - start > ATT_CHUNK ? start + ATT_CHUNK : n;
+        denom += (float)value_weights(s->att_w, s->att, start, end, best, kv);
+        lmf_weighted_sum_i8(acc, s->att_w, kv->values + (size_t)start * hs, hs, end - start);
+        /* integers below 2^24 while the context fits one chunk: exact */
+        for (i = 0; i < hs; i++) out[i] = start == 0 ? (float)acc[i] : out[i] + (float)acc[i];
+    }
+    /* the largest e_t is 2^15, so denom >= 2^15 */
+    norm = lmf_pow2f(17 + kv->vexp_max) / denom;
+    for (i = 0; i < hs; i++) out[i] *= norm;
+}
+
+/* Attention of the query heads that share kv head kvh, into s->xb. */
+static void attend(lmf_state *s, uint32_t layer, uint32_t kvh, uint32_t pos)
+{
+    const lmf_config *c = &s->blob->cfg;
+    uint32_t hs = c->dim / c->n_heads, group = c->n_heads / c->n_kv_heads, h, t;
+    size_t first = ((size_t)layer * c->n_kv_heads + kvh) * s->ctx; /* cache row of position 0 */
+    kv_rows kv;
+    kv.keys = s->key_cache + first * hs;
+    kv.values = s->value_cache + first * hs;
+    kv.kmant = s->key_mant + first;
+    kv.vmant = s->value_mant + first;
+    kv.kexp = s->key_exp + first;
+    kv.vexp = s->value_exp + first;
+    kv.vexp_max = INT16_MIN;
     for (t = 0; t <= pos; t++)
-        s->att_q[t] = lmf_round_small(att[t] * (vscale[(size_t)t * c->n_kv_heads] * to_weight));
-    norm = (vbest > 0 && sum > 0.0f) ? 1.0f / (sum * to_weight) : 0.0f;
-    for (i = 0; i < hs; i++) out[i] = 0.0f;
-    for (start = 0; start <= pos; start += ATT_CHUNK) {
-        uint32_t end = pos + 1 - start > ATT_CHUNK ? start + ATT_CHUNK : pos + 1;
-        int32_t *acc = s->att_acc;
-        for (i = 0; i < hs; i++) acc[i] = 0;
-        for (t = start; t < end; t++) lmf_axpy_i8(acc, s->att_q[t], vbase + (size_t)t * kv_dim, hs);
-        for (i = 0; i < hs; i++) out[i] += (float)acc[i] * norm;
-    }
+        if (kv.vexp[t] > kv.vexp_max) kv.vexp_max = kv.vexp[t];
+    for (h = kvh * group; h < (kvh + 1) * group; h++) attend_head(s, s->xb + h * hs, h, &kv, pos);
 }
 
 static void add_into(float *x, const float *y, uint32_t n)
@@ -194,24 +279,23 @@ static void add_into(float *x, const float *y, uint32_t n)
     for (i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* hb = silu(hb) * hb2, silu(a) = a / (1 + e^-a) */
+/* hb = silu(hb) * hb2, silu(a) = a * sigmoid(a) */
 static void swiglu(float *hb, const float *hb2, uint32_t n)
 {
     uint32_t i;
-    for (i = 0; i < n; i++) hb[i] = hb[i] * hb2[i] / (1.0f + lmf_expf(-hb[i]));
+    for (i = 0; i < n; i++) hb[i] = hb[i] * hb2[i] * lmf_sigmoidf(hb[i]);
 }
 
 /* Quantizes an activation vector into s->xq for the matrix products. */
 static void quantize_input(lmf_state *s, const float *x, uint32_t n)
 {
-    lmf_quantize_groups(s->xq, s->xq_scale, x, n, s->blob->cfg.group_size);
-    lmf_zero_pad(s->xq, n);
+    lmf_quantize_vec(&s->xq, x, n, s->blob->cfg.group_size);
 }
 
 static void matvec(float *out, const lmf_blob *b, uint32_t role, uint32_t layer, const lmf_state *s)
 {
     lmf_qmat w = lmf_blob_qmat(b, role, layer);
-    lmf_matvec_q8(out, &w, s->xq, s->xq_scale, 0, w.rows);
+    lmf_matvec_q8(out, &w, &s->xq, 0, w.rows);
 }
 
 const float *lmf_forward(lmf_state *s, uint32_t token, uint32_t pos)
@@ -219,31 +303,28 @@ const float *lmf_forward(lmf_state *s, uint32_t token, uint32_t pos)
     const lmf_blob *b = s->blob;
     const lmf_config *c = &b->cfg;
     uint32_t dim = c->dim, hs = dim / c->n_heads, kv_dim = c->n_kv_heads * hs;
-    uint32_t group_of_heads = c->n_heads / c->n_kv_heads, l, h;
+    uint32_t l, h;
     lmf_qmat embedding = lmf_blob_qmat(b, LMF_ROLE_EMBEDDING, 0);
 
     lmf_dequantize_row(s->x, &embedding, token);
     rope_angles(s, pos, hs / 2);
     for (l = 0; l < c->n_layers; l++) {
-        size_t slot = (size_t)l * s->ctx + pos;
         /* attention */
-        rmsnorm(s->xb, s->x, lmf_blob_vector(b, LMF_ROLE_ATTN_NORM, l), dim, c->norm_eps);
-        quantize_input(s, s->xb, dim);
+        rmsnorm_quantize(s, s->x, lmf_blob_vector(b, LMF_ROLE_ATTN_NORM, l));
         matvec(s->q, b, LMF_ROLE_WQ, l, s);
         matvec(s->k, b, LMF_ROLE_WK, l, s);
         matvec(s->v, b, LMF_ROLE_WV, l, s);
         rope_rotate(s, s->q, dim, hs);
         rope_rotate(s, s->k, kv_dim, hs);
-        cache_store(s->key_cache + slot * kv_dim, s->key_scale + slot * c->n_kv_heads, s->k, c->n_kv_heads, hs);
-        cache_store(s->value_cache + slot * kv_dim, s->value_scale + slot * c->n_kv_heads, s->v, c->n_kv_heads, hs);
-        for (h = 0; h < c->n_heads; h++)
-            attend_head(s, s->xb + h * hs, s->q + h * hs, l, h / group_of_heads, pos);
+        cache_store(s, s->key_cache, s->key_mant, s->key_exp, s->k, l, pos);
+        cache_store(s, s->value_cache, s->value_mant, s->value_exp, s->v, l, pos);
+        lmf_quantize_vec(&s->qq, s->q, dim, hs);
+        for (h = 0; h < c->n_kv_heads; h++) attend(s, l, h, pos);
         quantize_input(s, s->xb, dim);
         matvec(s->xb2, b, LMF_ROLE_WO, l, s);
         add_into(s->x, s->xb2, dim);
         /* feed-forward */
-        rmsnorm(s->xb, s->x, lmf_blob_vector(b, LMF_ROLE_FFN_NORM, l), dim, c->norm_eps);
-        quantize_input(s, s->xb, dim);
+        rmsnorm_quantize(s, s->x, lmf_blob_vector(b, LMF_ROLE_FFN_NORM, l));
         matvec(s->hb, b, LMF_ROLE_W1, l, s);
         matvec(s->hb2, b, LMF_ROLE_W3, l, s);
         swiglu(s->hb, s->hb2, c->hidden_dim);
@@ -251,8 +332,7 @@ const float *lmf_forward(lmf_state *s, uint32_t token, uint32_t pos)
         matvec(s->xb, b, LMF_ROLE_W2, l, s);
         add_into(s->x, s->xb, dim);
     }
-    rmsnorm(s->x, s->x, lmf_blob_vector(b, LMF_ROLE_FINAL_NORM, 0), dim, c->norm_eps);
-    quantize_input(s, s->x, dim);
+    rmsnorm_quantize(s, s->x, lmf_blob_vector(b, LMF_ROLE_FINAL_NORM, 0));
     matvec(s->logits, b, LMF_ROLE_CLASSIFIER, 0, s);
     return s->logits;
 }

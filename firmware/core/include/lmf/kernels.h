@@ -1,30 +1,50 @@
-/* The integer kernels the forward pass spends its time in. Portable C, written
- * so that the lx106 and the ESP32-S3 compilers produce tight loops; a SIMD
- * port replaces lmf_dot_i8 and must return the identical integer. */
+/* The integer kernels the forward pass spends its time in.
+ *
+ * Every kernel returns exact integers, so its variants agree bit for bit:
+ *  - SSE2 (x86-64 hosts): pmaddwd on bytes widened to int16;
+ *  - word-at-a-time C (other little-endian 32-bit CPUs: the lx106, the
+ *    ESP32-S3): four weights per 32-bit load, read as offset binary
+ *    (w + 128, an unsigned byte that one `extui` extracts, where a signed byte
+ *    costs three instructions on the lx106); Σ (w+128)·x − 128·Σ x = Σ w·x;
+ *  - plain loops, the reference, forced with -DLMF_PORTABLE_KERNELS.
+ * Activations are int16 (int8 values widened once per vector), because the
+ * lx106 loads an int16 in one instruction and pmaddwd reads int16. */
 #ifndef LMF_KERNELS_H
 #define LMF_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "lmf/blob.h"
 
-/* Σ a[i]*b[i] over n int8 pairs. Exact. For short vectors. */
-int32_t lmf_dot_i8(const int8_t *a, const int8_t *b, uint32_t n);
-/* acc[i] += w * v[i] for i < n (attention's weighted sum of values). */
-void lmf_axpy_i8(int32_t *acc, int32_t w, const int8_t *v, uint32_t n);
-/* The same for n a multiple of 16: the matrix-row kernel (rows and quantized
- * activations are zero-padded to 16 bytes). A SIMD port replaces this one. */
-int32_t lmf_dot_i8_x16(const int8_t *a, const int8_t *b, uint32_t n);
+/* An activation vector quantized for the matrix products: one scale per group
+ * of `group` values, the values as int16 zero-padded to a multiple of 16 (so
+ * a kernel may run over a matrix row's zero padding), and each group's sum
+ * (for the offset-binary kernels). */
+typedef struct lmf_qvec {
+    int16_t *x;
+    float *scale;
+    int32_t *sum;
+    uint32_t n, group;
+} lmf_qvec;
 
 /* Quantizes x[0..n) to int8 with one scale per `group` elements (symmetric,
- * max |x| -> 127). */
+ * max |x| -> 127); scale 0 and zeros for a group that is all zero or holds an
+ * inf or NaN. */
 void lmf_quantize_groups(int8_t *q, float *scales, const float *x, uint32_t n, uint32_t group);
-/* Zeroes q[n] up to the next multiple of 16, so that dot products may run over
- * a matrix row's zero padding. */
-void lmf_zero_pad(int8_t *q, uint32_t n);
+/* The same into v (whose buffers hold n rounded up to 16 values and
+ * ceil(n / group) scales and sums). */
+void lmf_quantize_vec(lmf_qvec *v, const float *x, uint32_t n, uint32_t group);
 
-/* out[r] = Σ_j w[r][j] * x[j] for rows [r0, r1), with x given as its int8
- * quantization (xq, xs) from lmf_quantize_groups with w's group size. */
-void lmf_matvec_q8(float *out, const lmf_qmat *w, const int8_t *xq, const float *xs, uint32_t r0, uint32_t r1);
+/* out[r] = Σ_j w[r][j] * x[j] for rows [r0, r1); x quantized with w's group size. */
+void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1);
+
+/* Attention over one head's cache, where position t's hs int8 values start
+ * at cache + t*hs:
+ * dot[t] = Σ_i q[i] * keys[t*hs + i] for t < count, */
+void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs, uint32_t count);
+/* acc[i] = Σ_t w[t] * values[t*hs + i] for i < hs (overwrites acc).
+ * |w[t]| < 2^14 and count <= 512 keep every sum below 2^31. */
+void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t hs, uint32_t count);
 
 /* One row of a q8 matrix back to float (the token embedding lookup). */
 void lmf_dequantize_row(float *out, const lmf_qmat *w, uint32_t row);

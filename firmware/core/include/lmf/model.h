@@ -8,23 +8,30 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "lmf/blob.h"
+#include "lmf/kernels.h"
 
 typedef struct lmf_state {
     const lmf_blob *blob;
     uint32_t ctx;                 /* positions the KV cache holds */
     /* activations (float) */
-    float *x, *xb, *xb2, *hb, *hb2, *q, *k, *v, *att, *logits;
-    /* an activation vector quantized per group, and the query per head */
-    int8_t *xq, *qq;
-    float *xq_scale;
-    /* attention weights in fixed point for the integer weighted sum of V */
-    int32_t *att_q, *att_acc;
-    /* KV cache, int8 with one scale per (layer, position, kv head):
-     * key_cache[(l * ctx + t) * kv_dim + j] */
+    float *x, *xb, *xb2, *hb, *hb2, *q, *k, *v, *logits;
+    /* the input of the next matrix products, and the queries (one scale per head) */
+    lmf_qvec xq, qq;
+    /* one head's attention: scores, then weights for the values, then the sum */
+    int32_t *att;
+    int16_t *att_w;
+    int32_t *att_acc;
+    /* KV cache, int8, one kv head's positions contiguous (the attention
+     * kernels run down them): key_cache[((l * n_kv_heads + h) * ctx + t) * hs + i].
+     * Each (layer, kv head, position) row has a scale mant * 2^exp, in the
+     * form the integer softmax uses. */
     int8_t *key_cache, *value_cache;
-    float *key_scale, *value_scale;
+    uint16_t *key_mant, *value_mant;
+    int16_t *key_exp, *value_exp;
     /* RoPE: frequency of each pair within a head, and this position's cos/sin */
     float *rope_freq, *rope_cos, *rope_sin;
+    /* log2(e) * 2^15 / sqrt(hs): turns q.k into a score in 2^-15 units of log2 */
+    float score_unit;
 } lmf_state;
 
 /* Bytes of arena lmf_state_init needs for a context of ctx positions. */
