@@ -7,17 +7,22 @@ import { readFile } from 'node:fs/promises';
 import { writeBlob, type TensorReport } from '../src/blob.js';
 import { LmflashError } from '../src/errors.js';
 import { readLlama2cCheckpoint, readTokenizerBin, type CheckpointFormat } from '../src/llama2c.js';
-import type { ModelConfig } from '../src/model.js';
+import type { FloatModel, ModelConfig } from '../src/model.js';
 import { DEFAULT_GROUP_SIZE } from '../src/quantize.js';
-import { tokenizerFromBin } from '../src/tokenizer.js';
+import { tokenizerFromBin, type TokenizerData } from '../src/tokenizer.js';
+import { describeOnnxImport, externalReaderFor, importOnnx, isOnnxPath } from './onnx-import.js';
 
 export interface ConvertOptions {
   /** Columns per quantization group (default 64). */
   groupSize?: number;
+  /** ONNX inputs: the context length to record when the file does not say. */
+  seqLen?: number;
 }
 
 export interface ConvertReport {
-  checkpointFormat: CheckpointFormat;
+  checkpointFormat: CheckpointFormat | 'onnx';
+  /** What was read, when it is not a llama2.c checkpoint (e.g. how an ONNX graph was mapped). */
+  source?: string;
   config: ModelConfig;
   groupSize: number;
   blobBytes: number;
@@ -63,9 +68,20 @@ export function convertBuffers(
   opts: ConvertOptions = {},
   names = { checkpoint: 'checkpoint', tokenizer: 'tokenizer' },
 ): ConvertResult {
-  const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
   const model = about(names.checkpoint, () => readLlama2cCheckpoint(checkpoint));
   const tokenizer = about(names.tokenizer, () => tokenizerFromBin(readTokenizerBin(tokenizerBin, model.config.vocabSize)));
+  return convertFloatModel(model, tokenizer, model.format, opts);
+}
+
+/** A float model and its tokenizer → blob and report. */
+export function convertFloatModel(
+  model: FloatModel,
+  tokenizer: TokenizerData,
+  format: ConvertReport['checkpointFormat'],
+  opts: ConvertOptions = {},
+  source?: string,
+): ConvertResult {
+  const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
   const { blob, tensors } = writeBlob(model, tokenizer, { groupSize });
   const worst = (key: 'maxRel' | 'rmsRel') =>
     tensors.reduce(
@@ -75,7 +91,8 @@ export function convertBuffers(
   return {
     blob,
     report: {
-      checkpointFormat: model.format,
+      checkpointFormat: format,
+      ...(source ? { source } : {}),
       config: model.config,
       groupSize,
       blobBytes: blob.length,
@@ -97,4 +114,39 @@ export async function convertCheckpoint(
     readInputFile(tokenizerPath, 'tokenizer'),
   ]);
   return convertBuffers(checkpoint, tokenizer, opts, { checkpoint: checkpointPath, tokenizer: tokenizerPath });
+}
+
+/**
+ * An ONNX model (its tokenizer from the file's lmflash metadata, or
+ * `tokenizerPath`) → blob. External data files are read next to the model.
+ */
+export async function convertOnnxFile(onnxPath: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  const [bytes, tokBytes] = await Promise.all([
+    readInputFile(onnxPath, 'ONNX model'),
+    tokenizerPath ? readInputFile(tokenizerPath, 'tokenizer') : Promise.resolve(null),
+  ]);
+  const imported = about(onnxPath, () => importOnnx(bytes, { readExternal: externalReaderFor(onnxPath), seqLen: opts.seqLen }));
+  const vocab = imported.model.config.vocabSize;
+  let tokenizer: TokenizerData;
+  if (tokBytes) tokenizer = about(tokenizerPath!, () => tokenizerFromBin(readTokenizerBin(tokBytes, vocab)));
+  else if (imported.tokenizerBin) {
+    tokenizer = about(`${onnxPath} (tokenizer in its metadata)`, () => tokenizerFromBin(readTokenizerBin(imported.tokenizerBin!, vocab)));
+  } else {
+    throw new LmflashError(
+      `${onnxPath} carries no tokenizer (only lmflash's ONNX exports do): pass --tokenizer with the model's llama2.c tokenizer.bin`,
+    );
+  }
+  return convertFloatModel(imported.model, tokenizer, 'onnx', opts, describeOnnxImport(imported.info));
+}
+
+/** Converts a llama2.c checkpoint or, by its .onnx extension, an ONNX model. */
+export async function convertModelFile(input: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  if (isOnnxPath(input)) return convertOnnxFile(input, tokenizerPath, opts);
+  if (opts.seqLen !== undefined) {
+    throw new LmflashError(`--seq-len applies to ONNX models only; a llama2.c checkpoint (${input}) records its own context length`);
+  }
+  if (!tokenizerPath) {
+    throw new LmflashError(`--tokenizer is required to convert the llama2.c checkpoint ${input}: pass the model's tokenizer.bin (e.g. tok512.bin)`);
+  }
+  return convertCheckpoint(input, tokenizerPath, opts);
 }

@@ -1,10 +1,11 @@
-/** `lmflash convert <checkpoint> --tokenizer <file> -o <out.blob> [--group-size N]` */
+/** `lmflash convert <checkpoint|model.onnx> [--tokenizer <file>] -o <out.blob> [--group-size N] [--seq-len N]` */
 import { InvalidArgumentError, type Command } from 'commander';
-import { convertCheckpoint, type ConvertReport } from '../../converter/convert.js';
+import { convertModelFile, type ConvertReport } from '../../converter/convert.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { DEFAULT_GROUP_SIZE, groupSizeProblem } from '../../src/quantize.js';
 import { describeConfig } from '../../src/model.js';
 import type { CliIO } from '../io.js';
+import { parsePositiveInt } from './inspect.js';
 
 function parseGroupSize(value: string): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;
@@ -16,9 +17,9 @@ function parseGroupSize(value: string): number {
 export function register(program: Command, io: CliIO): void {
   program
     .command('convert')
-    .description('convert a llama2.c checkpoint (legacy, version 1 or version 2) and its tokenizer.bin into an lmflash blob')
-    .argument('<checkpoint>', 'llama2.c model .bin (e.g. stories260K.bin)')
-    .requiredOption('-t, --tokenizer <file>', "the model's llama2.c tokenizer.bin (e.g. tok512.bin)")
+    .description('convert a llama2.c checkpoint (legacy, version 1 or version 2) and its tokenizer.bin, or an ONNX model, into an lmflash blob')
+    .argument('<checkpoint>', 'llama2.c model .bin (e.g. stories260K.bin), or a Llama-style ONNX model (.onnx, docs/onnx.md)')
+    .option('-t, --tokenizer <file>', "the model's llama2.c tokenizer.bin (e.g. tok512.bin); optional for an ONNX file exported by lmflash, which carries it")
     .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
     .option(
       '-g, --group-size <n>',
@@ -27,8 +28,9 @@ export function register(program: Command, io: CliIO): void {
       parseGroupSize,
       DEFAULT_GROUP_SIZE,
     )
-    .action(async (checkpoint: string, opts: { tokenizer: string; output: string; groupSize: number }) => {
-      const { blob, report } = await convertCheckpoint(checkpoint, opts.tokenizer, { groupSize: opts.groupSize });
+    .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
+    .action(async (checkpoint: string, opts: { tokenizer?: string; output: string; groupSize: number; seqLen?: number }) => {
+      const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, { groupSize: opts.groupSize, seqLen: opts.seqLen });
       await writeFileAtomic(opts.output, blob);
       io.out(formatReport(report, checkpoint, opts.output));
     });
@@ -39,7 +41,7 @@ const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 /** The summary the command prints: model, one line per quantized tensor, worst errors, size. */
 export function formatReport(r: ConvertReport, input: string, output: string): string {
   const lines = [
-    `${input}: llama2.c ${r.checkpointFormat} checkpoint, ${describeConfig(r.config)}, ` +
+    `${input}: ${r.source ?? `llama2.c ${r.checkpointFormat} checkpoint`}, ${describeConfig(r.config)}, ` +
       `${r.config.sharedClassifier ? 'shared' : 'separate'} classifier`,
     `int8 quantization, group size ${r.groupSize}; errors relative to each tensor's max |w| and RMS:`,
   ];

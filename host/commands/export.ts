@@ -1,0 +1,83 @@
+/**
+ * `lmflash export onnx <model> [--tokenizer T] -o model.onnx`: any model
+ * lmflash reads (llama2.c checkpoint, ONNX file, blob — a blob exports its
+ * dequantized weights) as a runnable ONNX graph of the full-sequence forward
+ * pass, with its config and tokenizer in the metadata (docs/onnx.md).
+ */
+import { Argument, type Command } from 'commander';
+import { readInputFile } from '../../converter/convert.js';
+import { exportOnnx, ONNX_OPSET, tokenizerBinFromData } from '../../converter/onnx-export.js';
+import { externalReaderFor, importOnnx, isOnnxPath } from '../../converter/onnx-import.js';
+import { writeFileAtomic } from '../../src/atomic-write.js';
+import { BLOB_MAGIC, blobToFloatModel, readBlob } from '../../src/blob.js';
+import { LmflashError } from '../../src/errors.js';
+import { readLlama2cCheckpoint, readTokenizerBin } from '../../src/llama2c.js';
+import { describeConfig, type FloatModel } from '../../src/model.js';
+import type { CliIO } from '../io.js';
+
+export interface LoadedModel {
+  model: FloatModel;
+  /** llama2.c tokenizer.bin bytes, or null when neither the input nor --tokenizer provides one. */
+  tokenizerBin: Uint8Array | null;
+  /** "llama2.c legacy checkpoint", "lmflash blob (int8, dequantized)", "ONNX model". */
+  kind: string;
+}
+
+function about<T>(file: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof LmflashError) throw new LmflashError(`${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Reads any model lmflash understands, with the tokenizer it carries (overridden by `tokenizerPath`). */
+export async function loadAnyModel(file: string, tokenizerPath?: string): Promise<LoadedModel> {
+  const bytes = await readInputFile(file, 'model');
+  let loaded: LoadedModel;
+  if (bytes.length >= 4 && bytes.subarray(0, 4).toString('latin1') === BLOB_MAGIC) {
+    loaded = about(file, () => {
+      const view = readBlob(bytes);
+      return { model: blobToFloatModel(view), tokenizerBin: tokenizerBinFromData(view.tokenizer), kind: 'lmflash blob (int8 weights, dequantized)' };
+    });
+  } else if (isOnnxPath(file)) {
+    loaded = about(file, () => {
+      const r = importOnnx(bytes, { readExternal: externalReaderFor(file) });
+      return { model: r.model, tokenizerBin: r.tokenizerBin, kind: 'ONNX model' };
+    });
+  } else {
+    loaded = about(file, () => {
+      const ckpt = readLlama2cCheckpoint(bytes);
+      return { model: ckpt, tokenizerBin: null, kind: `llama2.c ${ckpt.format} checkpoint` };
+    });
+  }
+  if (tokenizerPath) {
+    const tok = await readInputFile(tokenizerPath, 'tokenizer');
+    about(tokenizerPath, () => readTokenizerBin(tok, loaded.model.config.vocabSize)); // validate against the model
+    loaded.tokenizerBin = tok;
+  }
+  return loaded;
+}
+
+export function register(program: Command, io: CliIO): void {
+  program
+    .command('export')
+    .description('write a model (llama2.c checkpoint, ONNX file or blob) in another format: onnx = a runnable ONNX graph of the forward pass')
+    .addArgument(new Argument('<format>', 'output format').choices(['onnx']))
+    .argument('<model>', 'llama2.c checkpoint, .onnx file or lmflash blob (a blob exports its dequantized int8 weights)')
+    .option('-t, --tokenizer <file>', 'llama2.c tokenizer.bin to embed in the metadata (default: the one the input carries; a checkpoint carries none)')
+    .requiredOption('-o, --output <file>', 'ONNX file to write (replaced atomically)')
+    .action(async (_format: string, model: string, opts: { tokenizer?: string; output: string }) => {
+      const loaded = await loadAnyModel(model, opts.tokenizer);
+      const bytes = exportOnnx(loaded.model, { tokenizerBin: loaded.tokenizerBin, source: `${loaded.kind} ${model}` });
+      await writeFileAtomic(opts.output, bytes);
+      const c = loaded.model.config;
+      io.out(
+        `${model}: ${loaded.kind}, ${describeConfig(c)}\n` +
+          `wrote ${opts.output}: ${bytes.length} bytes, ONNX opset ${ONNX_OPSET}; input input_ids int64 [batch, sequence ≤ ${c.seqLen}], ` +
+          `output logits float32 [batch, sequence, ${c.vocabSize}]; ` +
+          (loaded.tokenizerBin ? 'tokenizer and config in the metadata\n' : 'config in the metadata, no tokenizer (pass --tokenizer to embed one)\n'),
+      );
+    });
+}
