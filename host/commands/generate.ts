@@ -1,15 +1,20 @@
 /**
- * `lmflash generate --model M -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--json]`:
- * one-shot generation on the native core. Text streams to stdout as tokens
- * arrive (whole UTF-8 characters only); stats go to stderr so that stdout can
- * be piped.
+ * `lmflash generate (--model M | --sim [--model M] | --port [P]) -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--json]`:
+ * one-shot generation on the native core, the virtual board or a board.
+ * Text streams to stdout as tokens arrive (whole UTF-8 characters only);
+ * stats go to stderr so that stdout can be piped. The same seed and sampling
+ * settings give the same tokens on all three.
  */
 import { randomInt } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import { InvalidArgumentError, type Command } from 'commander';
 import { LmflashError } from '../../src/errors.js';
+import { coreFloat, type DoneStats, type GenerateParams } from '../../src/protocol.js';
+import type { Generation } from '../board-client.js';
 import type { CliIO } from '../io.js';
 import { parseCoreStats, runNative } from '../native.js';
+import { parseBaud } from '../serial.js';
+import { openTarget } from '../target.js';
 import { parsePositiveInt } from './inspect.js';
 
 export interface SamplingOptions {
@@ -55,6 +60,9 @@ export function addSamplingOptions(cmd: Command): Command {
 
 interface GenerateOpts extends Omit<SamplingOptions, 'seed'> {
   model?: string;
+  sim?: boolean;
+  port?: string | true;
+  baud: number;
   prompt: string;
   steps: number;
   seed?: number;
@@ -63,22 +71,132 @@ interface GenerateOpts extends Omit<SamplingOptions, 'seed'> {
   ctx?: number;
 }
 
+/**
+ * The GENERATE parameters for these settings, with each float made exactly
+ * as lmf-run makes it from the same option text (coreFloat), so that a board
+ * samples like `generate --model` does.
+ */
+export function generateParams(o: SamplingOptions, maxTokens: number): GenerateParams {
+  return {
+    temperature: coreFloat(String(o.temp)),
+    topP: coreFloat(String(o.topP)),
+    topK: o.topK,
+    repeatPenalty: coreFloat(String(o.repeatPenalty)),
+    maxTokens,
+    seed: o.seed,
+  };
+}
+
+/** Exactly one place to run: --model alone, --sim (with or without --model), or --port. */
+function checkWhere(o: GenerateOpts): 'native' | 'serial' {
+  if (o.port !== undefined && o.sim) throw new LmflashError('--port and --sim are alternatives: choose one');
+  if (o.port !== undefined && o.model)
+    throw new LmflashError('--model does not go with --port: a board runs the model flashed on it (for the virtual board use --sim --model M)');
+  if (o.port === undefined && !o.sim && !o.model)
+    throw new LmflashError('say where to generate: --model M (the native core), --sim --model M (the virtual board) or --port P (a board)');
+  if (o.port === undefined && !o.sim) return 'native';
+  if (o.ban) throw new LmflashError('--ban works only on the native core (--model without --sim): the serial protocol has no field for it');
+  if (o.ctx) throw new LmflashError("--ctx works only on the native core: a board's context is what fits its RAM");
+  return 'serial';
+}
+
 export function register(program: Command, io: CliIO): void {
   const cmd = program
     .command('generate')
-    .description('generate text from a prompt, streaming tokens as they come')
-    .requiredOption('-m, --model <blob>', 'run this blob on the native decoder (the same C core as the board)')
+    .description('generate text from a prompt on the native core, the virtual board or a board, streaming tokens as they come')
+    .option('-m, --model <blob>', 'the blob to run: on the native decoder (the same C core as the board), or with --sim on the virtual board')
+    .option('--sim', 'run on the virtual board (the board\'s firmware on a pseudo-terminal; give the blob with --model)')
+    .option('--port [path]', 'run on the board on this serial port, with the model flashed on it (no path: the only board plugged in)')
+    .option('--baud <rate>', 'serial baud rate (USB-Serial-JTAG ignores it)', parseBaud, 115200)
     .option('-p, --prompt <text>', 'the prompt', '')
-    .option('--ctx <n>', 'context length (default: the model\'s)', parsePositiveInt)
-    .option('--json', 'print prompt ids, generated ids, text and stats as one JSON object')
+    .option('--ctx <n>', 'context length (default: the model\'s; native core only)', parsePositiveInt)
+    .option('--json', 'print prompt ids (null over serial), generated ids, text and stats as one JSON object')
     .option('--no-echo', 'print only the generated text, not the prompt before it');
-  addSamplingOptions(cmd).action(async (opts: GenerateOpts) => {
-    const seed = opts.seed ?? randomInt(0, 2 ** 31);
-    const args = ['-p', opts.prompt, '-n', String(opts.steps), ...samplingArgs({ ...opts, seed })];
-    if (opts.ctx) args.push('--ctx', String(opts.ctx));
-    if (opts.echo && !opts.json) io.out(opts.prompt);
-    await generateNative(opts.model!, args, { seed, json: !!opts.json }, io);
-  });
+  addSamplingOptions(cmd)
+    .addHelpText(
+      'after',
+      `
+Where it runs (exactly one):
+  --model M          the native core on this computer
+  --sim [--model M]  the virtual board: the firmware's C core behind a pseudo-terminal
+  --port [P]         a board on a serial port (it runs the model flashed on it)
+The same seed and sampling options give the same tokens on all three.`,
+    )
+    .action(async (opts: GenerateOpts) => {
+      const where = checkWhere(opts);
+      const seed = opts.seed ?? randomInt(0, 2 ** 31);
+      if (where === 'serial') return generateSerial(opts, seed, io);
+      if (opts.echo && !opts.json) io.out(opts.prompt);
+      const args = ['-p', opts.prompt, '-n', String(opts.steps), ...samplingArgs({ ...opts, seed })];
+      if (opts.ctx) args.push('--ctx', String(opts.ctx));
+      await generateNative(opts.model!, args, { seed, json: !!opts.json }, io);
+    });
+}
+
+/** Runs one GENERATE on a board or the virtual board and prints like generateNative. */
+async function generateSerial(opts: GenerateOpts, seed: number, io: CliIO): Promise<void> {
+  const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
+  try {
+    const gen = target.client.generate(opts.prompt, generateParams({ ...opts, seed }, opts.steps));
+    if (opts.echo && !opts.json) io.out(opts.prompt); // once the board has taken the request
+    const stopOnCtrlC = () => gen.cancel(); // the reply ends with DONE (cancelled) and its stats
+    process.once('SIGINT', stopOnCtrlC);
+    let reply: SerialReply;
+    try {
+      reply = await collectReply(gen, opts.json ? () => {} : io.out);
+    } finally {
+      process.off('SIGINT', stopOnCtrlC);
+    }
+    const { stats } = reply;
+    if (reply.ids.length !== stats.generatedTokens)
+      io.err(`lmflash: warning: ${stats.generatedTokens - reply.ids.length} of ${stats.generatedTokens} tokens were lost on the line; the text is incomplete\n`);
+    const seconds = stats.totalUs / 1e6;
+    const summary = {
+      prompt_tokens: stats.promptTokens,
+      generated_tokens: stats.generatedTokens,
+      seconds: Number(seconds.toFixed(4)),
+      tokens_per_second: stats.generatedTokens && seconds > 0 ? Number((stats.generatedTokens / seconds).toFixed(1)) : 0,
+      seed,
+      time_to_first_token_ms: Number((stats.timeToFirstTokenUs / 1000).toFixed(3)),
+      stop_reason: stats.reason,
+    };
+    if (opts.json) {
+      io.out(JSON.stringify({ prompt_tokens: null, generated_tokens: reply.ids, text: reply.bytes.toString('utf8'), stats: summary }) + '\n');
+      return;
+    }
+    const stopped = stats.reason === 'cancelled' ? ', stopped' : stats.reason === 'context_full' ? ', context full' : '';
+    io.err(`\n[${summary.generated_tokens} tokens after a ${summary.prompt_tokens}-token prompt, ${summary.tokens_per_second} tok/s, seed ${seed}${stopped}]\n`);
+  } finally {
+    await target.close();
+  }
+}
+
+export interface SerialReply {
+  ids: number[];
+  bytes: Buffer;
+  stats: DoneStats;
+}
+
+/**
+ * Reads a generation to its DONE, writing its text through a StringDecoder
+ * (whole UTF-8 characters only, as they complete) and returning ids and bytes.
+ */
+export async function collectReply(gen: Generation, write: (text: string) => void): Promise<SerialReply> {
+  const decoder = new StringDecoder('utf8');
+  const ids: number[] = [];
+  const parts: Buffer[] = [];
+  for await (const e of gen) {
+    if (e.type === 'done') {
+      const rest = decoder.end();
+      if (rest) write(rest);
+      return { ids, bytes: Buffer.concat(parts), stats: e.stats };
+    }
+    ids.push(e.token);
+    parts.push(e.bytes);
+    const text = decoder.write(e.bytes);
+    if (text) write(text);
+  }
+  throw new LmflashError('the board ended a reply without its DONE (a bug in the firmware)');
 }
 
 async function generateNative(model: string, args: string[], o: { seed: number; json: boolean }, io: CliIO): Promise<void> {

@@ -1,0 +1,299 @@
+/**
+ * `lmflash chat [--port [P] | --sim [--model M]] [--baud B]`: talk to a board.
+ * Each line typed is a prompt; the reply streams back as whole characters.
+ * Ctrl-C stops a reply (CANCEL) and returns to the prompt; Ctrl-C twice at an
+ * empty prompt quits. Slash commands change the sampling settings the host
+ * sends with the next GENERATE.
+ */
+import { randomInt } from 'node:crypto';
+import { appendFileSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { InvalidArgumentError, type Command } from 'commander';
+import { LmflashError } from '../../src/errors.js';
+import { BoardError, type Generation } from '../board-client.js';
+import type { CliIO } from '../io.js';
+import { DEFAULT_BAUD, parseBaud } from '../serial.js';
+import { openTarget, type Target } from '../target.js';
+import { addSamplingOptions, collectReply, generateParams, parseNumberIn, type SamplingOptions } from './generate.js';
+import { parsePositiveInt } from './inspect.js';
+
+export interface ChatSettings {
+  temp: number;
+  topK: number;
+  topP: number;
+  repeatPenalty: number;
+  seed: number;
+  max: number;
+}
+
+const HELP = `Type a prompt and press Enter; the reply streams back.
+  /temp T   temperature (0 = always the likeliest token)
+  /topk K   sample from the K likeliest tokens (0 = off)
+  /topp P   nucleus sampling threshold (1 = off)
+  /seed S   seed for the next reply (each reply then uses the next seed)
+  /max N    tokens per reply
+  /info     the board: model, context, memory, counters
+  /reset    default settings (also stops the board's reply)
+  /quit     leave (or Ctrl-C twice at an empty prompt, or Ctrl-D)
+  Ctrl-C    stops the reply being generated
+`;
+
+function parseWhole(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 0xffffffff) throw new InvalidArgumentError('expected a whole number from 0 to 4294967295');
+  return Number(value);
+}
+
+/** Settings changes: the parser for each slash command's argument and where it goes. */
+const SETTERS: Record<string, { key: keyof ChatSettings; parse: (v: string) => number }> = {
+  '/temp': { key: 'temp', parse: parseNumberIn(0, 100) },
+  '/topk': { key: 'topK', parse: parseWhole },
+  '/topp': { key: 'topP', parse: parseNumberIn(0.01, 1) },
+  '/seed': { key: 'seed', parse: parseWhole },
+  '/max': { key: 'max', parse: parsePositiveInt },
+};
+
+export function describeSettings(s: ChatSettings): string {
+  return `temp ${s.temp}, topk ${s.topK}, topp ${s.topP}, repeat penalty ${s.repeatPenalty}, max ${s.max}, seed ${s.seed}`;
+}
+
+/**
+ * Applies a settings command (`/temp 0.5`) to `s`: the message to show, or
+ * null when `line` is not a settings command.
+ */
+export function applySetting(s: ChatSettings, line: string): string | null {
+  const [cmd, ...rest] = line.trim().split(/\s+/);
+  const setter = SETTERS[cmd];
+  if (!setter) return null;
+  const arg = rest.join(' ');
+  if (!arg) return `${cmd} needs a value (now: ${describeSettings(s)})`;
+  try {
+    s[setter.key] = setter.parse(arg);
+  } catch (e) {
+    return `${cmd}: ${(e as Error).message}`;
+  }
+  return describeSettings(s);
+}
+
+/** The stats line after a reply. */
+export function statsLine(tokens: number, firstMs: number | null, tokPerS: number, seed: number, reason: string): string {
+  const stopped = reason === 'cancelled' ? ', stopped' : reason === 'context_full' ? ', context full' : '';
+  const first = firstMs === null ? '' : `, first after ${firstMs.toFixed(0)} ms`;
+  return `[${tokens} tokens${first}, ${tokPerS.toFixed(1)} tok/s, seed ${seed}${stopped}]`;
+}
+
+interface ChatOpts extends Omit<SamplingOptions, 'seed'> {
+  port?: string | true;
+  sim?: boolean;
+  model?: string;
+  baud: number;
+  steps: number;
+  seed?: number;
+  history: boolean;
+}
+
+export function register(program: Command, io: CliIO): void {
+  const cmd = program
+    .command('chat')
+    .description('talk to a board (or the virtual board): each line is a prompt, the reply streams back')
+    .option('--port [path]', 'the board\'s serial port (default: the only board plugged in)')
+    .option('--sim', 'talk to the virtual board instead (give it a blob with --model)')
+    .option('-m, --model <blob>', 'the blob the virtual board runs (with --sim)')
+    .option('--baud <rate>', 'serial baud rate (USB-Serial-JTAG ignores it)', parseBaud, DEFAULT_BAUD)
+    .option('--no-history', `do not keep typed prompts in ${historyFile()}`);
+  addSamplingOptions(cmd).action(async (opts: ChatOpts) => {
+    if (opts.port !== undefined && opts.sim) throw new LmflashError('--port and --sim are alternatives: choose one');
+    if (opts.model && !opts.sim) throw new LmflashError('--model goes with --sim: a board runs the model flashed on it');
+    if (opts.ban) throw new LmflashError('--ban works only on the native core: the serial protocol has no field for it');
+    const settings: ChatSettings = {
+      temp: opts.temp,
+      topK: opts.topK,
+      topP: opts.topP,
+      repeatPenalty: opts.repeatPenalty,
+      seed: opts.seed ?? randomInt(0, 2 ** 31),
+      max: opts.steps,
+    };
+    const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
+    try {
+      await new Chat(target, settings, io, opts.history).run();
+    } finally {
+      await target.close();
+    }
+  });
+}
+
+function historyFile(): string {
+  return process.env.LMFLASH_HISTORY ?? path.join(os.homedir(), '.lmflash_history');
+}
+
+function loadHistory(): string[] {
+  try {
+    // readline wants the newest first
+    return readFileSync(historyFile(), 'utf8').split('\n').filter(Boolean).slice(-500).reverse();
+  } catch {
+    return [];
+  }
+}
+
+class Chat {
+  private readonly defaults: ChatSettings;
+  private current: Generation | null = null;
+  private ctrlCArmed = false;
+  private rl!: readline.Interface;
+  private readonly tty = process.stdin.isTTY === true;
+
+  constructor(
+    private readonly target: Target,
+    private readonly settings: ChatSettings,
+    private readonly io: CliIO,
+    private readonly keepHistory: boolean,
+  ) {
+    this.defaults = { ...settings };
+  }
+
+  async run(): Promise<void> {
+    const { hello } = this.target.client;
+    this.say(`connected to ${hello!.board} on ${this.target.portPath} (protocol ${hello!.major}.${hello!.minor}); /help lists commands, Ctrl-C twice quits\n`);
+    this.rl = readline.createInterface({
+      input: process.stdin,
+      output: process.stdout,
+      terminal: this.tty,
+      prompt: '> ',
+      history: this.tty && this.keepHistory ? loadHistory() : [],
+      historySize: 500,
+    });
+    const onInterrupt = () => this.interrupt();
+    this.rl.on('SIGINT', onInterrupt); // a terminal: readline turns Ctrl-C into this
+    process.on('SIGINT', onInterrupt); // piped stdin: the real signal
+    try {
+      this.showPrompt();
+      for await (const line of this.rl) {
+        this.ctrlCArmed = false;
+        if ((await this.handle(line)) === 'quit') break;
+        this.showPrompt();
+      }
+    } finally {
+      process.off('SIGINT', onInterrupt);
+      this.rl.close();
+    }
+  }
+
+  /** Status lines go to stderr: stdout carries only the board's text. */
+  private say(text: string): void {
+    this.io.err(text);
+  }
+
+  private showPrompt(): void {
+    if (this.tty) this.rl.prompt();
+  }
+
+  /** Ctrl-C: stop the reply; at an empty prompt, arm, and quit on the second. */
+  private interrupt(): void {
+    if (this.current) {
+      this.current.cancel();
+      return;
+    }
+    if (this.tty && this.rl.line.length > 0) {
+      this.rl.write(null, { ctrl: true, name: 'u' }); // clear what was typed, like a shell
+      this.ctrlCArmed = false;
+      return;
+    }
+    if (this.ctrlCArmed) {
+      this.rl.close(); // ends the for-await loop
+      return;
+    }
+    this.ctrlCArmed = true;
+    this.say('\n(Ctrl-C again to quit)\n');
+    this.showPrompt();
+  }
+
+  private async handle(line: string): Promise<'quit' | void> {
+    const text = line.replace(/\r$/, '');
+    if (this.tty && this.keepHistory && text.trim()) this.remember(text);
+    if (text.startsWith('/')) return this.command(text.trim());
+    if (!text) return;
+    await this.reply(text);
+  }
+
+  private remember(line: string): void {
+    try {
+      appendFileSync(historyFile(), line.replace(/\n/g, ' ') + '\n', { mode: 0o600 });
+    } catch {
+      // history is a convenience: a read-only home folder must not stop the chat
+    }
+  }
+
+  private async command(line: string): Promise<'quit' | void> {
+    const [cmd] = line.split(/\s+/);
+    const changed = applySetting(this.settings, line);
+    if (changed !== null) return this.say(changed + '\n');
+    switch (cmd) {
+      case '/quit':
+      case '/exit':
+        return 'quit';
+      case '/help':
+        return this.say(HELP);
+      case '/info':
+        return this.info();
+      case '/reset':
+        await this.target.client.reset();
+        Object.assign(this.settings, this.defaults);
+        return this.say(describeSettings(this.settings) + '\n');
+      default:
+        return this.say(`unknown command ${cmd}: /help lists them\n`);
+    }
+  }
+
+  private async info(): Promise<void> {
+    const i = await this.target.client.info();
+    const model = i.model as Record<string, number> | null;
+    const lines = [`${i.board} (protocol ${i.protocol})`];
+    if (model)
+      lines.push(
+        `model: dim ${model.dim}, hidden ${model.hidden_dim}, ${model.n_layers} layers, ${model.n_heads} heads (${model.n_kv_heads} kv), vocab ${model.vocab_size}, trained context ${model.seq_len}, blob ${model.blob_bytes} bytes`,
+        `context ${i.ctx} tokens in ${i.ram_bytes} bytes of RAM`,
+      );
+    else lines.push(`no model: ${i.no_model_reason ?? 'the board has none'}`);
+    lines.push(`generations ${i.generations}, bad frames received ${i.rx_errors}, write failures ${i.write_failures}`);
+    lines.push(`next reply: ${describeSettings(this.settings)}`);
+    this.say(lines.join('\n') + '\n');
+  }
+
+  /** One GENERATE with the current settings; the next reply uses the next seed. */
+  private async reply(prompt: string): Promise<void> {
+    const s = this.settings;
+    const seed = s.seed;
+    const sent = process.hrtime.bigint();
+    let gen: Generation;
+    try {
+      gen = this.target.client.generate(prompt, generateParams({ temp: s.temp, topK: s.topK, topP: s.topP, repeatPenalty: s.repeatPenalty, seed }, s.max));
+    } catch (e) {
+      if (e instanceof LmflashError) return this.say(`error: ${e.message}\n`);
+      throw e;
+    }
+    this.current = gen;
+    let firstAt: bigint | null = null;
+    let endsWithNewline = true;
+    try {
+      const reply = await collectReply(gen, (t) => {
+        firstAt ??= process.hrtime.bigint();
+        endsWithNewline = t.endsWith('\n');
+        this.io.out(t);
+      });
+      if (!endsWithNewline) this.io.out('\n');
+      const st = reply.stats;
+      const firstMs = firstAt === null ? null : Number(firstAt - sent) / 1e6;
+      const tokPerS = st.totalUs > 0 ? st.generatedTokens / (st.totalUs / 1e6) : 0;
+      this.say(statsLine(st.generatedTokens, firstMs, tokPerS, seed, st.reason) + '\n');
+      s.seed = (seed + 1) >>> 0;
+    } catch (e) {
+      if (!endsWithNewline) this.io.out('\n');
+      // the board refused this one (BUSY, PROMPT_TOO_LONG, NO_MODEL): say so and carry on
+      if (e instanceof BoardError) return this.say(`error: ${e.message}\n`);
+      throw e; // the board went away: the chat cannot go on
+    } finally {
+      this.current = null;
+    }
+  }
+}
