@@ -1,0 +1,81 @@
+/**
+ * Training text for the tokenizer trainers: documents (one a line), characters
+ * as the C core sees them, and character frequencies with the dummy prefix.
+ */
+import { LmflashError } from '../../src/errors.js';
+
+/**
+ * The documents of a training text: its lines (LF or CRLF), empty lines left
+ * out. Each document is encoded on its own, so nothing is learned across lines.
+ */
+export function documentsOf(text: string | Iterable<string>): string[] {
+  const lines = typeof text === 'string' ? text.split(/\r?\n/) : [...text];
+  return lines.filter((l) => l.length > 0);
+}
+
+/**
+ * Decodes a training file as UTF-8, refusing invalid bytes: a clean corpus is
+ * valid UTF-8, and training on U+FFFD replacements would teach the wrong pieces.
+ */
+export function decodeTrainingText(bytes: Uint8Array, name = 'the training text'): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    throw new LmflashError(`${name} is not valid UTF-8 (first bad byte at offset ${at}): clean it or convert it to UTF-8 first`);
+  }
+}
+
+function firstInvalidUtf8(b: Uint8Array): number {
+  for (let i = 0; i < b.length; ) {
+    const c = b[i];
+    const n = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c < 0xf5 ? 4 : 0;
+    if (n === 0 || i + n > b.length) return i;
+    for (let k = 1; k < n; k++) if ((b[i + k] & 0xc0) !== 0x80) return i;
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(i, i + n));
+    } catch {
+      return i;
+    }
+    i += n;
+  }
+  return b.length;
+}
+
+/** The dummy prefix the encoder puts before every non-empty text (blob flag bit 0). */
+export const DUMMY_PREFIX = ' ';
+
+/**
+ * How often each character (code point) occurs, counting one dummy-prefix
+ * space per document, as the encoder will see it.
+ */
+export function characterCounts(docs: readonly string[]): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const doc of docs) {
+    counts.set(0x20, (counts.get(0x20) ?? 0) + 1);
+    for (const ch of doc) {
+      const cp = ch.codePointAt(0) as number;
+      counts.set(cp, (counts.get(cp) ?? 0) + 1);
+    }
+  }
+  return counts;
+}
+
+/**
+ * Characters by frequency (then code point, so the order is reproducible):
+ * at most `limit`, and only as many as cover `coverage` of all occurrences
+ * (1.0: every character seen).
+ */
+export function selectCharacters(counts: Map<number, number>, limit: number, coverage = 1): { cp: number; count: number }[] {
+  const all = [...counts].map(([cp, count]) => ({ cp, count })).sort((x, y) => y.count - x.count || x.cp - y.cp);
+  const total = all.reduce((s, c) => s + c.count, 0);
+  const out: { cp: number; count: number }[] = [];
+  let covered = 0;
+  for (const c of all) {
+    if (out.length >= limit) break;
+    if (coverage < 1 && covered >= coverage * total) break;
+    out.push(c);
+    covered += c.count;
+  }
+  return out;
+}
