@@ -143,13 +143,65 @@ export interface WriteBlobResult {
 }
 
 /** Hands out 16-byte aligned offsets in file order. */
-class Layout {
+export class Layout {
   end = 0;
   place(bytes: number): number {
     const at = alignUp(this.end, BLOB_ALIGN);
     this.end = at + bytes;
     return at;
   }
+}
+
+/** Where the TOKENIZER section and its tables go (absolute offsets). */
+export interface TokenizerPlacement {
+  offset: number;
+  size: number;
+  scores: number;
+  pieceOffsets: number;
+  pieceBytes: number;
+  kinds: number;
+  sorted: number;
+  byteIds: number;
+}
+
+/** Places the TOKENIZER section: its header, then its tables; the section spans all of them. */
+export function placeTokenizer(layout: Layout, t: TokenizerData): TokenizerPlacement {
+  const n = t.vocabSize;
+  const offset = layout.place(TOKENIZER_HEADER_BYTES);
+  const scores = layout.place(4 * n);
+  const pieceOffsets = layout.place(4 * (n + 1));
+  const pieceBytes = layout.place(t.pieceBytes.length);
+  const kinds = layout.place(n);
+  const sorted = layout.place(4 * t.sorted.length);
+  const byteIds = layout.place(4 * 256);
+  return { offset, size: layout.end - offset, scores, pieceOffsets, pieceBytes, kinds, sorted, byteIds };
+}
+
+/** Writes the TOKENIZER section where placeTokenizer put it (buf is zero-filled). */
+export function writeTokenizer(buf: Buffer, at: TokenizerPlacement, t: TokenizerData): void {
+  const dv = dataView(buf);
+  [
+    t.vocabSize,
+    t.maxPieceBytes,
+    t.bosId,
+    t.eosId,
+    t.unkId,
+    t.flags,
+    at.scores,
+    at.pieceOffsets,
+    at.pieceBytes,
+    t.pieceBytes.length,
+    at.kinds,
+    at.sorted,
+    t.sorted.length,
+    at.byteIds,
+  ].forEach((v, i) => dv.setUint32(at.offset + 4 * i, v, true));
+  buf.set(bytesOf(Float32Array.from(t.scores)), at.scores);
+  buf.set(bytesOf(Uint32Array.from(t.pieceOffsets)), at.pieceOffsets);
+  buf.set(t.pieceBytes, at.pieceBytes);
+  buf.set(t.kinds, at.kinds);
+  buf.set(bytesOf(Uint32Array.from(t.sorted)), at.sorted);
+  buf.set(bytesOf(Uint32Array.from(t.byteIds)), at.byteIds);
 }
 
 interface PlannedTensor {
@@ -190,16 +242,7 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
   const sectionTable = layout.place(3 * 16);
   const configOffset = layout.place(CONFIG_BYTES);
 
-  // TOKENIZER: its header, then its tables; the section spans all of them.
-  const n = tokenizer.vocabSize;
-  const tokOffset = layout.place(TOKENIZER_HEADER_BYTES);
-  const scoresOffset = layout.place(4 * n);
-  const pieceOffsetsOffset = layout.place(4 * (n + 1));
-  const pieceBytesOffset = layout.place(tokenizer.pieceBytes.length);
-  const kindsOffset = layout.place(n);
-  const sortedOffset = layout.place(4 * tokenizer.sorted.length);
-  const byteIdsOffset = layout.place(4 * 256);
-  const tokSize = layout.end - tokOffset;
+  const tok = placeTokenizer(layout, tokenizer);
 
   // TENSORS: directory, then each tensor's data and scales; the section spans all of them.
   const specs = modelTensorSpecs(c);
@@ -233,7 +276,7 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
   // Section table.
   [
     [SECTION_CONFIG, configOffset, CONFIG_BYTES],
-    [SECTION_TOKENIZER, tokOffset, tokSize],
+    [SECTION_TOKENIZER, tok.offset, tok.size],
     [SECTION_TENSORS, tensorsOffset, tensorsSize],
   ].forEach(([kind, off, size], i) => {
     u32(sectionTable + 16 * i, kind);
@@ -249,30 +292,7 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
   dv.setFloat32(configOffset + 36, c.ropeTheta, true);
   dv.setFloat32(configOffset + 40, c.normEps, true);
 
-  // TOKENIZER.
-  const t = tokenizer;
-  [
-    t.vocabSize,
-    t.maxPieceBytes,
-    t.bosId,
-    t.eosId,
-    t.unkId,
-    t.flags,
-    scoresOffset,
-    pieceOffsetsOffset,
-    pieceBytesOffset,
-    t.pieceBytes.length,
-    kindsOffset,
-    sortedOffset,
-    t.sorted.length,
-    byteIdsOffset,
-  ].forEach((v, i) => u32(tokOffset + 4 * i, v));
-  buf.set(bytesOf(Float32Array.from(t.scores)), scoresOffset);
-  buf.set(bytesOf(Uint32Array.from(t.pieceOffsets)), pieceOffsetsOffset);
-  buf.set(t.pieceBytes, pieceBytesOffset);
-  buf.set(t.kinds, kindsOffset);
-  buf.set(bytesOf(Uint32Array.from(t.sorted)), sortedOffset);
-  buf.set(bytesOf(Uint32Array.from(t.byteIds)), byteIdsOffset);
+  writeTokenizer(buf, tok, tokenizer);
 
   // TENSORS directory and data.
   u32(tensorsOffset, planned.length);
@@ -316,12 +336,12 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
 // ---------------------------------------------------------------------------
 // Reader
 
-function corrupt(what: string): LmflashError {
+export function corrupt(what: string): LmflashError {
   return new LmflashError(`${what}: the blob is corrupt — convert it again`);
 }
 
 /** [off, off+len) is 16-byte aligned and inside [lo, hi). */
-function extentOk(off: number, len: number, lo: number, hi: number): boolean {
+export function extentOk(off: number, len: number, lo: number, hi: number): boolean {
   return off % BLOB_ALIGN === 0 && off >= lo && off <= hi && len <= hi - off;
 }
 
@@ -422,7 +442,7 @@ function readConfig(bytes: Uint8Array, s: { offset: number; size: number }): Blo
   return config;
 }
 
-function readTokenizer(bytes: Uint8Array, s: { offset: number; size: number }, config: BlobConfig): TokenizerData {
+export function readTokenizer(bytes: Uint8Array, s: { offset: number; size: number }, config: { vocabSize: number }): TokenizerData {
   if (s.size < TOKENIZER_HEADER_BYTES) throw corrupt(`TOKENIZER section is ${s.size} bytes, expected at least ${TOKENIZER_HEADER_BYTES}`);
   const dv = dataView(bytes);
   const u = (i: number) => dv.getUint32(s.offset + 4 * i, true);

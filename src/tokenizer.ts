@@ -15,6 +15,17 @@ export const PIECE_BYTE = 1;
 export const PIECE_CONTROL = 2;
 
 export const TOKENIZER_FLAG_DUMMY_PREFIX = 1;
+/**
+ * Word-level encoding (N-gram blobs trained on words): the text's
+ * whitespace-separated words are the tokens, each the text piece of the word
+ * after a space (" word"), <unk> when there is none. No merges.
+ */
+export const TOKENIZER_FLAG_WORDS = 2;
+
+/** The bytes that separate words in word-level encoding: ASCII space, tab, LF, VT, FF, CR. */
+export function isWordSeparator(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
+}
 
 /** The blob's tokenizer tables, one field per blob field. */
 export interface TokenizerData {
@@ -342,6 +353,7 @@ export class Tokenizer {
   encode(text: string | Uint8Array, opts: EncodeOptions = {}): number[] {
     const t = this.data;
     const input = typeof text === 'string' ? Buffer.from(text, 'utf8') : text;
+    if (t.flags & TOKENIZER_FLAG_WORDS) return this.encodeWords(input, opts);
     const ids: number[] = [];
     // The dummy prefix is the " " text piece, a token of its own (so it never
     // joins a leading continuation byte); run.c assumes the piece exists, we
@@ -362,6 +374,37 @@ export class Tokenizer {
     if (opts.bos !== false && t.bosId !== NO_ID) merged.unshift(t.bosId);
     if (opts.eos && t.eosId !== NO_ID) merged.push(t.eosId);
     return merged;
+  }
+
+  /**
+   * Word-level encoding (TOKENIZER_FLAG_WORDS): BOS, then per run of
+   * non-separator bytes the text piece " " + word, or the unk token (nothing
+   * when there is none). The C core does the same (tokenizer.c).
+   */
+  private encodeWords(input: Uint8Array, opts: EncodeOptions): number[] {
+    const t = this.data;
+    const ids: number[] = [];
+    if (opts.bos !== false && t.bosId !== NO_ID) ids.push(t.bosId);
+    for (let i = 0; i < input.length; ) {
+      if (isWordSeparator(input[i])) {
+        i++;
+        continue;
+      }
+      let end = i;
+      while (end < input.length && !isWordSeparator(input[end])) end++;
+      let id = -1;
+      if (end - i + 1 <= t.maxPieceBytes) {
+        if (this.scratch.length < end - i + 1) throw new Error('internal error: scratch too small');
+        this.scratch[0] = 0x20;
+        this.scratch.set(input.subarray(i, end), 1);
+        id = this.lookup(end - i + 1);
+      }
+      if (id >= 0) ids.push(id);
+      else if (t.unkId !== NO_ID) ids.push(t.unkId);
+      i = end;
+    }
+    if (opts.eos && t.eosId !== NO_ID) ids.push(t.eosId);
+    return ids;
   }
 
   /** Appends the token(s) for bytes[start, start+len): its text piece, else byte fallback per byte. */

@@ -4,10 +4,12 @@
  * reaches the deeper checks). Every copy must be rejected with a message or,
  * if it still validates, must run the tokenizer and a few forward steps
  * without a crash. Built with ASan and UBSan (LMF_SANITIZE), so any
- * out-of-bounds access or undefined arithmetic aborts the run.
+ * out-of-bounds access or undefined arithmetic aborts the run. Transformer
+ * and N-gram blobs alike (their third section is the tensor directory or
+ * the N-gram order descriptors, both overwritten field by field).
  *   blob-fuzz MODEL.blob [ITERATIONS] [SEED] */
 #include "lmf/blob.h"
-#include "lmf/model.h"
+#include "lmf/lm.h"
 #include "lmf/sampler.h"
 #include "lmf/tokenizer.h"
 
@@ -43,7 +45,8 @@ static uint32_t hostile_value(void)
 }
 
 /* The offsets of every u32 field the reader trusts: header, section table,
- * config, tokenizer header, tensor directory. */
+ * config, tokenizer header, tensor directory or N-gram descriptors (both sit
+ * 16 bytes into the third section, in 32-byte records). */
 static uint32_t pick_field(const uint8_t *b, uint32_t size)
 {
     uint32_t table = get32(b + 24), cfg = get32(b + 36 + 0), tok, dir;
@@ -66,7 +69,7 @@ static uint8_t arena[1 << 20] __attribute__((aligned(16)));
 static void exercise(const lmf_blob *blob)
 {
     static const char *texts[] = {"Once upon a time", "", " 你好, world! \xF0\x9F\x98\x80", "\xFF\xFE\x80 stray bytes"};
-    lmf_state st;
+    lmf_lm st;
     lmf_error err;
     uint32_t ids[128], pos, i, len;
     lmf_sampler sampler;
@@ -77,13 +80,13 @@ static void exercise(const lmf_blob *blob)
         int32_t k;
         for (k = 0; k < n; k++) (void)lmf_decode(&blob->tok, k ? ids[k - 1] : 0, ids[k], &len);
     }
-    if (lmf_state_init(&st, blob, arena, sizeof arena, 8 < blob->cfg.seq_len ? 8 : blob->cfg.seq_len, &err) != 0) return;
+    if (lmf_lm_init(&st, blob, arena, sizeof arena, 8 < blob->cfg.seq_len ? 8 : blob->cfg.seq_len, &err) != 0) return;
     if (lmf_sampler_bytes(blob->cfg.vocab_size) > sizeof sampler_mem) return;
     lmf_sampler_defaults(&sp);
     lmf_sampler_init(&sampler, &sp, blob->cfg.vocab_size, sampler_mem);
     ids[0] = blob->tok.bos_id < blob->cfg.vocab_size ? blob->tok.bos_id : 0;
     for (pos = 0; pos < 3 && pos < st.ctx; pos++) {
-        lmf_forward(&st, ids[pos], pos);
+        lmf_lm_forward(&st, ids[pos], pos);
         ids[pos + 1] = lmf_sample(&sampler, st.logits, ids, pos + 1);
     }
 }

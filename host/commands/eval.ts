@@ -3,17 +3,21 @@
  * perplexity of the blob on a text (one document per line), run on the native
  * core; with a float llama2.c checkpoint as reference, also how far the int8
  * model is from it: mean KL(float ‖ int8) per token, top-1 agreement and the
- * float model's perplexity.
+ * float model's perplexity. N-gram blobs (architecture 2) are scored as KenLM's
+ * query scores a text: every word and one </s> per line, from the model's own
+ * log-probabilities (no renormalization), with perplexity including and
+ * excluding out-of-vocabulary words.
  */
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { LmflashError } from '../../src/errors.js';
+import { aboutFile, readInputFile } from '../../src/input-file.js';
 import { readLlama2cCheckpoint } from '../../src/llama2c.js';
+import { NgramLm, type NgramView } from '../../src/ngram.js';
 import { ReferenceModel } from '../../src/reference.js';
-import { Tokenizer } from '../../src/tokenizer.js';
+import { NO_ID, Tokenizer } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 import { runNativeCollect } from '../native.js';
-import { parsePositiveInt, readBlobFile } from './inspect.js';
+import { parsePositiveInt, readAnyBlobFile } from './inspect.js';
 
 export type Split = 'test' | 'train' | 'all';
 
@@ -27,9 +31,17 @@ export function splitLines(text: string, split: Split): string[] {
 }
 
 export interface EvalResult {
+  architecture: 'transformer' | 'ngram';
   documents: number;
   tokens: number;
+  /** including out-of-vocabulary tokens (those the tokenizer made <unk>) */
   perplexity: number;
+  /** over the tokens that are not <unk> (KenLM's "excluding OOVs") */
+  perplexityExcludingOov: number;
+  /** predicted tokens that are <unk> */
+  oov: number;
+  /** N-gram blobs: who computed the log-probabilities (the TypeScript scorer gives the core's floats bit for bit) */
+  scorer?: 'typescript' | 'native';
   reference?: { perplexity: number; perplexityRatio: number; meanKl: number; top1Agreement: number };
 }
 
@@ -80,18 +92,100 @@ async function* nativeLogits(blob: string, seqs: number[][], vocab: number): Asy
   }
 }
 
-export async function evaluate(blobPath: string, textPath: string, opts: { reference?: string; split: Split; limit?: number }): Promise<EvalResult> {
-  const view = await readBlobFile(blobPath);
+export interface EvalOptions {
+  reference?: string;
+  split: Split;
+  limit?: number;
+  /** N-gram blobs: score through the native core's logits instead of the TypeScript scorer */
+  native?: boolean;
+}
+
+/** Sums of log-probabilities, with and without the <unk> targets. */
+class Tally {
+  nll = 0;
+  nllKnown = 0;
+  count = 0;
+  oov = 0;
+  add(logProb: number, isOov: boolean): void {
+    this.nll -= logProb;
+    this.count++;
+    if (isOov) this.oov++;
+    else this.nllKnown -= logProb;
+  }
+  get perplexity(): number {
+    return Math.exp(this.nll / this.count);
+  }
+  get perplexityExcludingOov(): number {
+    return Math.exp(this.nllKnown / (this.count - this.oov));
+  }
+}
+
+async function readText(textPath: string, split: Split, limit?: number): Promise<string[]> {
+  const text = (await readInputFile(textPath)).toString('utf8');
+  let docs = splitLines(text, split);
+  if (limit) docs = docs.slice(0, limit);
+  if (docs.length === 0) throw new LmflashError(`${textPath} has no non-empty lines in the ${split} split`);
+  return docs;
+}
+
+/**
+ * An N-gram blob on a text: each line is <s> words </s>, and every word and
+ * the </s> is predicted from what precedes it in its line, as KenLM's query
+ * does. The log-probabilities are the model's own (quantized values need not
+ * sum to exactly one; KenLM does not renormalize either).
+ */
+async function evaluateNgram(blobPath: string, view: NgramView, textPath: string, opts: EvalOptions): Promise<EvalResult> {
+  if (opts.reference) throw new LmflashError('--reference compares a transformer blob with its float checkpoint; this is an N-gram blob');
+  const tok = new Tokenizer(view.tokenizer);
+  const t = view.tokenizer;
+  const docs = await readText(textPath, opts.split, opts.limit);
+  const seqs = docs.map((d) => [...tok.encode(d), t.eosId].slice(0, view.config.seqLen)).filter((s) => s.length > 1);
+  const tally = new Tally();
+  const isOov = (id: number) => t.unkId !== NO_ID && id === t.unkId;
+  if (opts.native) {
+    let seqIndex = 0;
+    let pos = 0;
+    for await (const logits of nativeLogits(blobPath, seqs, view.config.vocabSize)) {
+      const seq = seqs[seqIndex];
+      if (pos + 1 < seq.length) tally.add(logits[seq[pos + 1]], isOov(seq[pos + 1]));
+      if (++pos === seq.length) {
+        seqIndex++;
+        pos = 0;
+      }
+    }
+  } else {
+    const lm = new NgramLm(view);
+    for (const seq of seqs) {
+      for (let pos = 0; pos + 1 < seq.length; pos++) {
+        lm.forward(seq[pos], pos);
+        tally.add(lm.logit(seq[pos + 1]), isOov(seq[pos + 1]));
+      }
+    }
+  }
+  return {
+    architecture: 'ngram',
+    documents: seqs.length,
+    tokens: tally.count,
+    perplexity: tally.perplexity,
+    perplexityExcludingOov: tally.perplexityExcludingOov,
+    oov: tally.oov,
+    scorer: opts.native ? 'native' : 'typescript',
+  };
+}
+
+export async function evaluate(blobPath: string, textPath: string, opts: EvalOptions): Promise<EvalResult> {
+  const blob = await readAnyBlobFile(blobPath);
+  if (blob.kind === 'ngram') return evaluateNgram(blobPath, blob.view, textPath, opts);
+  const view = blob.view;
   const tok = new Tokenizer(view.tokenizer);
   const V = view.config.vocabSize;
-  let docs = splitLines(await readFile(textPath, 'utf8'), opts.split);
-  if (opts.limit) docs = docs.slice(0, opts.limit);
-  if (docs.length === 0) throw new LmflashError(`${textPath} has no non-empty lines in the ${opts.split} split`);
+  const docs = await readText(textPath, opts.split, opts.limit);
   const seqs = docs.map((d) => tok.encode(d).slice(0, view.config.seqLen)).filter((s) => s.length > 1);
 
   let ref: ReferenceModel | null = null;
   if (opts.reference) {
-    const ckpt = readLlama2cCheckpoint(await readFile(opts.reference));
+    const ckptBytes = await readInputFile(opts.reference, 'reference checkpoint');
+    const ckpt = aboutFile(opts.reference, () => readLlama2cCheckpoint(ckptBytes));
     const c = ckpt.config;
     const b = view.config;
     if (c.dim !== b.dim || c.nLayers !== b.nLayers || c.vocabSize !== b.vocabSize || c.hiddenDim !== b.hiddenDim)
@@ -101,13 +195,15 @@ export async function evaluate(blobPath: string, textPath: string, opts: { refer
 
   const lq = new Float64Array(V);
   const lf = new Float64Array(V);
-  let nll = 0, nllRef = 0, kl = 0, agree = 0, count = 0;
+  const tally = new Tally();
+  const unk = view.tokenizer.unkId;
+  let nllRef = 0, kl = 0, agree = 0;
   let seqIndex = 0, pos = 0;
   for await (const logits of nativeLogits(blobPath, seqs, V)) {
     const seq = seqs[seqIndex];
     if (pos + 1 < seq.length) {
       logSoftmax(logits, lq);
-      nll -= lq[seq[pos + 1]];
+      tally.add(lq[seq[pos + 1]], unk !== NO_ID && seq[pos + 1] === unk);
       if (ref) {
         const fl = ref.forward(seq[pos], pos);
         logSoftmax(fl, lf);
@@ -117,14 +213,21 @@ export async function evaluate(blobPath: string, textPath: string, opts: { refer
         kl += k;
         if (argmax(fl) === argmax(logits)) agree++;
       }
-      count++;
     }
     if (++pos === seq.length) {
       seqIndex++;
       pos = 0;
     }
   }
-  const result: EvalResult = { documents: seqs.length, tokens: count, perplexity: Math.exp(nll / count) };
+  const count = tally.count;
+  const result: EvalResult = {
+    architecture: 'transformer',
+    documents: seqs.length,
+    tokens: count,
+    perplexity: tally.perplexity,
+    perplexityExcludingOov: tally.perplexityExcludingOov,
+    oov: tally.oov,
+  };
   if (ref) {
     const perplexity = Math.exp(nllRef / count);
     result.reference = { perplexity, perplexityRatio: result.perplexity / perplexity, meanKl: kl / count, top1Agreement: agree / count };
@@ -133,7 +236,16 @@ export async function evaluate(blobPath: string, textPath: string, opts: { refer
 }
 
 export function formatEval(r: EvalResult): string {
+  if (r.architecture === 'ngram') {
+    return [
+      `${r.documents} lines, ${r.tokens} predicted tokens (one </s> a line included), ${r.oov} out of vocabulary`,
+      `perplexity including OOVs: ${r.perplexity.toFixed(4)}`,
+      `perplexity excluding OOVs: ${r.perplexityExcludingOov.toFixed(4)}`,
+      `(log-probabilities from the ${r.scorer === 'native' ? 'native core' : 'TypeScript scorer, identical to the core\'s'})`,
+    ].join('\n') + '\n';
+  }
   const lines = [`${r.documents} documents, ${r.tokens} predicted tokens`, `perplexity (int8 blob): ${r.perplexity.toFixed(4)}`];
+  if (r.oov > 0) lines.push(`${r.oov} predicted tokens are <unk>; perplexity without them: ${r.perplexityExcludingOov.toFixed(4)}`);
   if (r.reference) {
     const f = r.reference;
     lines.push(
@@ -148,16 +260,17 @@ export function formatEval(r: EvalResult): string {
 export function register(program: Command, io: CliIO): void {
   program
     .command('eval')
-    .description('perplexity of a blob on a text, and its distance from the float model it came from')
+    .description('perplexity of a blob on a text, and its distance from the float model it came from (transformers) or with and without out-of-vocabulary words (N-grams)')
     .argument('<model>', 'an lmflash blob')
     .requiredOption('--text <file>', 'plain text, one document per line')
     .option('--reference <checkpoint>', 'the float llama2.c checkpoint the blob was converted from')
     .option('--split <which>', 'lines to use: test (index % 10 == 0), train or all', 'all')
     .option('--limit <n>', 'use only the first n documents', parsePositiveInt)
+    .option('--native', 'N-gram blobs: take the log-probabilities from the native core (slower; the TypeScript scorer gives the same floats)')
     .option('--json', 'print the figures as JSON')
-    .action(async (model: string, opts: { text: string; reference?: string; split: string; limit?: number; json?: boolean }) => {
+    .action(async (model: string, opts: { text: string; reference?: string; split: string; limit?: number; native?: boolean; json?: boolean }) => {
       if (!['test', 'train', 'all'].includes(opts.split)) throw new LmflashError(`--split must be test, train or all, not "${opts.split}"`);
-      const r = await evaluate(model, opts.text, { reference: opts.reference, split: opts.split as Split, limit: opts.limit });
+      const r = await evaluate(model, opts.text, { reference: opts.reference, split: opts.split as Split, limit: opts.limit, native: opts.native });
       io.out(opts.json ? JSON.stringify(r, null, 2) + '\n' : formatEval(r));
     });
 }

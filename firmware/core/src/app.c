@@ -5,7 +5,7 @@
 #include "lmf/app.h"
 #include "lmf/blob.h"
 #include "lmf/fmt.h"
-#include "lmf/model.h"
+#include "lmf/lm.h"
 #include "lmf/sampler.h"
 #include "lmf/tokenizer.h"
 
@@ -68,41 +68,6 @@ static void emitf(const lmf_port *port, const char *fmt, ...)
     emit(port, line, n);
 }
 
-/* Parses a decimal unsigned integer; returns 0 on success. */
-static int parse_u32(const char *s, uint32_t *v)
-{
-    uint64_t acc = 0;
-    if (!s || !*s) return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return -1;
-        acc = acc * 10 + (uint64_t)(*s - '0');
-        if (acc > 0xFFFFFFFFull) return -1;
-    }
-    *v = (uint32_t)acc;
-    return 0;
-}
-
-/* Parses [-]digits[.digits] into a float the same way on every target. */
-static int parse_float(const char *s, float *v)
-{
-    uint32_t whole = 0, frac = 0, scale = 1, digits = 0;
-    int neg = 0;
-    if (!s || !*s) return -1;
-    if (*s == '-') { neg = 1; s++; }
-    for (; *s >= '0' && *s <= '9'; s++, digits++) {
-        if (whole > 1000000) return -1;
-        whole = whole * 10 + (uint32_t)(*s - '0');
-    }
-    if (*s == '.') {
-        for (s++; *s >= '0' && *s <= '9'; s++, digits++)
-            if (scale < 1000000) { frac = frac * 10 + (uint32_t)(*s - '0'); scale *= 10; }
-    }
-    if (*s || digits == 0) return -1;
-    *v = (float)whole + (float)frac / (float)scale;
-    if (neg) *v = -*v;
-    return 0;
-}
-
 static int hex_digit(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
@@ -134,7 +99,7 @@ static int parse_ban_list(const char *s, lmf_sampler_params *p)
         while (*s && *s != ',' && n < sizeof num - 1) num[n++] = *s++;
         num[n] = '\0';
         if (*s == ',') s++;
-        if (p->n_banned == LMF_MAX_BANNED || parse_u32(num, &p->banned[p->n_banned]) != 0) return -1;
+        if (p->n_banned == LMF_MAX_BANNED || lmf_parse_u32(num, &p->banned[p->n_banned]) != 0) return -1;
         p->n_banned++;
     }
     return 0;
@@ -154,15 +119,15 @@ static int parse_args(job *j, int argc, char **argv, const lmf_port *port)
         int bad = 0, takes_value = 1;
         if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) { j->prompt = v ? v : (bad = 1, ""); j->prompt_len = strlen(j->prompt); }
         else if (!strcmp(a, "--prompt-hex")) bad = parse_hex_prompt(j, v);
-        else if (!strcmp(a, "-n") || !strcmp(a, "--steps")) bad = parse_u32(v, &j->steps);
-        else if (!strcmp(a, "-t") || !strcmp(a, "--temp")) bad = parse_float(v, &j->sampling.temperature) || j->sampling.temperature < 0.0f;
-        else if (!strcmp(a, "-k") || !strcmp(a, "--top-k")) bad = parse_u32(v, &j->sampling.top_k);
-        else if (!strcmp(a, "--top-p")) bad = parse_float(v, &j->sampling.top_p) || j->sampling.top_p <= 0.0f || j->sampling.top_p > 1.0f;
-        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) { uint32_t seed = 0; bad = parse_u32(v, &seed); j->sampling.seed = seed; }
-        else if (!strcmp(a, "--repeat-penalty")) bad = parse_float(v, &j->sampling.repeat_penalty) || j->sampling.repeat_penalty <= 0.0f;
-        else if (!strcmp(a, "--repeat-window")) bad = parse_u32(v, &j->sampling.repeat_window);
+        else if (!strcmp(a, "-n") || !strcmp(a, "--steps")) bad = lmf_parse_u32(v, &j->steps);
+        else if (!strcmp(a, "-t") || !strcmp(a, "--temp")) bad = lmf_parse_decimal(v, &j->sampling.temperature) || j->sampling.temperature < 0.0f;
+        else if (!strcmp(a, "-k") || !strcmp(a, "--top-k")) bad = lmf_parse_u32(v, &j->sampling.top_k);
+        else if (!strcmp(a, "--top-p")) bad = lmf_parse_decimal(v, &j->sampling.top_p) || j->sampling.top_p <= 0.0f || j->sampling.top_p > 1.0f;
+        else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) { uint32_t seed = 0; bad = lmf_parse_u32(v, &seed); j->sampling.seed = seed; }
+        else if (!strcmp(a, "--repeat-penalty")) bad = lmf_parse_decimal(v, &j->sampling.repeat_penalty) || j->sampling.repeat_penalty <= 0.0f;
+        else if (!strcmp(a, "--repeat-window")) bad = lmf_parse_u32(v, &j->sampling.repeat_window);
         else if (!strcmp(a, "--ban")) bad = !v || parse_ban_list(v, &j->sampling);
-        else if (!strcmp(a, "--ctx")) bad = parse_u32(v, &j->ctx);
+        else if (!strcmp(a, "--ctx")) bad = lmf_parse_u32(v, &j->ctx);
         else if (!strcmp(a, "--tokens")) j->tokens = v ? v : (bad = 1, "");
         else {
             takes_value = 0;
@@ -204,7 +169,7 @@ static void json_ids(const lmf_port *port, const char *name, const uint32_t *ids
 typedef struct run {
     const lmf_port *port;
     const lmf_blob *blob;
-    lmf_state state;
+    lmf_lm state;        /* the model's state, whatever its architecture */
     uint32_t *ids;       /* prompt then generated tokens */
     uint32_t n_prompt;
 } run;
@@ -233,7 +198,7 @@ static int score_sequences(run *r, const job *j)
         }
         if (*s == ';') s++;
         for (pos = 0; pos < n; pos++) {
-            const float *logits = lmf_forward(&r->state, r->ids[pos], pos);
+            const float *logits = lmf_lm_forward(&r->state, r->ids[pos], pos);
             if (j->logits) write_logits(r, logits);
         }
     }
@@ -254,7 +219,7 @@ static int generate(run *r, const job *j, uint8_t *sampler_mem)
         uint32_t next, len;
         const uint8_t *piece;
         if (pos + 1 >= n_prompt && gen == j->steps) break; /* no forward whose logits go unused */
-        logits = lmf_forward(&r->state, token, pos);
+        logits = lmf_lm_forward(&r->state, token, pos);
         forwards++;
         if (j->logits) write_logits(r, logits);
         if (pos + 1 < n_prompt) {
@@ -322,9 +287,12 @@ static size_t tokens_part(uint32_t ctx) { return round16(((size_t)ctx + 2) * 4);
 static void print_info(const lmf_port *port, const lmf_blob *b, uint32_t ctx)
 {
     const lmf_config *c = &b->cfg;
-    size_t state = lmf_state_bytes(c, ctx);
-    emitf(port, "{\"dim\":%u,\"hidden_dim\":%u,\"n_layers\":%u,\"n_heads\":%u,\"n_kv_heads\":%u,",
-          c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads);
+    size_t state = lmf_lm_bytes(b, ctx);
+    if (b->arch == LMF_ARCH_NGRAM)
+        emitf(port, "{\"arch\":\"ngram\",\"order\":%u,", b->ngram.order);
+    else
+        emitf(port, "{\"dim\":%u,\"hidden_dim\":%u,\"n_layers\":%u,\"n_heads\":%u,\"n_kv_heads\":%u,",
+              c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads);
     emitf(port, "\"vocab_size\":%u,\"seq_len\":%u,\"group_size\":%u,\"blob_bytes\":%u,\"ctx\":%u,",
           c->vocab_size, c->seq_len, c->group_size, b->size, ctx);
     emitf(port, "\"state_bytes\":%lu,\"sampler_bytes\":%lu,\"token_bytes\":%lu,\"arena_bytes\":%lu}\n",
@@ -358,8 +326,8 @@ int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_s
     ids_bytes = tokens_part(ctx);
     fixed = sampler_bytes + ids_bytes;
     if (fixed > arena_size) { say(port, "lmf-run: not enough RAM for a context of %u tokens\n", ctx); return 4; }
-    if (!j.ctx && lmf_state_bytes(&blob.cfg, ctx) > arena_size - fixed) {
-        ctx = lmf_state_max_ctx(&blob.cfg, arena_size - fixed); /* the default shrinks to fit */
+    if (!j.ctx && lmf_lm_bytes(&blob, ctx) > arena_size - fixed) {
+        ctx = lmf_lm_max_ctx(&blob, arena_size - fixed); /* the default shrinks to fit */
         ids_bytes = tokens_part(ctx);
         fixed = sampler_bytes + ids_bytes;
     }
@@ -368,7 +336,7 @@ int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_s
     r.blob = &blob;
     r.ids = (uint32_t *)(void *)(arena + sampler_bytes);
     if (ctx != 0 && !j.tokens && encode_prompt(&r, &j, arena + fixed, arena_size - fixed, ctx) != 0) return 2;
-    if (ctx == 0 || lmf_state_init(&r.state, &blob, arena + fixed, arena_size - fixed, ctx, &err) != 0) {
+    if (ctx == 0 || lmf_lm_init(&r.state, &blob, arena + fixed, arena_size - fixed, ctx, &err) != 0) {
         say(port, "lmf-run: %s\n", ctx ? err.msg : "not enough RAM for any context");
         return 4;
     }

@@ -210,11 +210,25 @@ static int read_tensors(lmf_blob *b, uint32_t off, uint32_t size, lmf_error *err
     return 0;
 }
 
+/* Architecture 2: CONFIG and NGRAM (ngram.c validates them), then the tokenizer. */
+static int read_ngram(lmf_blob *b, const uint32_t *found, const uint32_t *offs, const uint32_t *sizes, lmf_error *err)
+{
+    if (!found[LMF_SECTION_CONFIG] || !found[LMF_SECTION_TOKENIZER] || !found[LMF_SECTION_NGRAM])
+        return lmf_fail(err, "N-gram blob lacks a config, tokenizer or N-gram section: the file is corrupt");
+    if (lmf_ngram_read(&b->ngram, b->base, offs[LMF_SECTION_CONFIG], sizes[LMF_SECTION_CONFIG], offs[LMF_SECTION_NGRAM],
+                       sizes[LMF_SECTION_NGRAM], err) != 0)
+        return -1;
+    /* the driver and the session size their buffers from these two */
+    b->cfg.vocab_size = b->ngram.vocab_size;
+    b->cfg.seq_len = b->ngram.seq_len;
+    return read_tokenizer(b, offs[LMF_SECTION_TOKENIZER], sizes[LMF_SECTION_TOKENIZER], err);
+}
+
 int lmf_blob_open(lmf_blob *b, const void *data, size_t size, int check_crc, lmf_error *err)
 {
     const uint8_t *p = (const uint8_t *)data;
     uint32_t file_size, n_sections, table, i;
-    uint32_t found[4] = {0, 0, 0, 0}, offs[4] = {0, 0, 0, 0}, sizes[4] = {0, 0, 0, 0};
+    uint32_t found[5] = {0, 0, 0, 0, 0}, offs[5] = {0, 0, 0, 0, 0}, sizes[5] = {0, 0, 0, 0, 0};
     const uint16_t endian_probe = 1;
     memset(b, 0, sizeof *b);
     if (*(const uint8_t *)&endian_probe != 1) return lmf_fail(err, "this core needs a little-endian CPU");
@@ -234,19 +248,20 @@ int lmf_blob_open(lmf_blob *b, const void *data, size_t size, int check_crc, lmf
     b->arch = rd32(p + 16);
     n_sections = rd32(p + 20);
     table = rd32(p + 24);
-    if (b->arch != LMF_ARCH_TRANSFORMER)
-        return lmf_fail(err, "blob architecture %u is not supported by this core (1 = transformer)", b->arch);
+    if (b->arch != LMF_ARCH_TRANSFORMER && b->arch != LMF_ARCH_NGRAM)
+        return lmf_fail(err, "blob architecture %u is not supported by this core (1 = transformer, 2 = N-gram)", b->arch);
     if (n_sections > 64 || !extent_ok(table, (uint64_t)n_sections * 16, LMF_BLOB_HEADER_BYTES, file_size))
         return lmf_fail(err, "blob section table lies outside the file: the file is corrupt");
     for (i = 0; i < n_sections; i++) {
         const uint8_t *s = p + table + i * 16;
         uint32_t kind = rd32(s), off = rd32(s + 4), len = rd32(s + 8);
-        if (kind == 0 || kind > 3) continue; /* a newer minor version's section */
+        if (kind == 0 || kind > LMF_SECTION_NGRAM) continue; /* a newer minor version's section */
         if (found[kind]) return lmf_fail(err, "blob has two sections of kind %u: the file is corrupt", kind);
         if (!extent_ok(off, len, LMF_BLOB_HEADER_BYTES, file_size))
             return lmf_fail(err, "blob section %u lies outside the file: the file is corrupt", kind);
         found[kind] = 1; offs[kind] = off; sizes[kind] = len;
     }
+    if (b->arch == LMF_ARCH_NGRAM) return read_ngram(b, found, offs, sizes, err);
     if (!found[LMF_SECTION_CONFIG] || !found[LMF_SECTION_TOKENIZER] || !found[LMF_SECTION_TENSORS])
         return lmf_fail(err, "blob lacks a config, tokenizer or tensor section: the file is corrupt");
     if (read_config(b, offs[LMF_SECTION_CONFIG], sizes[LMF_SECTION_CONFIG], err) != 0) return -1;

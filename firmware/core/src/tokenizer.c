@@ -83,6 +83,25 @@ static uint32_t merge_pairs(const lmf_tokenizer *t, uint32_t *ids, uint32_t n)
     }
 }
 
+static int is_word_separator(uint8_t c) { return c == ' ' || (c >= 0x09 && c <= 0x0D); }
+
+/* Word-level encoding (LMF_TOKENIZER_WORDS): every run of non-separator
+ * bytes is one token, the text piece " " + word, or <unk>. */
+static uint32_t encode_words(const lmf_tokenizer *t, const uint8_t *s, size_t len, uint32_t *ids, uint32_t n)
+{
+    size_t i = 0, end;
+    while (i < len) {
+        uint32_t id = LMF_NONE;
+        if (is_word_separator(s[i])) { i++; continue; }
+        for (end = i; end < len && !is_word_separator(s[end]); end++) {}
+        if (end - i < t->max_piece_bytes) id = lookup_concat(t, (const uint8_t *)" ", 1, s + i, (uint32_t)(end - i));
+        if (id == LMF_NONE) id = t->unk_id;
+        if (id != LMF_NONE) ids[n++] = id;
+        i = end;
+    }
+    return n;
+}
+
 int32_t lmf_encode(const lmf_tokenizer *t, const char *text, size_t len, int add_bos, uint32_t *ids, uint32_t cap)
 {
     const uint8_t *s = (const uint8_t *)text;
@@ -90,6 +109,7 @@ int32_t lmf_encode(const lmf_tokenizer *t, const char *text, size_t len, int add
     size_t i = 0;
     if (len + 2 > cap) return -1;
     if (add_bos && t->bos_id != LMF_NONE) ids[n++] = t->bos_id;
+    if (t->flags & LMF_TOKENIZER_WORDS) return (int32_t)encode_words(t, s, len, ids, n);
     if (len > 0 && (t->flags & LMF_TOKENIZER_DUMMY_PREFIX)) {
         uint32_t space = lmf_piece_lookup(t, (const uint8_t *)" ", 1);
         if (space != LMF_NONE) ids[n++] = space;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "lmf/error.h"
+#include "lmf/ngram.h"
 
 #define LMF_BLOB_MAGIC "LMFB"
 #define LMF_BLOB_VERSION_MAJOR 1
@@ -28,6 +29,8 @@ enum {
 #define LMF_TENSORS_PER_LAYER 9
 #define LMF_FLAG_SHARED_CLASSIFIER 1u
 #define LMF_TOKENIZER_DUMMY_PREFIX 1u
+/* Word-level encoding: whitespace-separated words, each the piece " word" (N-gram blobs). */
+#define LMF_TOKENIZER_WORDS 2u
 
 /* Largest quantization group: keeps every group's integer dot product below
  * 2^22 in magnitude (256 * 127 * 127), so it converts to float exactly. */
@@ -62,10 +65,11 @@ typedef struct lmf_blob {
     const uint8_t *base;
     uint32_t size;
     uint32_t arch;
-    lmf_config cfg;
+    lmf_config cfg;         /* an N-gram blob fills only vocab_size and seq_len */
     lmf_tokenizer tok;
     const uint8_t *tensors; /* first 32-byte tensor entry */
     uint32_t tensor_count;
+    lmf_ngram ngram;        /* architecture 2 */
 } lmf_blob;
 
 /* Validates the blob (magic, version, size, CRC, every table and tensor) and
