@@ -16,6 +16,12 @@
 #endif
 #endif
 
+/* The matrix products on the ESP32-S3's PIE (kernels_esp32s3.S), or its C
+ * emulation: the same integers, from int8 activations (lmf_qvec.x8). */
+#if defined(LMF_PIE_KERNELS) || defined(LMF_PIE_EMULATE)
+#define LMF_PIE_MATVEC 1
+#endif
+
 #if defined(__GNUC__) && !defined(__clang__)
 /* GCC's pre-allocation scheduler hoists the loads of an unrolled loop until
  * the lx106's 16 registers spill; without it the word kernels stay in
@@ -71,6 +77,20 @@ void lmf_quantize_vec(lmf_qvec *v, const float *x, uint32_t n, uint32_t group)
         int32_t sum = 0;
         float inv;
         v->scale[g] = group_scale(x + start, end - start, &inv);
+#if defined(LMF_PIE_MATVEC)
+        if (v->x8) { /* int8, where the PIE kernels load it (the same memory as x) */
+            if (lmf_f2u(inv) == 0)
+                for (i = start; i < end; i++) v->x8[i] = 0;
+            else
+                for (i = start; i < end; i++) {
+                    int32_t q = lmf_round_small(x[i] * inv);
+                    v->x8[i] = (int8_t)q;
+                    sum += q;
+                }
+            v->sum[g] = sum;
+            continue;
+        }
+#endif
         if (lmf_f2u(inv) == 0)
             for (i = start; i < end; i++) v->x[i] = 0;
         else
@@ -81,15 +101,57 @@ void lmf_quantize_vec(lmf_qvec *v, const float *x, uint32_t n, uint32_t group)
             }
         v->sum[g] = sum;
     }
+#if defined(LMF_PIE_MATVEC)
+    if (v->x8) {
+        for (i = n; i < padded; i++) v->x8[i] = 0;
+        return;
+    }
+#endif
     for (i = n; i < padded; i++) v->x[i] = 0;
 }
+
+/* ---- helpers shared by the matrix and attention kernels -------------------- */
+
+#if defined(LMF_WORD_KERNELS)
+/* Four weights from one aligned 32-bit load, as offset binary (w + 128) so
+ * that each byte is one unsigned extract. Rows, the cache and the blob are
+ * 16-byte aligned; the builtin lets GCC emit a single l32i. */
+static inline uint32_t offset_word(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, __builtin_assume_aligned(p, 4), 4);
+    return v ^ 0x80808080u;
+}
+#define BYTE0(u) ((int32_t)((u) & 0xFF))
+#define BYTE1(u) ((int32_t)(((u) >> 8) & 0xFF))
+#define BYTE2(u) ((int32_t)(((u) >> 16) & 0xFF))
+#define BYTE3(u) ((int32_t)((u) >> 24))
+
+static inline int32_t mac4(uint32_t u, int32_t x0, int32_t x1, int32_t x2, int32_t x3)
+{
+    return BYTE0(u) * x0 + BYTE1(u) * x1 + BYTE2(u) * x2 + BYTE3(u) * x3;
+}
+#endif
+
+#if defined(LMF_SSE2_KERNELS)
+/* The four lanes of a, b, c and d each summed: {Σa, Σb, Σc, Σd}. */
+static inline __m128i sum4x4(__m128i a, __m128i b, __m128i c, __m128i d)
+{
+    __m128i ab = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
+    __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
+    return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
+}
+#endif
 
 /* ---- dot products of matrix rows with an activation vector ----------------
  * dot_rows(d, w, stride, x, n, bias): d[k] = Σ_{j<n} w[k*stride + j] * x[j]
  * for the LMF_ROWS rows from w, n a multiple of 16; dot_row the same for
  * one row. bias = 128 * Σ x[0..n), which the offset-binary kernels subtract. */
 
-#if defined(LMF_SSE2_KERNELS)
+#if defined(LMF_PIE_MATVEC)
+/* lmf_matvec_q8 below uses lmf_pie_dots_s8 instead. */
+
+#elif defined(LMF_SSE2_KERNELS)
 #define LMF_ROWS 4
 
 /* acc + 16 int8 weights times 16 int16 activations, in 4 int32 lanes: the
@@ -99,14 +161,6 @@ static inline __m128i madd16(__m128i acc, const int8_t *w, __m128i xlo, __m128i 
     __m128i v = _mm_loadu_si128((const __m128i *)(const void *)w);
     acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8), xlo));
     return _mm_add_epi32(acc, _mm_madd_epi16(_mm_srai_epi16(_mm_unpackhi_epi8(v, v), 8), xhi));
-}
-
-/* The four lanes of a, b, c and d each summed: {Σa, Σb, Σc, Σd}. */
-static inline __m128i sum4x4(__m128i a, __m128i b, __m128i c, __m128i d)
-{
-    __m128i ab = _mm_add_epi32(_mm_unpacklo_epi32(a, b), _mm_unpackhi_epi32(a, b));
-    __m128i cd = _mm_add_epi32(_mm_unpacklo_epi32(c, d), _mm_unpackhi_epi32(c, d));
-    return _mm_add_epi32(_mm_unpacklo_epi64(ab, cd), _mm_unpackhi_epi64(ab, cd));
 }
 
 static void dot_rows(int32_t *d, const int8_t *w, size_t stride, const int16_t *x, uint32_t n, int32_t bias)
@@ -142,25 +196,6 @@ static int32_t dot_row(const int8_t *w, const int16_t *x, uint32_t n, int32_t bi
 
 #elif defined(LMF_WORD_KERNELS)
 #define LMF_ROWS 2
-
-/* Four weights from one aligned 32-bit load, as offset binary (w + 128) so
- * that each byte is one unsigned extract. Rows, the cache and the blob are
- * 16-byte aligned; the builtin lets GCC emit a single l32i. */
-static inline uint32_t offset_word(const int8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, __builtin_assume_aligned(p, 4), 4);
-    return v ^ 0x80808080u;
-}
-#define BYTE0(u) ((int32_t)((u) & 0xFF))
-#define BYTE1(u) ((int32_t)(((u) >> 8) & 0xFF))
-#define BYTE2(u) ((int32_t)(((u) >> 16) & 0xFF))
-#define BYTE3(u) ((int32_t)((u) >> 24))
-
-static inline int32_t mac4(uint32_t u, int32_t x0, int32_t x1, int32_t x2, int32_t x3)
-{
-    return BYTE0(u) * x0 + BYTE1(u) * x1 + BYTE2(u) * x2 + BYTE3(u) * x3;
-}
 
 /* Two rows, eight columns a step: the activations are loaded once for both
  * rows, and everything stays in the lx106's registers (4.3 instructions a
@@ -209,6 +244,71 @@ static void dot_rows(int32_t *d, const int8_t *w, size_t stride, const int16_t *
 }
 #endif
 
+#if defined(LMF_PIE_MATVEC)
+
+#if defined(LMF_PIE_EMULATE)
+/* What kernels_esp32s3.S computes, step by step: a 128-bit load reads the
+ * 16 bytes at the address with its low 4 bits cleared; each
+ * EE.VMULAS.S8.ACCX adds the sum of 16 int8 x int8 products to the 40-bit
+ * ACCX (two's complement, wrapping); EE.SRS.ACCX with shift 0 saturates ACCX
+ * to int32. A misaligned pointer therefore gives the same wrong answer here
+ * as on the chip. */
+static const int8_t *pie_load_address(const int8_t *p)
+{
+    return (const int8_t *)(const void *)((uintptr_t)p & ~(uintptr_t)15);
+}
+
+static int64_t accx_add(int64_t accx, int32_t v)
+{
+    uint64_t u = ((uint64_t)accx + (uint64_t)(int64_t)v) & 0xFFFFFFFFFFull; /* 40 bits */
+    return (u & 0x8000000000ull) ? (int64_t)u - (int64_t)0x10000000000ll : (int64_t)u;
+}
+
+void lmf_pie_dots_s8(int32_t *d, const int8_t *w, uint32_t stride, const int8_t *x, uint32_t blocks, uint32_t rows)
+{
+    uint32_t k, b, i;
+    for (k = 0; k < rows; k++, w += stride) {
+        const int8_t *wp = w, *xp = x;
+        int64_t accx = 0;                                   /* EE.ZERO.ACCX */
+        for (b = 0; b < blocks; b++, wp += 16, xp += 16) {  /* EE.VLD.128.IP x2 */
+            const int8_t *qw = pie_load_address(wp), *qx = pie_load_address(xp);
+            int32_t sum = 0;
+            for (i = 0; i < 16; i++) sum += qw[i] * qx[i];
+            accx = accx_add(accx, sum);                     /* EE.VMULAS.S8.ACCX */
+        }
+        d[k] = accx > INT32_MAX ? INT32_MAX : accx < INT32_MIN ? INT32_MIN : (int32_t)accx; /* EE.SRS.ACCX, 0 */
+    }
+}
+#endif
+
+/* Rows a kernel call covers: d[] lives on the stack (a whole matrix's worth
+ * would not: esp-nn's trap of 4 bytes per output row on the stack). */
+#define LMF_PIE_ROWS 16
+
+/* A block of up to 16 rows at a time, its groups in order, so that each
+ * row's float sum runs in the same order as in the other variants. */
+void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
+{
+    uint32_t r, g, k, rows, G = w->group, ng = w->n_groups;
+    uint32_t tail = ((w->cols - (ng - 1) * G) + 15) & ~15u;
+    int32_t d[LMF_PIE_ROWS];
+    for (r = r0; r < r1; r += rows) {
+        rows = r1 - r < LMF_PIE_ROWS ? r1 - r : LMF_PIE_ROWS;
+        for (g = 0; g < ng; g++) {
+            uint32_t len = g + 1 < ng ? G : tail;
+            float xs = x->scale[g];
+            lmf_pie_dots_s8(d, w->q + (size_t)r * w->stride + g * G, w->stride, x->x8 + g * G, len / 16, rows);
+            for (k = 0; k < rows; k++) {
+                /* |d| < 2^22, so the conversion is exact */
+                float p = (float)d[k] * (w->scale[(size_t)(r + k) * ng + g] * xs);
+                out[r + k] = g == 0 ? p : out[r + k] + p;
+            }
+        }
+    }
+}
+
+#else
+
 void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
 {
     uint32_t r, g, k, G = w->group, ng = w->n_groups;
@@ -234,6 +334,7 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
         }
     }
 }
+#endif
 
 /* ---- attention ------------------------------------------------------------ */
 

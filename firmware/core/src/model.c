@@ -58,7 +58,9 @@ static size_t layout(lmf_state *s, const lmf_config *c, uint32_t ctx, uint8_t *b
     s->v = carve(&cv, kv_dim * 4);
     s->logits = carve(&cv, (size_t)c->vocab_size * 4);
     carve_qvec(&cv, &s->xq, widest, c->group_size);
+    s->xq.x8 = (int8_t *)(void *)s->xq.x; /* the matrix products' input: int8 in place for the PIE kernels */
     carve_qvec(&cv, &s->qq, c->dim, hs);
+    s->qq.x8 = NULL;                      /* the queries stay int16 */
     s->att = carve(&cv, (size_t)ctx * 4);
     s->att_w = carve(&cv, (size_t)min_u32(ctx, ATT_CHUNK) * 2);
     s->att_acc = carve(&cv, hs * 4);
@@ -292,10 +294,38 @@ static void quantize_input(lmf_state *s, const float *x, uint32_t n)
     lmf_quantize_vec(&s->xq, x, n, s->blob->cfg.group_size);
 }
 
+void lmf_split_rows(uint32_t rows, uint32_t parts, uint32_t part, uint32_t *r0, uint32_t *r1)
+{
+    uint32_t lo = (uint32_t)(((uint64_t)rows * part / parts) & ~(uint64_t)3);
+    uint32_t hi = part + 1 >= parts ? rows : (uint32_t)(((uint64_t)rows * (part + 1) / parts) & ~(uint64_t)3);
+    *r0 = part == 0 ? 0 : lo;
+    *r1 = hi;
+}
+
+typedef struct matvec_job {
+    float *out;
+    lmf_qmat w;
+    const lmf_qvec *x;
+} matvec_job;
+
+static void matvec_rows(void *arg, uint32_t r0, uint32_t r1)
+{
+    const matvec_job *j = (const matvec_job *)arg;
+    lmf_matvec_q8(j->out, &j->w, j->x, r0, r1);
+}
+
+/* out = w x: on this core, or split by rows through the port's s->parallel. */
 static void matvec(float *out, const lmf_blob *b, uint32_t role, uint32_t layer, const lmf_state *s)
 {
-    lmf_qmat w = lmf_blob_qmat(b, role, layer);
-    lmf_matvec_q8(out, &w, &s->xq, 0, w.rows);
+    matvec_job j;
+    j.w = lmf_blob_qmat(b, role, layer);
+    if (s->parallel && (uint64_t)j.w.rows * j.w.cols >= s->parallel->min_macs) {
+        j.out = out;
+        j.x = &s->xq;
+        s->parallel->run(s->parallel->ctx, matvec_rows, &j, j.w.rows);
+        return;
+    }
+    lmf_matvec_q8(out, &j.w, &s->xq, 0, j.w.rows);
 }
 
 const float *lmf_forward(lmf_state *s, uint32_t token, uint32_t pos)

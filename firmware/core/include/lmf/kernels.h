@@ -6,9 +6,14 @@
  *    ESP32-S3): four weights per 32-bit load, read as offset binary
  *    (w + 128, an unsigned byte that one `extui` extracts, where a signed byte
  *    costs three instructions on the lx106); Σ (w+128)·x − 128·Σ x = Σ w·x;
- *  - plain loops, the reference, forced with -DLMF_PORTABLE_KERNELS.
+ *  - plain loops, the reference, forced with -DLMF_PORTABLE_KERNELS;
+ *  - the matrix products only: the ESP32-S3's PIE SIMD (LMF_PIE_KERNELS, set
+ *    by the ESP-IDF component for that target: EE.VMULAS.S8.ACCX, 16 int8
+ *    products a step into the 40-bit ACCX, kernels_esp32s3.S), or its exact
+ *    emulation in C for tests on any host (-DLMF_PIE_EMULATE).
  * Activations are int16 (int8 values widened once per vector), because the
- * lx106 loads an int16 in one instruction and pmaddwd reads int16. */
+ * lx106 loads an int16 in one instruction and pmaddwd reads int16; the PIE
+ * kernels read them as int8 (lmf_qvec.x8). */
 #ifndef LMF_KERNELS_H
 #define LMF_KERNELS_H
 
@@ -19,9 +24,15 @@
 /* An activation vector quantized for the matrix products: one scale per group
  * of `group` values, the values as int16 zero-padded to a multiple of 16 (so
  * a kernel may run over a matrix row's zero padding), and each group's sum
- * (for the offset-binary kernels). */
+ * (for the offset-binary kernels).
+ * x8: NULL, or the start of x's own memory, 16-byte aligned. When it is set
+ * and the PIE kernels are built in (LMF_PIE_KERNELS or LMF_PIE_EMULATE), the
+ * values are stored there as int8 (zero-padded to a multiple of 16) instead
+ * of as int16: the form EE.VLD.128 loads. A vector given to lmf_matvec_q8
+ * in such a build must have x8 set (the forward pass's input vector does). */
 typedef struct lmf_qvec {
     int16_t *x;
+    int8_t *x8;
     float *scale;
     int32_t *sum;
     uint32_t n, group;
@@ -45,6 +56,18 @@ void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs
 /* acc[i] = Σ_t w[t] * values[t*hs + i] for i < hs (overwrites acc).
  * |w[t]| < 2^14 and count <= 512 keep every sum below 2^31. */
 void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t hs, uint32_t count);
+
+/* The PIE kernel's contract, for rows k < rows:
+ *   d[k] = Σ_{j < 16·blocks} w[k·stride + j] · x[j]
+ * with w, x and stride multiples of 16 bytes (PIE loads ignore an address's
+ * low 4 bits) and blocks >= 1, rows >= 1. Each row: ACCX cleared, then one
+ * EE.VMULAS.S8.ACCX per 16-byte block in address order (ACCX += the sum of
+ * 16 int8 products, 40-bit two's complement), then EE.SRS.ACCX with shift 0
+ * (saturates to int32). In an LMF_PIE_KERNELS build this is the assembly, in
+ * an LMF_PIE_EMULATE build C that computes the same, address masking
+ * included; other builds do not have it. |d| < 2^22 for the blob's groups
+ * (<= 256 columns), so neither the wrap nor the saturation is ever reached. */
+void lmf_pie_dots_s8(int32_t *d, const int8_t *w, uint32_t stride, const int8_t *x, uint32_t blocks, uint32_t rows);
 
 /* One row of a q8 matrix back to float (the token embedding lookup). */
 void lmf_dequantize_row(float *out, const lmf_qmat *w, uint32_t row);

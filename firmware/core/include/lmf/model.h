@@ -10,9 +10,32 @@
 #include "lmf/blob.h"
 #include "lmf/kernels.h"
 
+/* Matrix products may split their output rows among cores. run(ctx, job,
+ * arg, rows) calls job(arg, r0, r1) on disjoint ranges that cover [0, rows),
+ * on whatever threads or cores it has (the caller's among them), and returns
+ * when every call has returned. A row is computed exactly as on one core
+ * (rows are independent and each row's arithmetic does not change), so the
+ * logits are bit-identical however the rows are split. Products of fewer
+ * than min_macs multiply-accumulates run on the calling core alone (the
+ * hand-over costs more than it saves). */
+typedef void (*lmf_rows_job)(void *arg, uint32_t r0, uint32_t r1);
+typedef struct lmf_parallel {
+    void (*run)(void *ctx, lmf_rows_job job, void *arg, uint32_t rows);
+    void *ctx;
+    uint32_t min_macs;
+} lmf_parallel;
+
+/* Part `part` of `parts` contiguous, nearly equal ranges of [0, rows), as
+ * [*r0, *r1); inner boundaries are multiples of 4 rows (whole passes of the
+ * multi-row kernels). Ports use it to split a product the same way. */
+void lmf_split_rows(uint32_t rows, uint32_t parts, uint32_t part, uint32_t *r0, uint32_t *r1);
+
 typedef struct lmf_state {
     const lmf_blob *blob;
     uint32_t ctx;                 /* positions the KV cache holds */
+    /* NULL: every product on the calling core. lmf_state_init clears it; a
+     * port sets it afterwards (e.g. session.state.parallel = &two_cores). */
+    const lmf_parallel *parallel;
     /* activations (float) */
     float *x, *xb, *xb2, *hb, *hb2, *q, *k, *v, *logits;
     /* the input of the next matrix products, and the queries (one scale per head) */

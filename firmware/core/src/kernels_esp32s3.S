@@ -1,0 +1,58 @@
+/* lmf_pie_dots_s8 on the ESP32-S3's PIE SIMD unit (Xtensa LX7, windowed ABI).
+ * Built only by the ESP-IDF component for IDF_TARGET esp32s3, which also
+ * defines LMF_PIE_KERNELS for kernels.c. The contract is in lmf/kernels.h;
+ * kernels.c's LMF_PIE_EMULATE code computes the same thing in C, and the host
+ * tests check that emulation bit for bit against the portable kernels.
+ *
+ *   void lmf_pie_dots_s8(int32_t *d, const int8_t *w, uint32_t stride,
+ *                        const int8_t *x, uint32_t blocks, uint32_t rows)
+ *   d[k] = sum over j < 16*blocks of w[k*stride + j] * x[j], for k < rows
+ *
+ * a2 d, a3 w (16-byte aligned), a4 stride (a multiple of 16), a5 x (16-byte
+ * aligned), a6 blocks (>= 1), a7 rows (>= 1).
+ *
+ * Per row: EE.ZERO.ACCX; the first weight and activation blocks loaded;
+ * blocks-1 times EE.VMULAS.S8.ACCX.LD.IP (ACCX += the sum of the 16 int8
+ * products of q0 and q1, then q0 <- the next weight block) and EE.VLD.128.IP
+ * (q1 <- the next activation block); a last EE.VMULAS.S8.ACCX without a
+ * load, so that nothing past the row's last block is read; two cycles before
+ * ACCX is read (as esp-nn's esp_nn_dot_s8_*_esp32s3 do); EE.SRS.ACCX with a
+ * shift of 0, which saturates the 40-bit ACCX to int32. The instruction forms
+ * follow espressif/esp-nn src/common/esp_nn_dot_s8_esp32s3.S.
+ *
+ * PIE's 128-bit loads ignore the low 4 address bits: the blob's rows start
+ * on 16-byte boundaries with a stride that is a multiple of 16, a group
+ * starts a multiple of 16 columns into its row, and the activations (the
+ * state's xq.x8) are carved 16-byte aligned from a 16-byte aligned arena. */
+
+    .text
+    .align  4
+    .global lmf_pie_dots_s8
+    .type   lmf_pie_dots_s8, @function
+
+lmf_pie_dots_s8:
+    entry   a1, 32
+    movi.n  a10, 0                      /* EE.SRS.ACCX shift: none */
+    addi.n  a11, a6, -1                 /* blocks after the first */
+.Lrow:
+    mov.n   a8, a3                      /* this row's weights */
+    mov.n   a9, a5                      /* the activations */
+    ee.zero.accx
+    ee.vld.128.ip   q0, a8, 16
+    ee.vld.128.ip   q1, a9, 16
+    loopgtz a11, .Lblocks_end
+    ee.vmulas.s8.accx.ld.ip  q0, a8, 16, q0, q1
+    ee.vld.128.ip   q1, a9, 16
+.Lblocks_end:
+    ee.vmulas.s8.accx  q0, q1
+    nop
+    nop
+    ee.srs.accx     a12, a10, 0
+    s32i    a12, a2, 0
+    addi    a2, a2, 4                   /* next d */
+    add     a3, a3, a4                  /* next row */
+    addi    a7, a7, -1
+    bnez    a7, .Lrow
+    retw.n
+
+    .size   lmf_pie_dots_s8, . - lmf_pie_dots_s8

@@ -1,0 +1,448 @@
+/**
+ * ESP32-S3 board profiles: what a blob needs on a given module, and whether it
+ * fits. `lmflash inspect MODEL.blob --board s3-n8r2` prints it; the flasher
+ * calls checkModelFitsBoard before it writes anything.
+ *
+ * Every figure here says where it comes from. Three kinds:
+ *  - the firmware's own files (firmware/esp32s3/partitions-*.csv, the
+ *    memory placement in main/memory_plan.c, the session's arena =
+ *    src/memory-plan.ts): exact, and tests/boards.test.ts keeps them in step;
+ *  - measurements of the core on the emulated Xtensa lx106 (QEMU -icount,
+ *    firmware/ports/qemu-xtensa): exact instruction counts;
+ *  - published figures for the ESP32-S3 (/work/shared/ESP32S3-FACTS.md §4-§6
+ *    and the sources it cites): the internal RAM left to an app and the
+ *    flash/PSRAM bandwidth are not measured on this firmware (no board has
+ *    run it yet), so the RAM figure is conservative and the speed an estimate.
+ * docs/hardware.md explains the cost model.
+ */
+import { ROLES, type BlobConfig, type BlobView } from './blob.js';
+import { LmflashError } from './errors.js';
+import { ramPlan, type RamPlan } from './memory-plan.js';
+
+const KiB = 1024;
+const MiB = 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Flash layouts (firmware/esp32s3/partitions-*.csv)
+
+/** The partition the firmware maps the blob from: found by its label. */
+export const MODEL_PARTITION = {
+  label: 'model',
+  /** Application-defined type (ESP-IDF reserves 0x00-0x3F and the other `data` subtypes). */
+  type: 0x40,
+  subtype: 0x00,
+} as const;
+
+export interface PartitionEntry {
+  name: string;
+  type: string;
+  subtype: string;
+  offset: number;
+  size: number;
+}
+
+export interface FlashLayout {
+  flashBytes: number;
+  /** The CSV in firmware/esp32s3 and the sdkconfig.defaults file that selects it. */
+  csv: string;
+  sdkconfigDefaults: string[];
+  partitions: PartitionEntry[];
+}
+
+function layout(mb: number, modelSize: number, extra: string[]): FlashLayout {
+  return {
+    flashBytes: mb * MiB,
+    csv: `partitions-${mb}MB.csv`,
+    sdkconfigDefaults: ['sdkconfig.defaults', ...extra],
+    partitions: [
+      { name: 'nvs', type: 'data', subtype: 'nvs', offset: 0x9000, size: 0x6000 },
+      { name: 'phy_init', type: 'data', subtype: 'phy', offset: 0xf000, size: 0x1000 },
+      { name: 'factory', type: 'app', subtype: 'factory', offset: 0x10000, size: 0x100000 },
+      { name: 'model', type: '0x40', subtype: '0x00', offset: 0x110000, size: modelSize },
+    ],
+  };
+}
+
+export const FLASH_LAYOUTS: Record<4 | 8 | 16, FlashLayout> = {
+  4: layout(4, 0x2f0000, []),
+  8: layout(8, 0x6f0000, ['sdkconfig.defaults.8mb']),
+  16: layout(16, 0xef0000, ['sdkconfig.defaults.16mb']),
+};
+
+export function modelPartition(l: FlashLayout): PartitionEntry {
+  const p = l.partitions.find((e) => e.name === MODEL_PARTITION.label);
+  if (!p) throw new Error(`layout ${l.csv} has no model partition`);
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Memory and speed figures
+
+/**
+ * Internal RAM the decoder's arena may take. ESP32-S3: 512 KB SRAM, of which
+ * 416 KB DIRAM at 0x3FC88000-0x3FCF0000 that the app's IRAM code, .data/.bss
+ * and the heap share; the heap is split into regions and the arena needs one
+ * contiguous block (heap_caps_get_largest_free_block). Published S3 figures:
+ * 225 KB of heap in all for an app using 91 KB (espressif/esp-idf#10281,
+ * v4.4.3); a 237 KiB main region plus 21 + 32 + 4 KiB ones in a CircuitPython
+ * log (adafruit/circuitpython#7093); a 261 KiB main DRAM region with a
+ * 192 KiB largest free block in a camera + Wi-Fi app (RomanLut/hx-esp32-cam-fpv#46).
+ * lmflash's app has no Wi-Fi: 232 KiB for the largest block after start-up
+ * is taken as a conservative estimate, less the reserve the firmware leaves
+ * (CONFIG_LMF_INTERNAL_RESERVE_KB, 32) and its alignment slack (64 bytes,
+ * memory_plan.c). The board prints the real figures at boot and in /info.
+ */
+export const INTERNAL_RAM = {
+  largestFreeBlockBytes: 232 * KiB,
+  reserveBytes: 32 * KiB,
+  alignSlackBytes: 64,
+  sources: ['espressif/esp-idf#10281', 'adafruit/circuitpython#7093', 'RomanLut/hx-esp32-cam-fpv#46', 'ESP32-S3 datasheet §3.1.2 (512 KB SRAM)'],
+};
+
+/** PSRAM the heap cannot hand out in one block (allocator metadata, estimate). */
+export const PSRAM_HEAP_OVERHEAD_BYTES = 64 * KiB;
+
+/** The CPU clock the firmware sets (CONFIG_ESP_DEFAULT_CPU_FREQ_MHZ_240). */
+export const CPU_HZ = 240e6;
+
+/**
+ * Bandwidth of cached reads. Raw bus peaks (fact sheet §6: width x clock):
+ * quad flash or quad PSRAM at 80 MHz STR 40 MB/s, octal PSRAM at 80 MHz DTR
+ * 160 MB/s. No measured figure is published; reads come in cache-line misses
+ * that each pay a command, address and dummy cycles, and the in-order core
+ * waits for them, so half the raw peak is assumed. For scale:
+ * DaveBben/esp32-llm streams stories260K's float32 weights (1.04 MB a token)
+ * at 19.13 tok/s on an S3 (fact sheet §4), i.e. at least 20 MB/s.
+ */
+export const BANDWIDTH = {
+  flashQuad80: 0.5 * 40e6,
+  psramQuad80: 0.5 * 40e6,
+  psramOctal80: 0.5 * 160e6,
+  efficiency: 0.5,
+};
+
+/**
+ * The core on the emulated lx106 (QEMU -icount: exact instruction counts;
+ * firmware/ports/qemu-xtensa, -O2, stories260K group size 64, greedy from
+ * BOS). Per token at position p: 2,717,900 + 5,788 p instructions (fit to
+ * 16, 64, 256 and 321 forwards: 44,180,875 / 185,813,600 / 884,673,825 /
+ * 1,168,577,150 instructions). A per-function profile of the first 8
+ * forwards (QEMU -d exec,in_asm) splits a token into the matrix products
+ * (dot_rows + lmf_matvec_q8: 1,351,000), soft-float routines (__mulsf3,
+ * __addsf3, __subsf3, __floatsisf, __divsf3: 1,177,000, about 22,700 float
+ * operations) and the rest (214,000).
+ */
+export const XTENSA_MEASURED = {
+  instructionsAtPosition0: 2_717_900,
+  instructionsPerPosition: 5_788,
+  matvecInstructions: 1_351_000,
+  softFloatInstructions: 1_177_000,
+  floatOps: 22_700,
+  restInstructions: 214_000,
+  /** stories260K's shape, to scale the figures to other models */
+  rowGroups: 4_152,
+  attentionUnits: 320,
+};
+
+/**
+ * The ESP32-S3 cost model (docs/hardware.md), cycles per token:
+ *  - matrix products on PIE (kernels_esp32s3.S): 2 instructions per 16-byte
+ *    block (EE.VMULAS.S8.ACCX.LD.IP + EE.VLD.128.IP) and ~24 cycles per row
+ *    and group around them (the kernel's row loop, the float scale multiplies
+ *    in C); split over two cores, plus ~1000 cycles per product to hand half
+ *    of it over and back;
+ *  - float work with the FPU: 4 cycles per operation the lx106 did in
+ *    software (the count scaled from stories260K by rows x groups);
+ *  - the rest at 1 cycle per lx106 instruction (same scaling);
+ *  - attention: 1 cycle per lx106 instruction, per position, scaled by
+ *    layers x heads x head size;
+ *  - memory: every weight byte streams from flash once per token (far more
+ *    than the 32 KB data cache), plus the KV cache when it is in PSRAM.
+ * Compute and memory time are added (the core stalls on cache misses).
+ */
+export const COST = {
+  cyclesPerBlock: 2,
+  cyclesPerRowGroup: 24,
+  cyclesPerFloatOp: 4,
+  cyclesPerRestInstruction: 1,
+  cyclesPerAttentionInstruction: 1,
+  handOverCyclesPerProduct: 1000,
+};
+
+// ---------------------------------------------------------------------------
+// Profiles
+
+export interface PsramSpec {
+  bytes: number;
+  mode: 'quad' | 'octal';
+}
+
+export interface BoardProfile {
+  id: string;
+  name: string;
+  flashMB: 4 | 8 | 16;
+  psram: PsramSpec | null;
+  /** sdkconfig.defaults files for `idf.py -D SDKCONFIG_DEFAULTS=...` */
+  sdkconfigDefaults: string[];
+}
+
+function profile(id: string, flashMB: 4 | 8 | 16, psram: PsramSpec | null, name: string): BoardProfile {
+  const extra = psram?.mode === 'octal' ? ['sdkconfig.defaults.octal'] : [];
+  return { id, name, flashMB, psram, sdkconfigDefaults: [...FLASH_LAYOUTS[flashMB].sdkconfigDefaults, ...extra] };
+}
+
+export const BOARD_PROFILES: BoardProfile[] = [
+  profile('s3-n4', 4, null, 'ESP32-S3, 4 MB flash, no PSRAM (e.g. ESP32-S3-MINI-1-N4)'),
+  profile('s3-n4r2', 4, { bytes: 2 * MiB, mode: 'quad' }, 'ESP32-S3, 4 MB flash, 2 MB quad PSRAM (e.g. ESP32-S3-MINI-1-N4R2)'),
+  profile('s3-n8', 8, null, 'ESP32-S3, 8 MB flash, no PSRAM (e.g. ESP32-S3-WROOM-1-N8)'),
+  profile('s3-n8r2', 8, { bytes: 2 * MiB, mode: 'quad' }, 'ESP32-S3, 8 MB flash, 2 MB quad PSRAM (e.g. ESP32-S3-DevKitC-1-N8R2)'),
+  profile('s3-n8r8', 8, { bytes: 8 * MiB, mode: 'octal' }, 'ESP32-S3, 8 MB flash, 8 MB octal PSRAM (e.g. ESP32-S3-DevKitC-1-N8R8)'),
+  profile('s3-n16', 16, null, 'ESP32-S3, 16 MB flash, no PSRAM (e.g. ESP32-S3-WROOM-1-N16)'),
+  profile('s3-n16r8', 16, { bytes: 8 * MiB, mode: 'octal' }, 'ESP32-S3, 16 MB flash, 8 MB octal PSRAM (e.g. ESP32-S3-DevKitC-1-N16R8)'),
+];
+
+export function findBoard(id: string): BoardProfile {
+  const p = BOARD_PROFILES.find((b) => b.id === id.toLowerCase());
+  if (!p) throw new LmflashError(`unknown board profile "${id}": use one of ${BOARD_PROFILES.map((b) => b.id).join(', ')}`);
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// The model's shape
+
+export interface MatvecShape {
+  /** 16-byte blocks the matrix products read per token */
+  blocks: number;
+  /** rows x quantization groups of the products per token */
+  rowGroups: number;
+  /** matrix products per token */
+  products: number;
+  /** weight bytes read per token: the matrices with their scales, the norms, one embedding row */
+  weightBytes: number;
+}
+
+const PRODUCT_ROLES: number[] = [ROLES.wq, ROLES.wk, ROLES.wv, ROLES.wo, ROLES.w1, ROLES.w2, ROLES.w3];
+
+export function matvecShape(view: BlobView): MatvecShape {
+  const c = view.config;
+  let blocks = 0;
+  let rowGroups = 0;
+  let products = 0;
+  let weightBytes = 0;
+  const groups = (cols: number) => Math.ceil(cols / c.groupSize);
+  for (const t of view.tensors) {
+    if (t.dtype !== 2) {
+      weightBytes += t.rows * t.rowStride; // norm vectors
+      continue;
+    }
+    const isProduct = PRODUCT_ROLES.includes(t.role) || t.role === ROLES.classifier;
+    if (isProduct) {
+      blocks += (t.rows * t.rowStride) / 16;
+      rowGroups += t.rows * groups(t.cols);
+      products++;
+      weightBytes += t.rows * t.rowStride + 4 * t.rows * groups(t.cols);
+    }
+  }
+  const emb = view.tensors.find((t) => t.role === ROLES.token_embedding);
+  if (emb) {
+    if (c.sharedClassifier) {
+      // the classifier is the embedding: a full product per token
+      blocks += (emb.rows * emb.rowStride) / 16;
+      rowGroups += emb.rows * groups(emb.cols);
+      products++;
+      weightBytes += emb.rows * emb.rowStride + 4 * emb.rows * groups(emb.cols);
+    } else {
+      weightBytes += emb.rowStride + 4 * groups(emb.cols); // one row looked up
+    }
+  }
+  return { blocks, rowGroups, products, weightBytes };
+}
+
+/** KV cache bytes attention reads at position pos: keys, values and their 4-byte scales, all layers and kv heads. */
+function kvBytesRead(c: BlobConfig, pos: number): number {
+  const hs = c.dim / c.nHeads;
+  return c.nLayers * c.nKvHeads * (pos + 1) * (2 * hs + 8);
+}
+
+// ---------------------------------------------------------------------------
+// Fit and plan
+
+export type ArenaPlace = 'internal' | 'psram' | 'none';
+
+export interface BoardPlan {
+  board: BoardProfile;
+  flash: { partitionBytes: number; partitionOffset: number; csv: string; blobBytes: number; fits: boolean };
+  ram: {
+    /** the context asked for (the model's seq_len unless given) */
+    wantedContext: number;
+    /** what the firmware would use: the wanted context, or the longest that fits */
+    context: number;
+    place: ArenaPlace;
+    plan: RamPlan;
+    internalBudgetBytes: number;
+    psramBudgetBytes: number;
+    /** longest context whose arena fits in internal RAM (0: none) */
+    maxInternalContext: number;
+    /** longest context that fits anywhere */
+    maxContext: number;
+  };
+  speed: TokensPerSecond | null;
+}
+
+export interface TokensPerSecond {
+  /** at the first position and at the last of the context */
+  atStart: number;
+  atEnd: number;
+  computeMsAtStart: number;
+  memoryMsAtStart: number;
+  computeMsAtEnd: number;
+  memoryMsAtEnd: number;
+  note: string;
+}
+
+export interface FitProblem {
+  kind: 'flash' | 'ram' | 'address-space';
+  message: string;
+}
+
+function budgets(board: BoardProfile): { internal: number; psram: number } {
+  const internal = Math.max(0, INTERNAL_RAM.largestFreeBlockBytes - INTERNAL_RAM.reserveBytes - INTERNAL_RAM.alignSlackBytes);
+  const psram = board.psram ? board.psram.bytes - PSRAM_HEAP_OVERHEAD_BYTES : 0;
+  return { internal, psram };
+}
+
+function maxContextFor(c: BlobConfig, bytes: number): number {
+  let lo = 0;
+  let hi = c.seqLen;
+  while (lo < hi) {
+    const mid = lo + Math.ceil((hi - lo) / 2);
+    if (ramPlan(c, mid).totalBytes <= bytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+/** The firmware's placement (main/memory_plan.c) with the profile's budgets. */
+export function planOnBoard(view: BlobView, board: BoardProfile, context?: number): BoardPlan {
+  const c = view.config;
+  if (context !== undefined && (context < 1 || context > c.seqLen))
+    throw new LmflashError(`context ${context} is outside 1..${c.seqLen}, the model's positions`);
+  const wanted = context ?? c.seqLen;
+  const l = FLASH_LAYOUTS[board.flashMB];
+  const part = modelPartition(l);
+  const { internal, psram } = budgets(board);
+  const need = ramPlan(c, wanted).totalBytes;
+  const maxInternal = maxContextFor(c, internal);
+  const maxPsram = maxContextFor(c, psram);
+  let place: ArenaPlace;
+  let ctx = wanted;
+  if (need <= internal) place = 'internal';
+  else if (need <= psram) place = 'psram';
+  else {
+    ctx = Math.max(maxInternal, maxPsram);
+    place = ctx === 0 ? 'none' : maxPsram > maxInternal ? 'psram' : 'internal';
+  }
+  const plan: BoardPlan = {
+    board,
+    flash: { partitionBytes: part.size, partitionOffset: part.offset, csv: l.csv, blobBytes: view.fileSize, fits: view.fileSize <= part.size },
+    ram: {
+      wantedContext: wanted,
+      context: ctx,
+      place,
+      plan: ramPlan(c, Math.max(ctx, 1)),
+      internalBudgetBytes: internal,
+      psramBudgetBytes: psram,
+      maxInternalContext: maxInternal,
+      maxContext: Math.max(maxInternal, maxPsram),
+    },
+    speed: null,
+  };
+  if (place !== 'none') plan.speed = estimateTokensPerSecond(view, board, place, ctx);
+  return plan;
+}
+
+/**
+ * What stops the blob from running on the board, as sentences that say what
+ * to do; empty when it fits. A context that the firmware would shorten to
+ * fit is a problem only when asked for explicitly (`context`).
+ */
+export function checkModelFitsBoard(view: BlobView, board: BoardProfile, context?: number): FitProblem[] {
+  const p = planOnBoard(view, board, context);
+  const problems: FitProblem[] = [];
+  const bigger = (bytes: number) =>
+    BOARD_PROFILES.filter((b) => modelPartition(FLASH_LAYOUTS[b.flashMB]).size >= bytes)
+      .map((b) => b.id)
+      .filter((id, i, all) => all.indexOf(id) === i);
+  if (!p.flash.fits) {
+    const alternatives = bigger(view.fileSize);
+    problems.push({
+      kind: 'flash',
+      message:
+        `the model is ${fmtBytes(view.fileSize)} but the \`model\` partition of ${board.id} holds ${fmtBytes(p.flash.partitionBytes)} ` +
+        `(${p.flash.csv}): ` +
+        (alternatives.length ? `use a board with more flash (${alternatives.join(', ')}) or a smaller model` : 'use a smaller model'),
+    });
+  }
+  if (p.ram.place === 'none') {
+    problems.push({
+      kind: 'ram',
+      message:
+        `the model needs ${fmtBytes(ramPlan(view.config, 1).totalBytes)} of RAM even for a context of 1 token, more than ` +
+        `${board.id} has (${fmtBytes(p.ram.internalBudgetBytes)} of internal RAM${board.psram ? `, ${fmtBytes(p.ram.psramBudgetBytes)} of PSRAM` : ', no PSRAM'}): use a smaller model`,
+    });
+  } else if (context !== undefined && p.ram.context < context) {
+    problems.push({
+      kind: 'ram',
+      message:
+        `a context of ${context} tokens needs ${fmtBytes(ramPlan(view.config, context).totalBytes)} of RAM; ${board.id} has room for ` +
+        `${p.ram.maxContext} (${fmtBytes(p.ram.internalBudgetBytes)} internal${board.psram ? `, ${fmtBytes(p.ram.psramBudgetBytes)} PSRAM` : ''}): ` +
+        `ask for at most ${p.ram.maxContext}${board.psram ? '' : ', or use a board with PSRAM'}`,
+    });
+  }
+  // The MMU maps 32 MB of data address space, shared by the mapped model, PSRAM and the app's rodata (fact sheet §4).
+  const mapped = Math.ceil(view.fileSize / 65536) * 65536 + (board.psram?.bytes ?? 0) + 1 * MiB;
+  if (mapped > 32 * MiB)
+    problems.push({
+      kind: 'address-space',
+      message: `the mapped model (${fmtBytes(view.fileSize)}) and ${fmtBytes(board.psram?.bytes ?? 0)} of PSRAM do not fit the S3's 32 MB of mapped address space together: use a smaller model`,
+    });
+  return problems;
+}
+
+// ---------------------------------------------------------------------------
+// Speed estimate
+
+export function estimateTokensPerSecond(view: BlobView, board: BoardProfile, place: ArenaPlace, context: number): TokensPerSecond {
+  const c = view.config;
+  const m = matvecShape(view);
+  const X = XTENSA_MEASURED;
+  const scale = m.rowGroups / X.rowGroups;
+  const units = c.nLayers * c.nHeads * (c.dim / c.nHeads);
+  const matvec = (m.blocks * COST.cyclesPerBlock + m.rowGroups * COST.cyclesPerRowGroup) / 2 + m.products * COST.handOverCyclesPerProduct;
+  const float = X.floatOps * scale * COST.cyclesPerFloatOp;
+  const rest = X.restInstructions * scale * COST.cyclesPerRestInstruction;
+  const perPosition = X.instructionsPerPosition * (units / X.attentionUnits) * COST.cyclesPerAttentionInstruction;
+  const kvBandwidth = board.psram?.mode === 'octal' ? BANDWIDTH.psramOctal80 : BANDWIDTH.psramQuad80;
+  const at = (pos: number) => {
+    const computeS = (matvec + float + rest + perPosition * pos) / CPU_HZ;
+    const memoryS = m.weightBytes / BANDWIDTH.flashQuad80 + (place === 'psram' ? kvBytesRead(c, pos) / kvBandwidth : 0);
+    return { computeS, memoryS };
+  };
+  const start = at(0);
+  const end = at(Math.max(0, context - 1));
+  return {
+    atStart: 1 / (start.computeS + start.memoryS),
+    atEnd: 1 / (end.computeS + end.memoryS),
+    computeMsAtStart: 1000 * start.computeS,
+    memoryMsAtStart: 1000 * start.memoryS,
+    computeMsAtEnd: 1000 * end.computeS,
+    memoryMsAtEnd: 1000 * end.memoryS,
+    note: 'estimate: lx106 instruction counts measured under QEMU, mapped to the S3 by docs/hardware.md\'s cost model; bandwidth assumed (not measured on a board)',
+  };
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= MiB) return `${(n / MiB).toFixed(2)} MiB`;
+  if (n >= KiB) return `${(n / KiB).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
