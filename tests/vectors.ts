@@ -27,18 +27,10 @@ import {
   TOKENIZER_FLAG_DUMMY_PREFIX,
   type TokenizerData,
 } from '../src/tokenizer.js';
+import { seededRandom } from '../src/random.js';
 
-/** mulberry32: a small, well-known PRNG; returns floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32). */
+export const rng = seededRandom;
 
 export const TINY_CONFIG: ModelConfig = {
   dim: 16,

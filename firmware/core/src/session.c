@@ -1,6 +1,7 @@
 /* The board's serial session: see session.h and docs/protocol.md. */
 #include "lmf/session.h"
 #include "lmf/fmt.h"
+#include "lmf/model_upload.h"
 #include "lmf/tokenizer.h"
 
 #include <string.h>
@@ -12,9 +13,9 @@ static const lmf_settings default_settings = {0.8f, 0.9f, 1.0f, 0, 256, 42};
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
-size_t lmf_session_arena_bytes(const lmf_config *cfg, uint32_t ctx)
+size_t lmf_session_arena_bytes(const lmf_blob *blob, uint32_t ctx)
 {
-    return round16(lmf_sampler_bytes(cfg->vocab_size)) + round16(((size_t)ctx + 2) * 4) + lmf_state_bytes(cfg, ctx);
+    return round16(lmf_sampler_bytes(blob->cfg.vocab_size)) + round16(((size_t)ctx + 2) * 4) + lmf_lm_bytes(blob, ctx);
 }
 
 /* ---- output -------------------------------------------------------------- */
@@ -25,6 +26,7 @@ static void send_raw(lmf_session *s, const void *data, size_t len)
         s->write_failures++;
         s->g.active = 0; /* nobody is reading: stop, and drop the rest */
     }
+    s->unframed = 1;
 }
 
 static void send_frame(lmf_session *s, uint8_t type, uint16_t id, const uint8_t *body, size_t len)
@@ -35,7 +37,11 @@ static void send_frame(lmf_session *s, uint8_t type, uint16_t id, const uint8_t 
     m[1] = 0;
     lmf_put_u16(m + 2, id);
     if (len && body != m + LMF_PROTO_HEADER) memmove(m + LMF_PROTO_HEADER, body, len);
+    /* console text (a banner, an echo) has no 0x00 after it: end it, so the
+     * host does not read it as the start of this frame */
+    if (s->unframed) send_raw(s, "", 1);
     send_raw(s, s->tx, lmf_frame_encode(m, LMF_PROTO_HEADER + len, s->tx));
+    s->unframed = 0;
 }
 
 static void send_error(lmf_session *s, uint16_t id, uint16_t code, const char *text)
@@ -134,16 +140,16 @@ int lmf_session_init(lmf_session *s, const lmf_serial_io *io, const lmf_blob *bl
         uint32_t lo = 0, hi = blob->cfg.seq_len;
         while (lo < hi) { /* the longest context that fits */
             uint32_t mid = lo + (hi - lo + 1) / 2;
-            if (lmf_session_arena_bytes(&blob->cfg, mid) <= arena_bytes) lo = mid; else hi = mid - 1;
+            if (lmf_session_arena_bytes(blob, mid) <= arena_bytes) lo = mid; else hi = mid - 1;
         }
         ctx = lo;
     }
-    if (ctx == 0 || lmf_session_arena_bytes(&blob->cfg, ctx) > arena_bytes)
+    if (ctx == 0 || lmf_session_arena_bytes(blob, ctx) > arena_bytes)
         return lmf_fail(err, "the model needs more RAM than the %lu bytes available, even for a short context", (unsigned long)arena_bytes);
     s->sampler.probs = (float *)arena; /* lmf_sampler_init sets these again per reply */
     s->ids = (uint32_t *)(void *)(a + fixed);
     fixed += round16(((size_t)ctx + 2) * 4);
-    if (lmf_state_init(&s->state, blob, a + fixed, arena_bytes - fixed, ctx, err) != 0) return -1;
+    if (lmf_lm_init(&s->state, blob, a + fixed, arena_bytes - fixed, ctx, err) != 0) return -1;
     s->scratch = a + fixed;
     s->scratch_bytes = arena_bytes - fixed;
     s->blob = blob;
@@ -153,7 +159,9 @@ int lmf_session_init(lmf_session *s, const lmf_serial_io *io, const lmf_blob *bl
 void lmf_session_banner(lmf_session *s)
 {
     console_printf(s, "\r\nlmflash %s ready", s->board_name);
-    if (s->blob) {
+    if (s->blob && s->blob->arch == LMF_ARCH_NGRAM) {
+        console_printf(s, ": %u-gram model, vocab %u, context %u.", s->blob->ngram.order, s->blob->cfg.vocab_size, s->state.ctx);
+    } else if (s->blob) {
         const lmf_config *c = &s->blob->cfg;
         console_printf(s, ": model dim %u, %u layers, vocab %u, context %u.", c->dim, c->n_layers, c->vocab_size, s->state.ctx);
     } else {
@@ -253,7 +261,7 @@ void lmf_session_step(lmf_session *s)
     tok = &s->blob->tok;
     if (g->pos >= s->state.ctx) { finish_generation(s, LMF_DONE_CONTEXT_FULL); return; }
     if (g->pos + 1 >= g->n_prompt && g->gen == g->max) { finish_generation(s, LMF_DONE_MAX_TOKENS); return; }
-    lmf_forward(&s->state, g->token, g->pos);
+    lmf_lm_forward(&s->state, g->token, g->pos);
     if (g->pos + 1 < g->n_prompt) {
         next = s->ids[g->pos + 1];
     } else {
@@ -305,16 +313,22 @@ static void handle_hello(lmf_session *s, uint16_t id, const uint8_t *body, size_
 static size_t info_json(lmf_session *s, char *out, size_t cap)
 {
     size_t n = lmf_fmt(out, cap, "{\"protocol\":\"%u.%u\",\"board\":\"%s\",", LMF_PROTO_MAJOR, LMF_PROTO_MINOR, s->board_name);
-    if (s->blob) {
+    if (s->blob && s->blob->arch == LMF_ARCH_NGRAM) {
+        n += lmf_fmt(out + n, cap - n, "\"model\":{\"arch\":\"ngram\",\"order\":%u,\"vocab_size\":%u,\"seq_len\":%u,\"blob_bytes\":%u},",
+                     s->blob->ngram.order, s->blob->cfg.vocab_size, s->blob->cfg.seq_len, s->blob->size);
+        n += lmf_fmt(out + n, cap - n, "\"ctx\":%u,\"ram_bytes\":%lu,", s->state.ctx,
+                     (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
+    } else if (s->blob) {
         const lmf_config *c = &s->blob->cfg;
         n += lmf_fmt(out + n, cap - n,
                      "\"model\":{\"dim\":%u,\"hidden_dim\":%u,\"n_layers\":%u,\"n_heads\":%u,\"n_kv_heads\":%u,\"vocab_size\":%u,\"seq_len\":%u,\"group_size\":%u,\"blob_bytes\":%u},",
                      c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len, c->group_size, s->blob->size);
         n += lmf_fmt(out + n, cap - n, "\"ctx\":%u,\"ram_bytes\":%lu,", s->state.ctx,
-                     (unsigned long)lmf_session_arena_bytes(c, s->state.ctx));
+                     (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
     } else {
         n += lmf_fmt(out + n, cap - n, "\"model\":null,\"no_model_reason\":\"%s\",", s->no_model_reason);
     }
+    if (s->port_info && n + 1 < cap) n += s->port_info(s->port_info_ctx, out + n, cap - n, 1);
     n += lmf_fmt(out + n, cap - n, "\"generations\":%u,\"rx_errors\":%u,\"write_failures\":%u}", s->generations, s->rx.errors,
                  s->write_failures);
     return n;
@@ -381,7 +395,9 @@ static void handle_frame(lmf_session *s, const uint8_t *p, size_t len)
         s->framed = 0;
         lmf_session_banner(s);
         break;
-    default: send_error(s, id, LMF_ERR_UNKNOWN_TYPE, "unknown message type: this firmware speaks protocol 1.0");
+    default:
+        if (s->upload && lmf_model_upload_handle(s->upload, s, type, id, body, blen)) break; /* 1.1: model upload */
+        send_error(s, id, LMF_ERR_UNKNOWN_TYPE, "unknown message type: this firmware speaks protocol 1.1");
     }
 }
 
@@ -398,24 +414,6 @@ static const char help_text[] =
     "  /info     model, memory and settings\r\n"
     "  Ctrl-C    stop the reply\r\n";
 
-/* Parses [-]digits[.digits] (the same parser as lmf-run's, kept small). */
-static int parse_number(const char *p, float *out)
-{
-    uint32_t whole = 0, frac = 0, scale = 1, digits = 0;
-    int neg = 0;
-    while (*p == ' ') p++;
-    if (*p == '-') { neg = 1; p++; }
-    for (; *p >= '0' && *p <= '9'; p++, digits++) { if (whole > 100000000u) return -1; whole = whole * 10 + (uint32_t)(*p - '0'); }
-    if (*p == '.')
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-            if (scale < 1000000u) { frac = frac * 10 + (uint32_t)(*p - '0'); scale *= 10; }
-    while (*p == ' ') p++;
-    if (*p || !digits) return -1;
-    *out = (float)whole + (float)frac / (float)scale;
-    if (neg) *out = -*out;
-    return 0;
-}
-
 static void print_settings(lmf_session *s)
 {
     char t[16], p[16], r[16];
@@ -429,7 +427,7 @@ static void print_settings(lmf_session *s)
 static int set_number(lmf_session *s, const char *arg, float lo, float hi, float *out)
 {
     float v;
-    if (parse_number(arg, &v) != 0 || v < lo || v > hi) {
+    if (lmf_parse_decimal(arg, &v) != 0 || v < lo || v > hi) {
         char a[16], b[16];
         lmf_fmt_fixed(a, sizeof a, lo, 2);
         lmf_fmt_fixed(b, sizeof b, hi, 2);
@@ -448,14 +446,23 @@ static void run_command(lmf_session *s, const char *cmd)
 #define IS(name) ((size_t)(arg - cmd) == sizeof(name) - 1 && memcmp(cmd, name, sizeof(name) - 1) == 0)
     if (IS("/help")) console_str(s, help_text);
     else if (IS("/info")) {
-        if (s->blob) {
+        if (s->blob && s->blob->arch == LMF_ARCH_NGRAM) {
+            console_printf(s, "%s: %u-gram model, vocab %u, context %u tokens\r\n", s->board_name, s->blob->ngram.order,
+                           s->blob->cfg.vocab_size, s->state.ctx);
+            console_printf(s, "blob %u bytes; %lu bytes of RAM\r\n", s->blob->size,
+                           (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
+        } else if (s->blob) {
             const lmf_config *c = &s->blob->cfg;
             console_printf(s, "%s: model dim %u, hidden %u, %u layers, %u heads (%u kv), vocab %u, trained context %u\r\n", s->board_name,
                            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len);
             console_printf(s, "blob %u bytes; context %u tokens, %lu bytes of RAM\r\n", s->blob->size, s->state.ctx,
-                           (unsigned long)lmf_session_arena_bytes(c, s->state.ctx));
+                           (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
         } else {
             console_printf(s, "%s: %s\r\n", s->board_name, s->no_model_reason);
+        }
+        if (s->port_info) {
+            char extra[320];
+            send_raw(s, extra, s->port_info(s->port_info_ctx, extra, sizeof extra, 0));
         }
         print_settings(s);
     } else if (IS("/temp")) { if (set_number(s, arg, 0, 100, &v) == 0) { s->settings.temperature = v; print_settings(s); } }

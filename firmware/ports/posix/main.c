@@ -1,12 +1,16 @@
 /* lmf-sim, the virtual board: the real core and serial session behind a
  * pseudo-terminal. A host opens the printed /dev/pts/N like a board's port.
- *   lmf-sim MODEL.blob [--arena BYTES] [--ctx N] [--name NAME]
+ *   lmf-sim MODEL.blob [--arena BYTES] [--ctx N] [--name NAME] [--step-delay-us US]
  *   lmf-sim --no-model
+ *   lmf-sim --flash IMAGE ...   the flashable virtual board (board.c)
+ * --step-delay-us slows every forward pass down to a board's pace (the host
+ * is ~100x faster than an ESP32-S3), e.g. to try Ctrl-C by hand.
  * Output the host does not take within 500 ms is dropped and the reply
  * stopped, as on the board (docs/protocol.md, flow control). */
 #define _GNU_SOURCE
 #include "lmf/blob.h"
 #include "lmf/session.h"
+#include "board.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -28,6 +35,7 @@ static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
 static int master_fd = -1;
+static unsigned step_delay_us;
 
 static uint32_t now_us(void *ctx)
 {
@@ -103,7 +111,7 @@ static void serve(lmf_session *session)
             if (host_here) { /* the host left: stop, forget, go idle */
                 host_here = 0;
                 lmf_session_disconnect(session);
-                tcflush(master_fd, TCIOFLUSH);
+                tcflush(master_fd, TCOFLUSH); /* drop what the old host left unread; keep what a new one types */
             }
             usleep(IDLE_POLL_MS * 1000);
             continue;
@@ -116,7 +124,10 @@ static void serve(lmf_session *session)
             ssize_t n = read(master_fd, buf, sizeof buf);
             if (n > 0) lmf_session_feed(session, buf, (size_t)n);
         }
-        lmf_session_step(session);
+        if (lmf_session_busy(session)) {
+            lmf_session_step(session);
+            if (step_delay_us) usleep(step_delay_us);
+        }
         lmf_session_tick(session);
     }
 }
@@ -135,13 +146,16 @@ int main(int argc, char **argv)
     void *arena;
     int i;
 
+    for (i = 1; i < argc; i++) /* the flashable virtual board: board.c */
+        if (!strcmp(argv[i], "--flash")) return lmf_sim_flash_main(argc, argv);
     for (i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--arena") && i + 1 < argc) arena_bytes = strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) ctx = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--name") && i + 1 < argc) name = argv[++i];
+        else if (!strcmp(argv[i], "--step-delay-us") && i + 1 < argc) step_delay_us = (unsigned)strtoul(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--no-model")) model = NULL;
         else if (argv[i][0] != '-') model = argv[i];
-        else { fprintf(stderr, "usage: lmf-sim MODEL.blob [--arena BYTES] [--ctx N] [--name NAME] | lmf-sim --no-model\n"); return 2; }
+        else { fprintf(stderr, "usage: lmf-sim MODEL.blob [--arena BYTES] [--ctx N] [--name NAME] [--step-delay-us US] | lmf-sim --no-model\n"); return 2; }
     }
     if (model) {
         const void *bytes = map_blob(model, &blob_size);
@@ -154,6 +168,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "lmf-sim: %s\n", err.msg);
         return 4;
     }
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the lmflash (or test) that started us */
+#endif
     master_fd = open_pty(pty, sizeof pty);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "lmf/blob.h"
-#include "lmf/model.h"
+#include "lmf/lm.h"
 #include "lmf/protocol.h"
 #include "lmf/sampler.h"
 
@@ -38,11 +38,22 @@ typedef struct lmf_generation {
     uint32_t start_us, first_us;
 } lmf_generation;
 
+struct lmf_model_upload;
+
+/* Optional: the port adds to /info and to the INFO reply (the ESP32-S3 app:
+ * where the memory went and the free heap). json = 0: text lines, each
+ * ending in "\r\n"; json = 1: JSON members, each followed by ','. Writes at
+ * most cap - 1 bytes and returns their count. Set it after lmf_session_init. */
+typedef size_t (*lmf_port_info_fn)(void *ctx, char *out, size_t cap, int json);
+
 typedef struct lmf_session {
     const lmf_serial_io *io;
+    lmf_port_info_fn port_info;     /* NULL: nothing to add */
+    void *port_info_ctx;
+    struct lmf_model_upload *upload; /* protocol 1.1 model upload (model_upload.h), or NULL: set by the port after init */
     const lmf_blob *blob;           /* NULL: no usable model */
     const char *board_name, *no_model_reason;
-    lmf_state state;
+    lmf_lm state;                   /* the model, transformer or N-gram */
     lmf_sampler sampler;
     uint32_t *ids;                  /* prompt and generated tokens */
     uint8_t *scratch;               /* prompt encoding: the state memory, unused between replies */
@@ -58,12 +69,13 @@ typedef struct lmf_session {
     lmf_settings settings;
     lmf_generation g;
     uint32_t generations, write_failures;
+    int unframed;                   /* text went out since the last frame: the next frame starts with 0x00 */
     uint8_t msg[LMF_PROTO_MAX_PAYLOAD];
     uint8_t tx[LMF_PROTO_MAX_ENCODED];
 } lmf_session;
 
 /* Arena bytes for a context of ctx tokens (state, sampler, token list). */
-size_t lmf_session_arena_bytes(const lmf_config *cfg, uint32_t ctx);
+size_t lmf_session_arena_bytes(const lmf_blob *blob, uint32_t ctx);
 
 /* blob may be NULL (the board then explains no_model_reason to every
  * request). ctx = 0: the longest context that fits the arena. */

@@ -1,0 +1,50 @@
+/**
+ * The default demo: stories the project writes itself, a model built from
+ * them reproducibly, and a chat with it on the virtual board.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { demoCorpus } from '../converter/demo/stories.js';
+import { buildDemoModel } from '../host/commands/demo.js';
+import { tempDir } from './native-helpers.js';
+import { PROJECT_ROOT } from './paths.js';
+
+const CLI = path.join(PROJECT_ROOT, 'bin/lmflash.js');
+
+describe('demo corpus', () => {
+  it('is the same for a seed, different across seeds, and made of whole stories', () => {
+    const a = demoCorpus(200, 7);
+    expect(demoCorpus(200, 7)).toBe(a);
+    expect(demoCorpus(200, 8)).not.toBe(a);
+    const lines = a.trim().split('\n');
+    expect(lines).toHaveLength(200);
+    for (const line of lines) {
+      expect(line).toMatch(/^(Once upon a time|One morning|Long ago|One bright day), there was a little \w+ named \w+\./);
+      expect(line).toMatch(/Together they were able to [a-z ]+\./);
+    }
+    // the corpus varies: most stories are unique
+    expect(new Set(lines).size).toBeGreaterThan(190);
+  });
+});
+
+describe('demo model', () => {
+  it('is rebuilt byte for byte from the same seed', () => {
+    const a = buildDemoModel(1500, 3);
+    const b = buildDemoModel(1500, 3);
+    expect(b.blob.equals(a.blob)).toBe(true);
+    expect(a.blob.readUInt32LE(16)).toBe(2); // architecture 2: N-gram
+  });
+
+  it('`lmflash demo` builds it and chats with it on the virtual board', () => {
+    const out = tempDir('demo');
+    const r = spawnSync('node', [CLI, 'demo', '--out', out], { input: 'Once upon a time\n/quit\n', encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readFileSync(path.join(out, 'demo-stories.txt'), 'utf8').split('\n').length).toBeGreaterThan(20_000);
+    expect(r.stderr).toMatch(/connected to virtual board on \/dev\/pts\/\d+/);
+    // the reply (stdout) continues the story in the corpus's own words; stats go to stderr
+    expect(r.stdout).toMatch(/^, there was a little \w+ named \w+/);
+    expect(r.stderr).toMatch(/\[\d+ tokens, first after \d+ ms/);
+  });
+});
