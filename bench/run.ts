@@ -14,7 +14,10 @@ import { readLlama2cCheckpoint } from '../src/llama2c.js';
 import { ramPlan } from '../src/memory-plan.js';
 import { ReferenceModel, argmax } from '../src/reference.js';
 import { nativeRunnerPath, projectRoot } from '../host/native.js';
+import { flashFigures } from './flash.js';
 import { int8KvCost } from './kv-cost.js';
+import { ngramFigures } from './ngram.js';
+import { serialFigures } from './serial.js';
 import { xtensaFigures } from './xtensa.js';
 
 const root = projectRoot();
@@ -99,6 +102,16 @@ async function main(): Promise<void> {
     for (let p = 0; p < seq.length; p++) argmax(ref.forward(seq[p], p));
   }, 3);
   rows.push(['host tokens / s (native core)', (256 / nativeSeconds).toFixed(0), `whole process incl. start-up; ${(refSeconds / nativeSeconds).toFixed(1)}x the TypeScript float reference (${(256 / refSeconds).toFixed(0)} tok/s) in this run`]);
+
+  const serial = await serialFigures(blobPath);
+  rows.push(['serial bytes / token', serial.bytesPerToken.value, serial.bytesPerToken.note]);
+  rows.push(['token arrival -> stdout (burst)', serial.burst.value, serial.burst.note]);
+  rows.push(['token arrival -> stdout (paced)', serial.paced.value, serial.paced.note]);
+
+  rows.push(...(await ngramFigures(root, shared)));
+
+  // flashing and model upload against the paced virtual board (bench/flash.ts)
+  rows.push(...(await flashFigures(blobPath)));
 
   const w = Math.max(...rows.map((r) => r[0].length));
   const v = Math.max(...rows.map((r) => r[1].length));

@@ -3,9 +3,9 @@
  * report of what quantization cost. File handling (reading inputs, naming
  * them in errors) lives here; the formats live in src/.
  */
-import { readFile } from 'node:fs/promises';
 import { writeBlob, type TensorReport } from '../src/blob.js';
 import { LmflashError } from '../src/errors.js';
+import { aboutFile, readInputFile } from '../src/input-file.js';
 import { readLlama2cCheckpoint, readTokenizerBin, type CheckpointFormat } from '../src/llama2c.js';
 import type { FloatModel, ModelConfig } from '../src/model.js';
 import { DEFAULT_GROUP_SIZE } from '../src/quantize.js';
@@ -38,29 +38,6 @@ export interface ConvertResult {
   report: ConvertReport;
 }
 
-/** Prefixes input-format errors with the file they are about. */
-function about<T>(file: string, f: () => T): T {
-  try {
-    return f();
-  } catch (err) {
-    if (err instanceof LmflashError) throw new LmflashError(`${file}: ${err.message}`);
-    throw err;
-  }
-}
-
-/** Reads an input file, turning the usual failures into one clear sentence. */
-export async function readInputFile(file: string, what: string): Promise<Buffer> {
-  try {
-    return await readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new LmflashError(`cannot read the ${what} ${file}: no such file`);
-    if (code === 'EISDIR') throw new LmflashError(`cannot read the ${what} ${file}: it is a folder, not a file`);
-    if (code === 'EACCES' || code === 'EPERM') throw new LmflashError(`cannot read the ${what} ${file}: permission denied`);
-    throw err;
-  }
-}
-
 /** The conversion on bytes already in memory (names are only used in messages). */
 export function convertBuffers(
   checkpoint: Uint8Array,
@@ -68,8 +45,8 @@ export function convertBuffers(
   opts: ConvertOptions = {},
   names = { checkpoint: 'checkpoint', tokenizer: 'tokenizer' },
 ): ConvertResult {
-  const model = about(names.checkpoint, () => readLlama2cCheckpoint(checkpoint));
-  const tokenizer = about(names.tokenizer, () => tokenizerFromBin(readTokenizerBin(tokenizerBin, model.config.vocabSize)));
+  const model = aboutFile(names.checkpoint, () => readLlama2cCheckpoint(checkpoint));
+  const tokenizer = aboutFile(names.tokenizer, () => tokenizerFromBin(readTokenizerBin(tokenizerBin, model.config.vocabSize)));
   return convertFloatModel(model, tokenizer, model.format, opts);
 }
 
@@ -125,12 +102,12 @@ export async function convertOnnxFile(onnxPath: string, tokenizerPath: string | 
     readInputFile(onnxPath, 'ONNX model'),
     tokenizerPath ? readInputFile(tokenizerPath, 'tokenizer') : Promise.resolve(null),
   ]);
-  const imported = about(onnxPath, () => importOnnx(bytes, { readExternal: externalReaderFor(onnxPath), seqLen: opts.seqLen }));
+  const imported = aboutFile(onnxPath, () => importOnnx(bytes, { readExternal: externalReaderFor(onnxPath), seqLen: opts.seqLen }));
   const vocab = imported.model.config.vocabSize;
   let tokenizer: TokenizerData;
-  if (tokBytes) tokenizer = about(tokenizerPath!, () => tokenizerFromBin(readTokenizerBin(tokBytes, vocab)));
+  if (tokBytes) tokenizer = aboutFile(tokenizerPath!, () => tokenizerFromBin(readTokenizerBin(tokBytes, vocab)));
   else if (imported.tokenizerBin) {
-    tokenizer = about(`${onnxPath} (tokenizer in its metadata)`, () => tokenizerFromBin(readTokenizerBin(imported.tokenizerBin!, vocab)));
+    tokenizer = aboutFile(`${onnxPath} (tokenizer in its metadata)`, () => tokenizerFromBin(readTokenizerBin(imported.tokenizerBin!, vocab)));
   } else {
     throw new LmflashError(
       `${onnxPath} carries no tokenizer (only lmflash's ONNX exports do): pass --tokenizer with the model's llama2.c tokenizer.bin`,

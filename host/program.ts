@@ -5,13 +5,24 @@
  */
 import { Command, CommanderError } from 'commander';
 import { LmflashError } from '../src/errors.js';
+import * as chat from './commands/chat.js';
 import * as convert from './commands/convert.js';
+import * as data from './commands/data.js';
 import * as evaluate from './commands/eval.js';
+import * as demo from './commands/demo.js';
+import * as exportCmd from './commands/export.js';
+import * as flashCmd from './commands/flash.js';
 import * as generate from './commands/generate.js';
 import * as inspect from './commands/inspect.js';
+import * as monitor from './commands/monitor.js';
+import * as ports from './commands/ports.js';
+import * as sim from './commands/sim.js';
+import * as tokenizer from './commands/tokenizer.js';
+import * as train from './commands/train.js';
+import * as uploadModel from './commands/upload-model.js';
 import { processIO, type CliIO } from './io.js';
 
-const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate];
+const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, demo];
 
 export function buildProgram(io: CliIO = processIO): Command {
   const program = new Command('lmflash')

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job until lmflash trains its own demo model: convert llama2.c's
+# A real llama2.c model end to end: convert llama2.c's
 # stories260K to an int8 blob, inspect it and generate a story on the same C
 # core the board runs.
-#   npm run demo [-- MODEL.bin TOKENIZER.bin]
+#   npm run stories260k [-- MODEL.bin TOKENIZER.bin]
 # Without arguments it looks for ../shared/models (this workplace) and then
 # ./models; stories260K.bin and tok512.bin are published with karpathy/llama2.c
 # (Hugging Face: karpathy/tinyllamas, folder stories260K).
@@ -16,7 +16,7 @@ if [ -z "$model" ]; then
   done
 fi
 if [ -z "$model" ] || [ -z "$tok" ]; then
-  echo "demo: put stories260K.bin and tok512.bin (from karpathy/tinyllamas on Hugging Face, folder stories260K) in ./models, or run: npm run demo -- MODEL.bin TOKENIZER.bin" >&2
+  echo "demo: put stories260K.bin and tok512.bin (from karpathy/tinyllamas on Hugging Face, folder stories260K) in ./models, or run: npm run stories260k -- MODEL.bin TOKENIZER.bin" >&2
   exit 1
 fi
 mkdir -p out

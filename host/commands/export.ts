@@ -5,12 +5,11 @@
  * pass, with its config and tokenizer in the metadata (docs/onnx.md).
  */
 import { Argument, type Command } from 'commander';
-import { readInputFile } from '../../converter/convert.js';
+import { aboutFile, readInputFile } from '../../src/input-file.js';
 import { exportOnnx, ONNX_OPSET, tokenizerBinFromData } from '../../converter/onnx-export.js';
 import { externalReaderFor, importOnnx, isOnnxPath } from '../../converter/onnx-import.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { BLOB_MAGIC, blobToFloatModel, readBlob } from '../../src/blob.js';
-import { LmflashError } from '../../src/errors.js';
 import { readLlama2cCheckpoint, readTokenizerBin } from '../../src/llama2c.js';
 import { describeConfig, type FloatModel } from '../../src/model.js';
 import type { CliIO } from '../io.js';
@@ -23,38 +22,30 @@ export interface LoadedModel {
   kind: string;
 }
 
-function about<T>(file: string, f: () => T): T {
-  try {
-    return f();
-  } catch (err) {
-    if (err instanceof LmflashError) throw new LmflashError(`${file}: ${err.message}`);
-    throw err;
-  }
-}
 
 /** Reads any model lmflash understands, with the tokenizer it carries (overridden by `tokenizerPath`). */
 export async function loadAnyModel(file: string, tokenizerPath?: string): Promise<LoadedModel> {
   const bytes = await readInputFile(file, 'model');
   let loaded: LoadedModel;
   if (bytes.length >= 4 && bytes.subarray(0, 4).toString('latin1') === BLOB_MAGIC) {
-    loaded = about(file, () => {
+    loaded = aboutFile(file, () => {
       const view = readBlob(bytes);
       return { model: blobToFloatModel(view), tokenizerBin: tokenizerBinFromData(view.tokenizer), kind: 'lmflash blob (int8 weights, dequantized)' };
     });
   } else if (isOnnxPath(file)) {
-    loaded = about(file, () => {
+    loaded = aboutFile(file, () => {
       const r = importOnnx(bytes, { readExternal: externalReaderFor(file) });
       return { model: r.model, tokenizerBin: r.tokenizerBin, kind: 'ONNX model' };
     });
   } else {
-    loaded = about(file, () => {
+    loaded = aboutFile(file, () => {
       const ckpt = readLlama2cCheckpoint(bytes);
       return { model: ckpt, tokenizerBin: null, kind: `llama2.c ${ckpt.format} checkpoint` };
     });
   }
   if (tokenizerPath) {
     const tok = await readInputFile(tokenizerPath, 'tokenizer');
-    about(tokenizerPath, () => readTokenizerBin(tok, loaded.model.config.vocabSize)); // validate against the model
+    aboutFile(tokenizerPath, () => readTokenizerBin(tok, loaded.model.config.vocabSize)); // validate against the model
     loaded.tokenizerBin = tok;
   }
   return loaded;

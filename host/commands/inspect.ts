@@ -1,9 +1,12 @@
 /** `lmflash inspect <model.blob> [--context N] [--json]`: what is in a blob and what it needs on a board. */
-import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { readBlob, type BlobView } from '../../src/blob.js';
+import { checkModelFitsBoard, findBoard, fmtBytes, planOnBoard, type BoardPlan, type FitProblem } from '../../src/boards.js';
 import { LmflashError } from '../../src/errors.js';
+import { aboutFile, readInputFile } from '../../src/input-file.js';
 import { parameterCount, ramPlan, type RamPlan } from '../../src/memory-plan.js';
+import { ARCH_NGRAM, blobArch, FLOAT_BITS, ngramRamPlan, readNgramBlob, type NgramRamPlan, type NgramView } from '../../src/ngram.js';
+import { TOKENIZER_FLAG_WORDS } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 
 export function parsePositiveInt(value: string): number {
@@ -12,18 +15,18 @@ export function parsePositiveInt(value: string): number {
 }
 
 export async function readBlobFile(file: string): Promise<BlobView> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(file);
-  } catch (e) {
-    throw new LmflashError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-  }
-  try {
-    return readBlob(bytes);
-  } catch (e) {
-    if (e instanceof LmflashError) throw new LmflashError(`${file}: ${e.message}`);
-    throw e;
-  }
+  const bytes = await readInputFile(file);
+  return aboutFile(file, () => readBlob(bytes));
+}
+
+/** A blob of either architecture. */
+export type AnyBlob = { kind: 'transformer'; view: BlobView } | { kind: 'ngram'; view: NgramView };
+
+export async function readAnyBlobFile(file: string): Promise<AnyBlob> {
+  const bytes = await readInputFile(file);
+  return aboutFile(file, () =>
+    blobArch(bytes) === ARCH_NGRAM ? { kind: 'ngram', view: readNgramBlob(bytes) } : { kind: 'transformer', view: readBlob(bytes) },
+  );
 }
 
 export interface InspectReport {
@@ -35,9 +38,11 @@ export interface InspectReport {
   flashBytes: number;
   tokenizer: { vocabSize: number; bos: number | null; eos: number | null; unk: number | null; byteFallback: number };
   ram: { fullContext: RamPlan; atContext?: RamPlan };
+  /** With --board: the plan on that board and what stops the model from running there. */
+  board?: BoardPlan & { fits: boolean; problems: FitProblem[] };
 }
 
-export function inspectReport(file: string, view: BlobView, context?: number): InspectReport {
+export function inspectReport(file: string, view: BlobView, context?: number, board?: string): InspectReport {
   const c = view.config;
   if (context !== undefined && context > c.seqLen)
     throw new LmflashError(`--context ${context} is longer than the model's ${c.seqLen} positions`);
@@ -58,6 +63,63 @@ export function inspectReport(file: string, view: BlobView, context?: number): I
       byteFallback: t.byteIds.filter((v) => v !== 0xffffffff).length,
     },
     ram: { fullContext: ramPlan(c, c.seqLen), ...(context !== undefined ? { atContext: ramPlan(c, context) } : {}) },
+    ...(board !== undefined ? { board: boardReport(view, board, context) } : {}),
+  };
+}
+
+function boardReport(view: BlobView, id: string, context?: number): NonNullable<InspectReport['board']> {
+  const profile = findBoard(id);
+  const problems = checkModelFitsBoard(view, profile, context);
+  return { ...planOnBoard(view, profile, context), fits: problems.length === 0, problems };
+}
+
+export interface NgramInspectReport {
+  file: string;
+  formatVersion: string;
+  architecture: 'ngram';
+  order: number;
+  vocabSize: number;
+  tokens: 'words' | 'tokenizer';
+  seqLen: number;
+  trainingTokens: number;
+  prune: number[];
+  orders: { order: number; ngrams: number; wordBits: number; probBits: number; backoffBits: number; pointerBits: number; bytes: number }[];
+  /** bits of a quantized value (1..16), or 32 when orders 2.. store float32 */
+  valueBits: number;
+  flashBytes: number;
+  tokenizer: { vocabSize: number; bos: number | null; eos: number | null; unk: number | null };
+  ram: { fullContext: NgramRamPlan; atContext?: NgramRamPlan };
+}
+
+export function ngramInspectReport(file: string, view: NgramView, context?: number): NgramInspectReport {
+  const c = view.config;
+  if (context !== undefined && context > c.seqLen) throw new LmflashError(`--context ${context} is longer than the model's ${c.seqLen} positions`);
+  const t = view.tokenizer;
+  const id = (v: number) => (v === 0xffffffff ? null : v);
+  const book = (bits: number) => (bits === 0 || bits === FLOAT_BITS ? 0 : 4 * 2 ** bits);
+  return {
+    file,
+    formatVersion: `${view.versionMajor}.${view.versionMinor}`,
+    architecture: 'ngram',
+    order: c.order,
+    vocabSize: c.vocabSize,
+    tokens: t.flags & TOKENIZER_FLAG_WORDS ? 'words' : 'tokenizer',
+    seqLen: c.seqLen,
+    trainingTokens: c.trainingTokens,
+    prune: c.prune,
+    orders: view.levels.map((l) => ({
+      order: l.order,
+      ngrams: l.count,
+      wordBits: l.wordBits,
+      probBits: l.probBits,
+      backoffBits: l.backoffBits,
+      pointerBits: l.pointerBits,
+      bytes: l.entriesBytes + book(l.probBits) + book(l.backoffBits),
+    })),
+    valueBits: view.levels.length > 1 ? view.levels[1].probBits : FLOAT_BITS,
+    flashBytes: view.fileSize,
+    tokenizer: { vocabSize: t.vocabSize, bos: id(t.bosId), eos: id(t.eosId), unk: id(t.unkId) },
+    ram: { fullContext: ngramRamPlan(c, c.seqLen), ...(context !== undefined ? { atContext: ngramRamPlan(c, context) } : {}) },
   };
 }
 
@@ -70,6 +132,34 @@ function formatRam(p: RamPlan): string[] {
   ];
 }
 
+const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)} %`;
+const hex = (n: number) => `0x${n.toString(16).toUpperCase()}`;
+
+function formatBoard(b: NonNullable<InspectReport['board']>): string[] {
+  const p = b.board;
+  const r = b.ram;
+  const where = { internal: 'internal RAM', psram: `PSRAM (${p.psram ? `${p.psram.bytes >> 20} MB ${p.psram.mode}` : ''})`, none: 'nowhere' }[r.place];
+  const lines = [
+    `board ${p.id}: ${p.name}`,
+    `  firmware: idf.py -D SDKCONFIG_DEFAULTS="${p.sdkconfigDefaults.join(';')}" set-target esp32s3 build`,
+    `  flash: \`model\` partition ${fmtBytes(b.flash.partitionBytes)} at ${hex(b.flash.partitionOffset)} (${b.flash.csv}); ` +
+      (b.flash.fits ? `the blob takes ${pct(b.flash.blobBytes, b.flash.partitionBytes)} of it` : `the blob (${fmtBytes(b.flash.blobBytes)}) does not fit`),
+    `  RAM: ${fmtBytes(r.internalBudgetBytes)} of internal RAM for the model (estimate)${p.psram ? `, ${fmtBytes(r.psramBudgetBytes)} of PSRAM` : ', no PSRAM'}`,
+    r.place === 'none'
+      ? `  context: none fits`
+      : `  context ${r.context}${r.context < r.wantedContext ? ` (cut from ${r.wantedContext} to fit)` : ''}: ${fmtBytes(r.plan.totalBytes)} in ${where}`,
+    `  longest context in internal RAM: ${r.maxInternalContext} tokens${r.maxContext > r.maxInternalContext ? `; in PSRAM: ${r.maxContext}` : ''}`,
+  ];
+  if (b.speed)
+    lines.push(
+      `  speed (estimate): ${b.speed.atStart.toFixed(0)} tok/s at position 0 (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + weights from flash ${b.speed.memoryMsAtStart.toFixed(1)} ms), ` +
+        `${b.speed.atEnd.toFixed(0)} tok/s at position ${Math.max(0, r.context - 1)}; cost model in docs/hardware.md`,
+    );
+  lines.push(b.fits ? `  fits: yes` : `  fits: no`);
+  for (const problem of b.problems) lines.push(`  problem (${problem.kind}): ${problem.message}`);
+  return lines;
+}
+
 export function formatInspect(r: InspectReport): string {
   const c = r.config;
   const lines = [
@@ -80,7 +170,33 @@ export function formatInspect(r: InspectReport): string {
     `flash: ${kib(r.flashBytes)}`,
     ...formatRam(r.ram.fullContext),
     ...(r.ram.atContext ? formatRam(r.ram.atContext) : []),
+    ...(r.board ? formatBoard(r.board) : []),
   ];
+  return lines.join('\n') + '\n';
+}
+
+export function formatNgramInspect(r: NgramInspectReport): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const ngrams = r.orders.reduce((a, o) => a + o.ngrams, 0);
+  const lines = [
+    `${r.file}: lmflash blob v${r.formatVersion}, ${r.order}-gram language model (interpolated modified Kneser-Ney)`,
+    `  ${r.tokens === 'words' ? 'words' : 'tokenizer'} vocabulary of ${n(r.vocabSize)} (BOS ${r.tokenizer.bos ?? 'none'}, EOS ${r.tokenizer.eos ?? 'none'}, UNK ${r.tokenizer.unk ?? 'none'}), ` +
+      `trained on ${n(r.trainingTokens)} tokens, pruning ${r.prune.some((p) => p > 0) ? r.prune.join(' ') : 'none'}`,
+    `  values: unigrams float32, ${r.order > 1 ? (r.valueBits === FLOAT_BITS ? 'higher orders float32 (unquantized)' : `higher orders ${r.valueBits}-bit codebooks`) : 'no higher orders'}`,
+    '  order      n-grams   bits/entry = word + prob + backoff + pointer        bytes',
+    ...r.orders.map(
+      (o) =>
+        `  ${String(o.order).padStart(5)} ${n(o.ngrams).padStart(12)}   ${String(o.wordBits + o.probBits + o.backoffBits + o.pointerBits).padStart(10)}` +
+        `   ${String(o.wordBits).padStart(4)}   ${String(o.probBits).padStart(4)}   ${String(o.backoffBits).padStart(7)}   ${String(o.pointerBits).padStart(7)}` +
+        `${n(o.bytes).padStart(13)}`,
+    ),
+    `flash: ${kib(r.flashBytes)}, ${(r.flashBytes / ngrams).toFixed(2)} bytes per n-gram`,
+  ];
+  const ram = (p: NgramRamPlan) => [
+    `RAM at context ${p.ctx}: ${kib(p.totalBytes)}`,
+    `  logits ${kib(p.logitsBytes)}, sampler ${kib(p.samplerBytes)}, tokens ${kib(p.tokenBytes)} (the model itself stays in flash)`,
+  ];
+  lines.push(...ram(r.ram.fullContext), ...(r.ram.atContext ? ram(r.ram.atContext) : []));
   return lines.join('\n') + '\n';
 }
 
@@ -90,9 +206,18 @@ export function register(program: Command, io: CliIO): void {
     .description("show a blob's model, tokenizer, flash size and the RAM the decoder needs")
     .argument('<model>', 'an lmflash blob')
     .option('-c, --context <n>', 'also show the RAM needed at this context length', parsePositiveInt)
+    .option('-b, --board <profile>', 'also say whether it fits an ESP32-S3 board: s3-n4, s3-n4r2, s3-n8, s3-n8r2, s3-n8r8, s3-n16, s3-n16r8')
     .option('--json', 'print the report as JSON')
-    .action(async (model: string, opts: { context?: number; json?: boolean }) => {
-      const report = inspectReport(model, await readBlobFile(model), opts.context);
+    .action(async (model: string, opts: { context?: number; json?: boolean; board?: string }) => {
+      const blob = await readAnyBlobFile(model);
+      if (blob.kind === 'ngram' && opts.board !== undefined)
+        throw new LmflashError('--board checks transformer blobs only for now (N-gram blobs: not yet)');
+      if (blob.kind === 'ngram') {
+        const report = ngramInspectReport(model, blob.view, opts.context);
+        io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatNgramInspect(report));
+        return;
+      }
+      const report = inspectReport(model, blob.view, opts.context, opts.board);
       io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatInspect(report));
     });
 }

@@ -92,6 +92,40 @@ size_t lmf_fmt_fixed(char *buf, size_t cap, float value, int decimals)
     }
 }
 
+int lmf_parse_u32(const char *s, uint32_t *v)
+{
+    uint64_t acc = 0;
+    if (!s || !*s) return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        acc = acc * 10 + (uint64_t)(*s - '0');
+        if (acc > 0xFFFFFFFFull) return -1;
+    }
+    *v = (uint32_t)acc;
+    return 0;
+}
+
+int lmf_parse_decimal(const char *s, float *v)
+{
+    uint32_t whole = 0, frac = 0, scale = 1, digits = 0;
+    int neg = 0;
+    if (!s) return -1;
+    while (*s == ' ') s++;
+    if (*s == '-') { neg = 1; s++; }
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (whole > 100000000u) return -1;
+        whole = whole * 10 + (uint32_t)(*s - '0');
+    }
+    if (*s == '.')
+        for (s++; *s >= '0' && *s <= '9'; s++, digits++)
+            if (scale < 1000000u) { frac = frac * 10 + (uint32_t)(*s - '0'); scale *= 10; }
+    while (*s == ' ') s++;
+    if (*s || digits == 0) return -1;
+    *v = (float)whole + (float)frac / (float)scale;
+    if (neg) *v = -*v;
+    return 0;
+}
+
 int lmf_fail(lmf_error *err, const char *fmt, ...)
 {
     if (err) {
