@@ -24,7 +24,7 @@ import { ramPlan } from '../src/memory-plan.js';
 import { buildXtensa, findQemuToolchain, runOnQemu } from '../host/qemu.js';
 import { storiesBlob } from './native-helpers.js';
 import { PROJECT_ROOT } from './paths.js';
-import { runCli as cli } from '../host/program.js';
+import { cli } from './cli-helpers.js';
 
 const ESP = path.join(PROJECT_ROOT, 'firmware/esp32s3');
 const MiB = 1024 * 1024;
@@ -42,10 +42,8 @@ function readCsv(file: string) {
 }
 
 async function runCli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await cli(argv, { out: (t) => void (stdout += t), err: (t) => void (stderr += t) });
-  return { code, stdout, stderr };
+  const r = await cli(...argv);
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 let blobFile: string;

@@ -2,19 +2,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../host/program.js';
 import { readBlob } from '../src/blob.js';
 import { STORIES_MODEL, STORIES_TOKENIZER } from './paths.js';
+import { cli as run } from './cli-helpers.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lmflash-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 describe('lmflash convert', () => {
   it('writes the blob and prints the per-tensor table', async () => {

@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../host/program.js';
 import { readBlob } from '../src/blob.js';
 import { ramPlan } from '../src/memory-plan.js';
 import { coreJson, storiesBlob } from './native-helpers.js';
 import { STORIES_MODEL, STORIES_SAMPLES } from './paths.js';
+import { cli as run } from './cli-helpers.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lmflash-cli-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,12 +16,6 @@ beforeAll(async () => {
   blob = await storiesBlob();
 });
 
-async function run(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 describe('lmflash inspect', () => {
   it('reports config, parameters, flash and RAM at full and chosen context', async () => {

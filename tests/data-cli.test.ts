@@ -3,17 +3,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../host/program.js';
+import { cli as run } from './cli-helpers.js';
 
 const dir = mkdtempSync(path.join(process.env.LMFLASH_TEST_TMP ?? tmpdir(), 'data-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function run(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 function write(file: string, content: string | Buffer): string {
   const p = path.join(dir, file);

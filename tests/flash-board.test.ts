@@ -14,20 +14,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFlashSim, writeSyntheticBuild, type FlashSim, type SyntheticBuild } from '../host/flash-sim.js';
 import { findModelPartition, modelStoreLayout } from '../host/partition-table.js';
-import { runCli } from '../host/program.js';
 import { coreJson, storiesBlob, tempDir } from './native-helpers.js';
+import { cli } from './cli-helpers.js';
 
 let blob: string;
 let build: SyntheticBuild;
 let image: string;
 let sim: FlashSim;
 
-async function cli(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 

@@ -12,21 +12,15 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildEspImage } from '../host/esp-image.js';
 import { firmwarePartitions, startFlashSim, writeFlashImage, writeSyntheticBuild, type FlashSim, type SyntheticBuild } from '../host/flash-sim.js';
 import { findAppPartition, findModelPartition, parsePartitionCsv } from '../host/partition-table.js';
-import { runCli } from '../host/program.js';
 import { startSim } from '../host/sim.js';
 import { storiesBlob, tempDir } from './native-helpers.js';
+import { cli } from './cli-helpers.js';
 
 let blob: string;
 let build: SyntheticBuild;
 let dir: string;
 const sims: FlashSim[] = [];
 
-async function cli(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 

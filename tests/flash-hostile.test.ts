@@ -15,21 +15,15 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFlashSim, writeSyntheticBuild, type FlashSim, type SyntheticBuild } from '../host/flash-sim.js';
-import { runCli } from '../host/program.js';
 import { closePort, openPort } from '../host/serial.js';
 import { ASAN_DIR, coreJson, storiesBlob, tempDir } from './native-helpers.js';
+import { cli } from './cli-helpers.js';
 
 const ENV = { ...process.env, ASAN_OPTIONS: 'abort_on_error=1:detect_leaks=1', UBSAN_OPTIONS: 'print_stacktrace=1' };
 let blob: string;
 let build: SyntheticBuild;
 let sim: FlashSim;
 
-async function cli(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;

@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { splitPunctuationLowercase } from '../converter/ngram/pretokenize.js';
 import { trainNgram, type TrainNgramOptions } from '../converter/ngram/train.js';
 import { readTokenizerFile } from '../host/commands/train.js';
-import { runCli } from '../host/program.js';
+import { cli } from './cli-helpers.js';
 import { ngramRamPlan, NgramLm, readNgramBlob, type NgramView } from '../src/ngram.js';
 import { Tokenizer } from '../src/tokenizer.js';
 import { coreJson, runCore, tempDir } from './native-helpers.js';
@@ -157,12 +157,7 @@ describe('generation', () => {
 });
 
 describe('the CLI', () => {
-  async function run(...argv: string[]) {
-    let out = '';
-    let err = '';
-    const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-    return { code, out, err };
-  }
+  const run = cli;
   const text = path.join(dir, 'kjv-words.txt');
   const blob = path.join(dir, 'cli.blob');
 

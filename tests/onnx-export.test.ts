@@ -12,25 +12,19 @@ import { convertCheckpoint } from '../converter/convert.js';
 import { exportOnnx, META_CONFIG, META_TOKENIZER } from '../converter/onnx-export.js';
 import { importOnnx } from '../converter/onnx-import.js';
 import { onnx } from '../converter/onnx-proto.js';
-import { runCli } from '../host/program.js';
 import { blobToFloatModel, readBlob } from '../src/blob.js';
 import { readLlama2cCheckpoint } from '../src/llama2c.js';
 import { argmax } from '../src/reference.js';
 import { tempDir } from './native-helpers.js';
 import { maxAbsDiff, ortLogits, ortSession, readReferenceRun, referenceLogits } from './onnx-helpers.js';
 import { STORIES_MODEL, STORIES_TOKENIZER } from './paths.js';
+import { cli } from './cli-helpers.js';
 
 const V = 512;
 const ckpt = readLlama2cCheckpoint(readFileSync(STORIES_MODEL));
 const tokBin = readFileSync(STORIES_TOKENIZER);
 const exported = exportOnnx(ckpt, { tokenizerBin: tokBin });
 
-async function cli(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 describe('stories260K exported to ONNX, run by ONNX Runtime', () => {
   let session: InferenceSession;

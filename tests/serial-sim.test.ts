@@ -11,13 +11,13 @@ import { LinuxBinding, type LinuxOpenOptions, type SetOptions } from '@serialpor
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoardClient, BoardError } from '../host/board-client.js';
 import { collectReply, generateParams } from '../host/commands/generate.js';
-import { runCli } from '../host/program.js';
 import { closePort, explainOpenError, openPort, pickBoard, type PortEntry } from '../host/serial.js';
 import { startSim, type Sim } from '../host/sim.js';
 import { openTarget, type Target } from '../host/target.js';
 import { ErrorCode } from '../src/protocol.js';
 import { coreJson, runCore, storiesBlob } from './native-helpers.js';
 import { PROJECT_ROOT } from './paths.js';
+import { cli } from './cli-helpers.js';
 
 const CLI = path.join(PROJECT_ROOT, 'bin/lmflash.js');
 let blob: string;
@@ -39,12 +39,6 @@ async function ownSim(model: string | undefined = blob, stepDelayUs?: number): P
   return s;
 }
 
-async function cli(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 /** lmf-run's options for generate's sampling options (as generate --model passes them). */
 function coreArgs(prompt: string, n: number, s: { t: string; k: string; p: string; seed: string; r?: string }): string[] {

@@ -3,24 +3,18 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeTokenizerBin, vocabularyType, wordVocabularyFromBin } from '../converter/tokenizer/vocab-file.js';
-import { runCli } from '../host/program.js';
 import { readBlob } from '../src/blob.js';
 import { readTokenizerBin } from '../src/llama2c.js';
 import { Tokenizer, tokenizerFromBin } from '../src/tokenizer.js';
 import { tempDir } from './native-helpers.js';
 import { STORIES_MODEL, STORIES_SAMPLES } from './paths.js';
 import { chineseSample, readSplit } from './tokenizer-train-helpers.js';
+import { cli as run } from './cli-helpers.js';
 
 const dir = tempDir('tok-cli');
 const storiesTrain = path.join(dir, 'stories-train.txt');
 writeFileSync(storiesTrain, readSplit(STORIES_SAMPLES).train.join('\n') + '\n');
 
-async function run(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 const tmpLeft = () => readdirSync(dir).filter((f) => f.endsWith('.tmp'));
 

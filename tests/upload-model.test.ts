@@ -13,10 +13,10 @@ import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startFlashSim, writeFlashImage, writeSyntheticBuild, type FlashSim, type SyntheticBuild } from '../host/flash-sim.js';
 import { findModelPartition, modelStoreLayout, parsePartitionCsv } from '../host/partition-table.js';
-import { runCli } from '../host/program.js';
 import { openTarget } from '../host/target.js';
 import { coreJson, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT } from './paths.js';
+import { cli } from './cli-helpers.js';
 
 const CLI = path.join(PROJECT_ROOT, 'bin/lmflash.js');
 const PACED = ['--pace', '--app-baud', '921600'];
@@ -26,12 +26,6 @@ let build: SyntheticBuild;
 let dir: string;
 const sims: FlashSim[] = [];
 
-async function cli(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { out: (t) => void (out += t), err: (t) => void (err += t) });
-  return { code, out, err };
-}
 
 async function board(name: string, args: string[] = PACED, b: SyntheticBuild = build): Promise<{ sim: FlashSim; image: string }> {
   const image = path.join(dir, `${name}.bin`);
