@@ -11,6 +11,7 @@ import { ramPlan } from '../src/memory-plan.js';
 import { argmax } from '../src/reference.js';
 import { coreJson, coreLogits, runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { STORIES_REFERENCE } from './paths.js';
+import { readReferenceRun } from './reference-runs.js';
 import { buildVectors } from './vectors.js';
 
 let blob: string;
@@ -19,12 +20,6 @@ beforeAll(async () => {
   blob = await storiesBlob();
 }, 120_000);
 
-function referenceRun(name: string): { prompt: number[]; generated: number[]; logits: Float32Array } {
-  const lines = readFileSync(path.join(STORIES_REFERENCE, `${name}.tokens.txt`), 'utf8').trim().split('\n');
-  const ids = (l: string) => l.split(/\s+/).slice(1).map(Number);
-  const raw = readFileSync(path.join(STORIES_REFERENCE, `${name}.logits.f32`));
-  return { prompt: ids(lines[0]), generated: ids(lines[1]), logits: new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4) };
-}
 
 describe('C reader and tokenizer on the TypeScript test vectors', () => {
   const dir = tempDir('vectors');
@@ -67,7 +62,7 @@ describe('stories260K on the C core', () => {
 
   // Along run.c's own greedy path; the 97 % criterion on held-out text is in tests/quality.test.ts.
   it.each(['once', 'park', 'empty'])('%s: teacher-forced int8 logits pick the reference token at >= 95%% of positions', (name) => {
-    const ref = referenceRun(name);
+    const ref = readReferenceRun(name);
     const steps = ref.logits.length / 512;
     const ids = [...ref.prompt, ...ref.generated].slice(0, steps);
     const rows = coreLogits(blob, ids, 512);
@@ -79,7 +74,7 @@ describe('stories260K on the C core', () => {
   });
 
   it('generates the same greedy tokens as the float reference for the first sentences', () => {
-    const ref = referenceRun('once');
+    const ref = readReferenceRun('once');
     const out = coreJson(blob, ['-p', 'Once upon a time', '-n', '40']);
     expect(out.prompt_tokens).toEqual(ref.prompt);
     // int8 drifts from float eventually; the opening must be the same story

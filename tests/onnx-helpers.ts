@@ -1,10 +1,7 @@
 /** ONNX Runtime (the independent engine) and the run.c references, for the ONNX tests. */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import ort from 'onnxruntime-node';
 import { ReferenceModel } from '../src/reference.js';
 import type { FloatModel } from '../src/model.js';
-import { STORIES_REFERENCE } from './paths.js';
 
 /** A session on one thread (the machine is shared), quiet about graph-level notices. */
 export function ortSession(model: Uint8Array | string): Promise<ort.InferenceSession> {
@@ -26,29 +23,6 @@ export async function ortLogits(session: ort.InferenceSession, batch: number[][]
   return { data: logits.data as Float32Array, dims: logits.dims };
 }
 
-export interface ReferenceRun {
-  prompt: number[];
-  generated: number[];
-  /** Input token at every position (prompt, then greedy tokens), as many as logits rows. */
-  inputs: number[];
-  logits: Float32Array;
-}
-
-/** One run.c reference run (see ../shared/reference/stories260K/README.md). */
-export function readReferenceRun(name: string, vocab = 512): ReferenceRun {
-  const lines = readFileSync(path.join(STORIES_REFERENCE, `${name}.tokens.txt`), 'utf8').trim().split('\n');
-  const field = (prefix: string) => {
-    const line = lines.find((l) => l.startsWith(prefix));
-    if (!line) throw new Error(`${name}.tokens.txt has no ${prefix} line`);
-    return line.slice(prefix.length).trim().split(/\s+/).filter(Boolean).map(Number);
-  };
-  const buf = readFileSync(path.join(STORIES_REFERENCE, `${name}.logits.f32`));
-  const logits = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-  const prompt = field('prompt_tokens');
-  const generated = field('generated_tokens');
-  const steps = logits.length / vocab;
-  return { prompt, generated, inputs: [...prompt, ...generated].slice(0, steps), logits };
-}
 
 /** The reference forward pass's logits for every position of `tokens`, concatenated. */
 export function referenceLogits(model: FloatModel, tokens: number[]): Float32Array {
@@ -68,3 +42,5 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return worst;
 }
+
+export { readReferenceRun, type ReferenceRun } from './reference-runs.js';

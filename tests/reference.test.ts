@@ -1,28 +1,17 @@
 import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readLlama2cCheckpoint } from '../src/llama2c.js';
 import { generateGreedy, ReferenceModel } from '../src/reference.js';
-import { STORIES_MODEL, STORIES_REFERENCE } from './paths.js';
+import { STORIES_MODEL } from './paths.js';
+import { readReferenceRun } from './reference-runs.js';
 
-function readRun(name: string) {
-  const lines = readFileSync(path.join(STORIES_REFERENCE, `${name}.tokens.txt`), 'utf8').trim().split('\n');
-  const field = (prefix: string) => {
-    const line = lines.find((l) => l.startsWith(prefix));
-    if (!line) throw new Error(`${name}.tokens.txt has no ${prefix} line`);
-    return line.slice(prefix.length).trim().split(/\s+/).filter(Boolean).map(Number);
-  };
-  const buf = readFileSync(path.join(STORIES_REFERENCE, `${name}.logits.f32`));
-  const logits = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-  return { prompt: field('prompt_tokens'), generated: field('generated_tokens'), logits };
-}
 
 const model = readLlama2cCheckpoint(readFileSync(STORIES_MODEL));
 
 describe('reference forward pass vs run.c', () => {
   for (const name of ['once', 'park', 'empty']) {
     it(`reproduces ${name}.logits.f32 and its greedy tokens`, () => {
-      const ref = readRun(name);
+      const ref = readReferenceRun(name);
       const vocab = model.config.vocabSize;
       const steps = ref.logits.length / vocab;
       const rm = new ReferenceModel(model);
