@@ -216,6 +216,15 @@ interface PlannedTensor {
   error: QuantizationError | null;
 }
 
+/** The section table: one 16-byte entry (kind, offset, size, reserved) per section. */
+export function writeSectionTable(dv: DataView, tableOffset: number, sections: [kind: number, offset: number, size: number][]): void {
+  sections.forEach(([kind, off, size], i) => {
+    dv.setUint32(tableOffset + 16 * i, kind, true);
+    dv.setUint32(tableOffset + 16 * i + 4, off, true);
+    dv.setUint32(tableOffset + 16 * i + 8, size, true);
+  });
+}
+
 /**
  * Quantizes `model` and packs it with `tokenizer` into a blob. Throws an
  * LmflashError naming the problem when the model or tokenizer cannot be
@@ -273,16 +282,11 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
   const dv = dataView(buf);
   const u32 = (off: number, v: number) => dv.setUint32(off, v, true);
 
-  // Section table.
-  [
+  writeSectionTable(dv, sectionTable, [
     [SECTION_CONFIG, configOffset, CONFIG_BYTES],
     [SECTION_TOKENIZER, tok.offset, tok.size],
     [SECTION_TENSORS, tensorsOffset, tensorsSize],
-  ].forEach(([kind, off, size], i) => {
-    u32(sectionTable + 16 * i, kind);
-    u32(sectionTable + 16 * i + 4, off);
-    u32(sectionTable + 16 * i + 8, size);
-  });
+  ]);
 
   // CONFIG.
   [c.dim, c.hiddenDim, c.nLayers, c.nHeads, c.nKvHeads, c.vocabSize, c.seqLen, groupSize].forEach((v, i) =>

@@ -15,6 +15,7 @@ import {
   placeTokenizer,
   SECTION_CONFIG,
   SECTION_TOKENIZER,
+  writeSectionTable,
   writeTokenizer,
 } from '../../src/blob.js';
 import { alignUp, bytesOf, dataView } from '../../src/bytes.js';
@@ -147,15 +148,11 @@ export function writeNgramBlob(levels: TrieLevel[], tokenizer: TokenizerData, op
   const buf = Buffer.alloc(fileSize);
   const dv = dataView(buf);
   const u32 = (off: number, v: number) => dv.setUint32(off, v, true);
-  [
+  writeSectionTable(dv, sectionTable, [
     [SECTION_CONFIG, configOffset, NGRAM_CONFIG_BYTES],
     [SECTION_TOKENIZER, tok.offset, tok.size],
     [SECTION_NGRAM, ngramOffset, ngramSize],
-  ].forEach(([kind, off, size], i) => {
-    u32(sectionTable + 16 * i, kind);
-    u32(sectionTable + 16 * i + 4, off);
-    u32(sectionTable + 16 * i + 8, size);
-  });
+  ]);
 
   u32(configOffset, N);
   u32(configOffset + 4, V);
