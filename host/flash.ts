@@ -19,6 +19,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
 import { readBlob } from '../src/blob.js';
+import { checkModelFitsBoard, detectedBoard } from '../src/boards.js';
 import { LmflashError } from '../src/errors.js';
 import { ARCH_NGRAM, blobArch, readNgramBlob } from '../src/ngram.js';
 import { parseEspImage, type EspImage } from './esp-image.js';
@@ -134,6 +135,22 @@ export function readBuildDir(dir: string): BuildDir {
   return { dir, files, partitions, app, flashSettings: args.flash_settings ?? {} };
 }
 
+/**
+ * A transformer needs RAM the board may not have: refuse, before writing,
+ * a model that could not start on the board esptool found (N-gram models
+ * need little RAM; their fit is the partition check).
+ */
+async function refuseIfModelCannotRun(blob: Uint8Array, source: string, flashSize: string, features: string[]): Promise<void> {
+  if (blobArch(blob) === ARCH_NGRAM) return;
+  const board = detectedBoard(flashSize, features);
+  const problems = checkModelFitsBoard(readBlob(blob), board).filter((p) => p.kind !== 'flash');
+  if (problems.length === 0) return;
+  throw new LmflashError(
+    `the model ${source} cannot run on this board (looks like ${board.id}: ${board.name}): ${problems.map((p) => p.message).join('; ')}; ` +
+      'nothing was written (if the board has PSRAM outside the chip package, which esptool cannot see, pass --skip-ram-check)',
+  );
+}
+
 /** Reads and fully checks a blob; returns exactly its bytes. */
 export function readModelFile(file: string): Buffer {
   let bytes: Buffer;
@@ -247,6 +264,8 @@ export interface FlashOptions {
   eraseAll?: boolean;
   verify?: boolean;
   compress?: boolean;
+  /** Do not refuse a model the detected board seems to lack the RAM for. */
+  skipRamCheck?: boolean;
   /** A bar per file on stderr (redrawn in place when tty). */
   progress?: boolean;
   tty?: boolean;
@@ -364,6 +383,7 @@ export async function flash(o: FlashOptions, io: CliIO): Promise<FlashResult> {
     result.flashSize = size;
     const total = flashBytes(size);
     io.err(`connected: ${result.chip}, ${size} flash, ${loader.IS_STUB ? 'flasher stub running' : 'ROM loader'}, ${o.baud} baud\n`);
+    if (blob && !o.skipRamCheck) await refuseIfModelCannotRun(blob, o.model!, size, await loader.chip.getChipFeatures(loader));
 
     if (blob && !build) {
       // the board's own partition table says where the model goes

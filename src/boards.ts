@@ -201,6 +201,21 @@ export const BOARD_PROFILES: BoardProfile[] = [
   profile('s3-n16r8', 16, { bytes: 8 * MiB, mode: 'octal' }, 'ESP32-S3, 16 MB flash, 8 MB octal PSRAM (e.g. ESP32-S3-DevKitC-1-N16R8)'),
 ];
 
+/**
+ * The profile of a board esptool found: its flash size ("4MB"…) and the PSRAM
+ * in the chip package, from the features esptool-js reads out of the eFuses
+ * ("Embedded PSRAM 8MB" is octal, 2MB quad). PSRAM outside the package is not
+ * visible this way: such a board looks like one without PSRAM.
+ */
+export function detectedBoard(flashSize: string, features: string[]): BoardProfile {
+  const mb = Number(/^(\d+)MB$/.exec(flashSize)?.[1] ?? 0);
+  const flashMB = mb >= 16 ? 16 : mb >= 8 ? 8 : 4;
+  const psram = /Embedded PSRAM 8MB/.test(features.join(' ')) ? 'r8' : /Embedded PSRAM 2MB/.test(features.join(' ')) ? 'r2' : '';
+  const exact = BOARD_PROFILES.find((b) => b.id === `s3-n${flashMB}${psram}`);
+  // no profile for this pairing (e.g. 16 MB with 2 MB PSRAM): the one with the same flash and no PSRAM is the safe guess
+  return exact ?? findBoard(`s3-n${flashMB}`);
+}
+
 export function findBoard(id: string): BoardProfile {
   const p = BOARD_PROFILES.find((b) => b.id === id.toLowerCase());
   if (!p) throw new LmflashError(`unknown board profile "${id}": use one of ${BOARD_PROFILES.map((b) => b.id).join(', ')}`);

@@ -15,6 +15,9 @@ import { findAppPartition, findModelPartition, parsePartitionCsv } from '../host
 import { startSim } from '../host/sim.js';
 import { storiesBlob, tempDir } from './native-helpers.js';
 import { cli } from './cli-helpers.js';
+import { writeBlob } from '../src/blob.js';
+import { buildTokenizerData, PIECE_BYTE, PIECE_CONTROL, PIECE_TEXT, TOKENIZER_FLAG_DUMMY_PREFIX } from '../src/tokenizer.js';
+import { TINY_CONFIG, tinyModel } from './vectors.js';
 
 let blob: string;
 let build: SyntheticBuild;
@@ -94,6 +97,21 @@ describe('inputs refused before anything is written', () => {
     const r = await cli('flash', '--port', '/dev/null', '--model', bad);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/fails its checks \(blob CRC mismatch.*nothing was written/);
+  });
+
+  it('refuses a model the detected board has no RAM for, before writing', async () => {
+    // 40,000 tokens: 1.5 MB fits the 4 MB layout's model partition, but the sampler and logits alone
+    // need ~480 KB of RAM, and the virtual board reads as an ESP32-S3 without PSRAM in its package
+    const vocab = 40_000;
+    const pieces = Array.from({ length: vocab - 259 }, (_, i) => `w${i}`);
+    const wide = path.join(dir, 'wide.blob');
+    writeFileSync(wide, wideVocabularyBlob(pieces));
+    const { sim, image } = await board('wide');
+    const before = md5(readFileSync(image));
+    const r = await cli('flash', '--port', sim.path, '--model', wide);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cannot run on this board \(looks like s3-n4: .*no PSRAM.*\): the model needs [\d.]+ KiB of RAM even for a context of 1 token.*nothing was written/);
+    expect(md5(readFileSync(image))).toBe(before);
   });
 
   it('refuses a firmware whose partition table is for a bigger flash than the board has', async () => {
@@ -192,3 +210,26 @@ it('builds images the host checker accepts', () => {
   const img = buildEspImage({ entry: 0x40375000, segments: [{ address: 0x3fc90000, data: Buffer.alloc(16, 1) }], hashAppended: false });
   expect(img.length % 16).toBe(0);
 });
+
+/** A one-layer transformer with a large vocabulary (random weights; only its size matters here). */
+function wideVocabularyBlob(words: string[]): Buffer {
+  const control = ['<unk>', '<s>', '</s>'].map((n) => Buffer.from(n));
+  const bytes = Array.from({ length: 256 }, (_, b) => Uint8Array.of(b));
+  const pieces = [...control, ...bytes, ...words.map((w) => Buffer.from(w))];
+  const V = pieces.length;
+  const byteIds = new Uint32Array(256).map((_, b) => 3 + b);
+  const tokenizer = buildTokenizerData({
+    pieces,
+    scores: pieces.map(() => 0),
+    kinds: pieces.map((_, i) => (i < 3 ? PIECE_CONTROL : i < 259 ? PIECE_BYTE : PIECE_TEXT)),
+    byteIds,
+    bosId: 1,
+    eosId: 2,
+    unkId: 0,
+    flags: TOKENIZER_FLAG_DUMMY_PREFIX,
+  });
+  const dim = 16;
+  const config = { ...TINY_CONFIG, dim, hiddenDim: 32, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: V, seqLen: 64 };
+  const model = tinyModel(1, { sharedClassifier: true, config });
+  return writeBlob(model, tokenizer, { groupSize: 16 }).blob;
+}

@@ -88,8 +88,8 @@ export function tinyTokenizer(): TokenizerData {
  * A random float model: matrices uniform with std ~1/sqrt(cols) and a few
  * 4× outliers so group scales differ; norm weights around 1.
  */
-export function tinyModel(seed: number, opts: { sharedClassifier?: boolean } = {}): FloatModel {
-  const config: ModelConfig = { ...TINY_CONFIG, sharedClassifier: opts.sharedClassifier ?? true };
+export function tinyModel(seed: number, opts: { sharedClassifier?: boolean; config?: ModelConfig } = {}): FloatModel {
+  const config: ModelConfig = { ...(opts.config ?? TINY_CONFIG), sharedClassifier: opts.sharedClassifier ?? true };
   const next = rng(seed);
   const matrix = (rows: number, cols: number) =>
     Float32Array.from({ length: rows * cols }, (_, i) => (next() * 2 - 1) * (1.7 / Math.sqrt(cols)) * (i % 37 === 5 ? 4 : 1));

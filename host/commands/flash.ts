@@ -15,6 +15,7 @@ interface FlashOpts {
   eraseAll?: boolean;
   verify: boolean;
   compress: boolean;
+  skipRamCheck?: boolean;
   verbose?: boolean;
 }
 
@@ -29,6 +30,7 @@ export function register(program: Command, io: CliIO): void {
     .option('--erase-all', 'erase the whole flash first (also clears Wi-Fi settings and any old model)')
     .option('--no-verify', 'skip the MD5 comparison of every region after writing')
     .option('--no-compress', 'send the data uncompressed (slower; for measurements)')
+    .option('--skip-ram-check', "write a model even if the board esptool detects seems to lack the RAM for it (PSRAM outside the chip package is invisible to esptool)")
     .option('--verbose', "show esptool's own messages")
     .addHelpText(
       'after',
@@ -48,6 +50,7 @@ If the board does not answer: hold BOOT, press RESET, release BOOT, run again; o
           eraseAll: opts.eraseAll,
           verify: opts.verify,
           compress: opts.compress,
+          skipRamCheck: opts.skipRamCheck,
           verbose: opts.verbose,
           progress: true,
           tty: io === processIO && !!process.stderr.isTTY,
