@@ -216,6 +216,22 @@ interface PlannedTensor {
   error: QuantizationError | null;
 }
 
+/**
+ * The 64-byte header, written last: its CRC covers every byte after the
+ * first 16, so everything else must be in place. buf is exactly the blob.
+ */
+export function writeBlobHeader(buf: Buffer, arch: number, sectionTable: number, sectionCount: number): void {
+  const dv = dataView(buf);
+  buf.write(BLOB_MAGIC, 0, 'latin1');
+  dv.setUint16(4, BLOB_VERSION_MAJOR, true);
+  dv.setUint16(6, BLOB_VERSION_MINOR, true);
+  dv.setUint32(8, buf.length, true);
+  dv.setUint32(16, arch, true);
+  dv.setUint32(20, sectionCount, true);
+  dv.setUint32(24, sectionTable, true);
+  dv.setUint32(12, crc32(buf.subarray(16)), true);
+}
+
 /** The section table: one 16-byte entry (kind, offset, size, reserved) per section. */
 export function writeSectionTable(dv: DataView, tableOffset: number, sections: [kind: number, offset: number, size: number][]): void {
   sections.forEach(([kind, off, size], i) => {
@@ -315,15 +331,7 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
     if (p.scales) buf.set(bytesOf(p.scales), p.scaleOffset);
   });
 
-  // Header last: the CRC covers everything after its first 16 bytes.
-  buf.write(BLOB_MAGIC, 0, 'latin1');
-  dv.setUint16(4, BLOB_VERSION_MAJOR, true);
-  dv.setUint16(6, BLOB_VERSION_MINOR, true);
-  u32(8, fileSize);
-  u32(16, ARCH_TRANSFORMER);
-  u32(20, 3);
-  u32(24, sectionTable);
-  u32(12, crc32(buf.subarray(16)));
+  writeBlobHeader(buf, ARCH_TRANSFORMER, sectionTable, 3);
 
   const tensors: TensorReport[] = planned.map((p) => ({
     name: p.spec.name,

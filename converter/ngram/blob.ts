@@ -4,17 +4,14 @@
  * transformer blobs) and the NGRAM section: per order a descriptor, the
  * codebooks and the bit-packed entries of the trie (converter/ngram/trie.ts).
  */
-import { crc32 } from 'node:zlib';
 import {
   BLOB_ALIGN,
   BLOB_HEADER_BYTES,
-  BLOB_MAGIC,
-  BLOB_VERSION_MAJOR,
-  BLOB_VERSION_MINOR,
   Layout,
   placeTokenizer,
   SECTION_CONFIG,
   SECTION_TOKENIZER,
+  writeBlobHeader,
   writeSectionTable,
   writeTokenizer,
 } from '../../src/blob.js';
@@ -180,14 +177,7 @@ export function writeNgramBlob(levels: TrieLevel[], tokenizer: TokenizerData, op
     buf.set(bytesOf(p.words), p.entriesOffset);
   });
 
-  buf.write(BLOB_MAGIC, 0, 'latin1');
-  dv.setUint16(4, BLOB_VERSION_MAJOR, true);
-  dv.setUint16(6, BLOB_VERSION_MINOR, true);
-  u32(8, fileSize);
-  u32(16, ARCH_NGRAM);
-  u32(20, 3);
-  u32(24, sectionTable);
-  u32(12, crc32(buf.subarray(16)));
+  writeBlobHeader(buf, ARCH_NGRAM, sectionTable, 3);
 
   return {
     blob: buf,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { cleanCorpus, DEFAULT_CLEAN, type CleanInput, type CleanOptions } from '../../converter/data/clean.js';
 import { DEFAULT_NEAR_DUP } from '../../converter/data/dedup.js';
-import { DEFAULT_QUALITY, loadBlocklist, scriptFilter } from '../../converter/data/filters.js';
+import { DEFAULT_QUALITY, loadBlocklist, scriptFilter, type QualityOptions } from '../../converter/data/filters.js';
 import type { ShingleSpec } from '../../converter/data/minhash.js';
 import { AtomicOutput } from '../../converter/data/output.js';
 import { formatSummary } from '../../converter/data/report.js';
@@ -52,16 +52,11 @@ function parseMixEntry(value: string): CleanInput {
 
 const collectMix = (value: string, previous: CleanInput[] = []) => [...previous, parseMixEntry(value)];
 
-interface DataCleanOpts {
+/** The numeric quality thresholds come straight from QualityOptions; scripts and blocklist arrive as text. */
+interface DataCleanOpts extends Omit<QualityOptions, 'scripts' | 'blocklist'> {
   output: string;
   report?: string;
   docPer: DocPer;
-  minWords: number;
-  maxWords: number;
-  maxSymbolRatio: number;
-  maxRepeatedLines: number;
-  maxRepeatedNgrams: number;
-  ngramSize: number;
   scripts?: string;
   minScriptShare: number;
   blocklist?: string;
@@ -78,6 +73,11 @@ interface DataCleanOpts {
   tempDir?: string;
 }
 
+function pickThresholds(o: DataCleanOpts): Omit<QualityOptions, 'scripts' | 'blocklist'> {
+  const { minWords, maxWords, maxSymbolRatio, maxRepeatedLines, maxRepeatedNgrams, ngramSize } = o;
+  return { minWords, maxWords, maxSymbolRatio, maxRepeatedLines, maxRepeatedNgrams, ngramSize };
+}
+
 /** The pipeline's options from the command line's, with the checks that involve more than one option. */
 async function cleanOptions(opts: DataCleanOpts, cmd: Command, io: CliIO): Promise<CleanOptions> {
   if (opts.minWords > opts.maxWords) throw new LmflashError(`--min-words ${opts.minWords} is above --max-words ${opts.maxWords}`);
@@ -88,12 +88,7 @@ async function cleanOptions(opts: DataCleanOpts, cmd: Command, io: CliIO): Promi
   return {
     docPer: opts.docPer,
     quality: {
-      minWords: opts.minWords,
-      maxWords: opts.maxWords,
-      maxSymbolRatio: opts.maxSymbolRatio,
-      maxRepeatedLines: opts.maxRepeatedLines,
-      maxRepeatedNgrams: opts.maxRepeatedNgrams,
-      ngramSize: opts.ngramSize,
+      ...pickThresholds(opts),
       scripts: scriptNames.length ? scriptFilter(scriptNames, opts.minScriptShare) : null,
       blocklist: opts.blocklist ? await loadBlocklist(opts.blocklist) : null,
     },

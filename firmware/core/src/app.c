@@ -277,12 +277,9 @@ static int encode_prompt(run *r, const job *j, uint8_t *scratch, size_t scratch_
     return 0;
 }
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 /* The RAM the driver carves from its arena for a context of ctx tokens:
  * sampler scratch, the token list, the decoder state. */
-static size_t sampler_part(const lmf_config *c) { return round16(lmf_sampler_bytes(c->vocab_size)); }
-static size_t tokens_part(uint32_t ctx) { return round16(((size_t)ctx + 2) * 4); }
 
 static void print_info(const lmf_port *port, const lmf_blob *b, uint32_t ctx)
 {
@@ -296,8 +293,8 @@ static void print_info(const lmf_port *port, const lmf_blob *b, uint32_t ctx)
     emitf(port, "\"vocab_size\":%u,\"seq_len\":%u,\"group_size\":%u,\"blob_bytes\":%u,\"ctx\":%u,",
           c->vocab_size, c->seq_len, c->group_size, b->size, ctx);
     emitf(port, "\"state_bytes\":%lu,\"sampler_bytes\":%lu,\"token_bytes\":%lu,\"arena_bytes\":%lu}\n",
-          (unsigned long)state, (unsigned long)sampler_part(c), (unsigned long)tokens_part(ctx),
-          (unsigned long)(state + sampler_part(c) + tokens_part(ctx)));
+          (unsigned long)state, (unsigned long)lmf_run_sampler_bytes(b), (unsigned long)lmf_run_token_bytes(ctx),
+          (unsigned long)lmf_run_bytes(b, ctx));
 }
 
 int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_size,
@@ -307,7 +304,7 @@ int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_s
     lmf_blob blob;
     lmf_error err;
     run r;
-    size_t sampler_bytes, ids_bytes, fixed;
+    size_t sampler_bytes, fixed;
     uint32_t ctx;
     int rc = parse_args(&j, argc, argv, port);
     if (rc != 0) return rc < 0 ? 2 : 0;
@@ -315,22 +312,17 @@ int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_s
         say(port, "lmf-run: %s\n", err.msg);
         return 3;
     }
-    /* arena: sampler scratch, the token list, then the decoder state */
-    sampler_bytes = sampler_part(&blob.cfg);
-    ctx = j.ctx ? j.ctx : blob.cfg.seq_len;
-    if (ctx > blob.cfg.seq_len) {
-        say(port, "lmf-run: --ctx %u is longer than the model's %u positions\n", ctx, blob.cfg.seq_len);
+    /* arena: sampler scratch, the token list, then the decoder state (lm.h) */
+    if (j.ctx > blob.cfg.seq_len) {
+        say(port, "lmf-run: --ctx %u is longer than the model's %u positions\n", j.ctx, blob.cfg.seq_len);
         return 2;
     }
+    ctx = j.ctx ? j.ctx : blob.cfg.seq_len;
     if (j.info) { print_info(port, &blob, ctx); return 0; }
-    ids_bytes = tokens_part(ctx);
-    fixed = sampler_bytes + ids_bytes;
+    if (!j.ctx && lmf_run_bytes(&blob, ctx) > arena_size) ctx = lmf_run_max_ctx(&blob, arena_size); /* the default shrinks to fit */
+    sampler_bytes = lmf_run_sampler_bytes(&blob);
+    fixed = sampler_bytes + lmf_run_token_bytes(ctx);
     if (fixed > arena_size) { say(port, "lmf-run: not enough RAM for a context of %u tokens\n", ctx); return 4; }
-    if (!j.ctx && lmf_lm_bytes(&blob, ctx) > arena_size - fixed) {
-        ctx = lmf_lm_max_ctx(&blob, arena_size - fixed); /* the default shrinks to fit */
-        ids_bytes = tokens_part(ctx);
-        fixed = sampler_bytes + ids_bytes;
-    }
     memset(&r, 0, sizeof r);
     r.port = port;
     r.blob = &blob;

@@ -1,5 +1,6 @@
 /* Dispatch by architecture (see lm.h). */
 #include "lmf/lm.h"
+#include "lmf/sampler.h"
 
 #include <string.h>
 
@@ -9,10 +10,25 @@ size_t lmf_lm_bytes(const lmf_blob *b, uint32_t ctx)
     return lmf_state_bytes(&b->cfg, ctx);
 }
 
-uint32_t lmf_lm_max_ctx(const lmf_blob *b, size_t arena_bytes)
+static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+size_t lmf_run_sampler_bytes(const lmf_blob *b) { return round16(lmf_sampler_bytes(b->cfg.vocab_size)); }
+
+size_t lmf_run_token_bytes(uint32_t ctx) { return round16(((size_t)ctx + 2) * 4); }
+
+size_t lmf_run_bytes(const lmf_blob *b, uint32_t ctx)
 {
-    if (b->arch == LMF_ARCH_NGRAM) return lmf_ngram_state_bytes(&b->ngram) <= arena_bytes ? b->cfg.seq_len : 0;
-    return lmf_state_max_ctx(&b->cfg, arena_bytes);
+    return lmf_run_sampler_bytes(b) + lmf_run_token_bytes(ctx) + lmf_lm_bytes(b, ctx);
+}
+
+uint32_t lmf_run_max_ctx(const lmf_blob *b, size_t arena_bytes)
+{
+    uint32_t lo = 0, hi = b->cfg.seq_len;
+    while (lo < hi) { /* run bytes grow with ctx: the largest ctx that fits */
+        uint32_t mid = lo + (hi - lo + 1) / 2;
+        if (lmf_run_bytes(b, mid) <= arena_bytes) lo = mid; else hi = mid - 1;
+    }
+    return lo;
 }
 
 int lmf_lm_init(lmf_lm *m, const lmf_blob *b, void *arena, size_t arena_bytes, uint32_t ctx, lmf_error *err)

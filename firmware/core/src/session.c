@@ -11,12 +11,6 @@
 
 static const lmf_settings default_settings = {0.8f, 0.9f, 1.0f, 0, 256, 42};
 
-static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-
-size_t lmf_session_arena_bytes(const lmf_blob *blob, uint32_t ctx)
-{
-    return round16(lmf_sampler_bytes(blob->cfg.vocab_size)) + round16(((size_t)ctx + 2) * 4) + lmf_lm_bytes(blob, ctx);
-}
 
 /* ---- output -------------------------------------------------------------- */
 
@@ -135,20 +129,13 @@ int lmf_session_init(lmf_session *s, const lmf_serial_io *io, const lmf_blob *bl
     s->no_model_reason = no_model_reason ? no_model_reason : "no model on this board: flash one with `lmflash flash --model MODEL.blob`";
     lmf_frame_decoder_reset(&s->rx);
     if (!blob) return 0;
-    fixed = round16(lmf_sampler_bytes(blob->cfg.vocab_size));
-    if (ctx == 0) {
-        uint32_t lo = 0, hi = blob->cfg.seq_len;
-        while (lo < hi) { /* the longest context that fits */
-            uint32_t mid = lo + (hi - lo + 1) / 2;
-            if (lmf_session_arena_bytes(blob, mid) <= arena_bytes) lo = mid; else hi = mid - 1;
-        }
-        ctx = lo;
-    }
-    if (ctx == 0 || lmf_session_arena_bytes(blob, ctx) > arena_bytes)
+    if (ctx == 0) ctx = lmf_run_max_ctx(blob, arena_bytes);
+    if (ctx == 0 || lmf_run_bytes(blob, ctx) > arena_bytes)
         return lmf_fail(err, "the model needs more RAM than the %lu bytes available, even for a short context", (unsigned long)arena_bytes);
+    fixed = lmf_run_sampler_bytes(blob);
     s->sampler.probs = (float *)arena; /* lmf_sampler_init sets these again per reply */
     s->ids = (uint32_t *)(void *)(a + fixed);
-    fixed += round16(((size_t)ctx + 2) * 4);
+    fixed += lmf_run_token_bytes(ctx);
     if (lmf_lm_init(&s->state, blob, a + fixed, arena_bytes - fixed, ctx, err) != 0) return -1;
     s->scratch = a + fixed;
     s->scratch_bytes = arena_bytes - fixed;
@@ -317,14 +304,14 @@ static size_t info_json(lmf_session *s, char *out, size_t cap)
         n += lmf_fmt(out + n, cap - n, "\"model\":{\"arch\":\"ngram\",\"order\":%u,\"vocab_size\":%u,\"seq_len\":%u,\"blob_bytes\":%u},",
                      s->blob->ngram.order, s->blob->cfg.vocab_size, s->blob->cfg.seq_len, s->blob->size);
         n += lmf_fmt(out + n, cap - n, "\"ctx\":%u,\"ram_bytes\":%lu,", s->state.ctx,
-                     (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
+                     (unsigned long)lmf_run_bytes(s->blob, s->state.ctx));
     } else if (s->blob) {
         const lmf_config *c = &s->blob->cfg;
         n += lmf_fmt(out + n, cap - n,
                      "\"model\":{\"dim\":%u,\"hidden_dim\":%u,\"n_layers\":%u,\"n_heads\":%u,\"n_kv_heads\":%u,\"vocab_size\":%u,\"seq_len\":%u,\"group_size\":%u,\"blob_bytes\":%u},",
                      c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len, c->group_size, s->blob->size);
         n += lmf_fmt(out + n, cap - n, "\"ctx\":%u,\"ram_bytes\":%lu,", s->state.ctx,
-                     (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
+                     (unsigned long)lmf_run_bytes(s->blob, s->state.ctx));
     } else {
         n += lmf_fmt(out + n, cap - n, "\"model\":null,\"no_model_reason\":\"%s\",", s->no_model_reason);
     }
@@ -450,13 +437,13 @@ static void run_command(lmf_session *s, const char *cmd)
             console_printf(s, "%s: %u-gram model, vocab %u, context %u tokens\r\n", s->board_name, s->blob->ngram.order,
                            s->blob->cfg.vocab_size, s->state.ctx);
             console_printf(s, "blob %u bytes; %lu bytes of RAM\r\n", s->blob->size,
-                           (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
+                           (unsigned long)lmf_run_bytes(s->blob, s->state.ctx));
         } else if (s->blob) {
             const lmf_config *c = &s->blob->cfg;
             console_printf(s, "%s: model dim %u, hidden %u, %u layers, %u heads (%u kv), vocab %u, trained context %u\r\n", s->board_name,
                            c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len);
             console_printf(s, "blob %u bytes; context %u tokens, %lu bytes of RAM\r\n", s->blob->size, s->state.ctx,
-                           (unsigned long)lmf_session_arena_bytes(s->blob, s->state.ctx));
+                           (unsigned long)lmf_run_bytes(s->blob, s->state.ctx));
         } else {
             console_printf(s, "%s: %s\r\n", s->board_name, s->no_model_reason);
         }

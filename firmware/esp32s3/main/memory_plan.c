@@ -16,17 +16,6 @@
 /* an aligned allocation can need up to this much more than it asks for */
 #define ALIGN_SLACK 64
 
-/* The longest context (at most seq_len) whose arena fits in `bytes`. */
-static uint32_t ctx_for(const lmf_blob *blob, size_t bytes)
-{
-    uint32_t lo = 0, hi = blob->cfg.seq_len;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo + 1) / 2;
-        if (lmf_session_arena_bytes(blob, mid) <= bytes) lo = mid;
-        else hi = mid - 1;
-    }
-    return lo;
-}
 
 int memory_plan_place(memory_plan *m, const lmf_blob *blob, uint32_t wanted_ctx, size_t internal_reserve, char *why,
                       size_t cap)
@@ -45,7 +34,7 @@ int memory_plan_place(memory_plan *m, const lmf_blob *blob, uint32_t wanted_ctx,
 
     internal_room = m->internal_largest > internal_reserve + ALIGN_SLACK ? m->internal_largest - internal_reserve - ALIGN_SLACK : 0;
     psram_room = m->psram_largest > ALIGN_SLACK ? m->psram_largest - ALIGN_SLACK : 0;
-    need = lmf_session_arena_bytes(blob, wanted_ctx);
+    need = lmf_run_bytes(blob, wanted_ctx);
     if (need <= internal_room) {
         m->ctx = wanted_ctx;
     } else if (need <= psram_room) {
@@ -53,19 +42,19 @@ int memory_plan_place(memory_plan *m, const lmf_blob *blob, uint32_t wanted_ctx,
         m->in_psram = 1;
     } else {
         /* neither holds the whole context: the longer of what each holds */
-        ctx_internal = ctx_for(blob, internal_room);
-        ctx_psram = ctx_for(blob, psram_room);
+        ctx_internal = lmf_run_max_ctx(blob, internal_room);
+        ctx_psram = lmf_run_max_ctx(blob, psram_room);
         m->in_psram = ctx_psram > ctx_internal;
         m->ctx = m->in_psram ? ctx_psram : ctx_internal;
         if (m->ctx == 0) {
             snprintf(why, cap,
                      "the model needs %u bytes of RAM even for one token of context and the largest free block is "
                      "%u bytes: use a smaller model (`lmflash inspect MODEL.blob --board ...`)",
-                     (unsigned)lmf_session_arena_bytes(blob, 1), (unsigned)(m->internal_largest > m->psram_largest ? m->internal_largest : m->psram_largest));
+                     (unsigned)lmf_run_bytes(blob, 1), (unsigned)(m->internal_largest > m->psram_largest ? m->internal_largest : m->psram_largest));
             return -1;
         }
     }
-    m->arena_bytes = lmf_session_arena_bytes(blob, m->ctx);
+    m->arena_bytes = lmf_run_bytes(blob, m->ctx);
     m->arena = heap_caps_aligned_alloc(16, m->arena_bytes, m->in_psram ? PSRAM_CAPS : INTERNAL_CAPS);
     if (!m->arena) {
         snprintf(why, cap, "cannot allocate %u bytes of %s for the model's memory", (unsigned)m->arena_bytes,

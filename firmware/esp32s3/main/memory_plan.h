@@ -1,5 +1,5 @@
 /* Where the decoder's memory goes: the KV cache, activations, sampler and
- * token list are one arena (lmf_session_arena_bytes). It goes to internal
+ * token list are one arena (lmf_run_bytes). It goes to internal
  * RAM when it fits there, leaving a reserve to the system, and to PSRAM
  * otherwise; when it fits in neither at the wanted context, the longest
  * context that fits is taken. */

@@ -207,7 +207,7 @@ int model_partition_check(const model_partition *info, uint32_t offset, uint32_t
         snprintf(why, cap, "%s", err.msg);
         return -1;
     }
-    *arena_bytes = lmf_session_arena_bytes(&b, 1);
+    *arena_bytes = lmf_run_bytes(&b, 1);
     esp_partition_munmap(handle);
     return 0;
 }

@@ -41,7 +41,7 @@ int model_partition_open(lmf_blob *blob, model_partition *info, char *reason, si
 
 /* For the upload's check: the blob just written at [offset, offset + size)
  * is mapped, validated (lmf_blob_open, CRC included), *arena_bytes set to
- * lmf_session_arena_bytes(blob, 1), and unmapped again. Returns 0, or -1
+ * lmf_run_bytes(blob, 1), and unmapped again. Returns 0, or -1
  * with a sentence in why. When the address space has no room to map it
  * beside the running model, only its header is checked (*arena_bytes 0):
  * the boot after the restart checks it completely and falls back to the

@@ -280,9 +280,9 @@ static int upload_check(void *ctx, uint32_t off, uint32_t size, char *why, size_
     lmf_blob b;
     (void)ctx;
     if (open_model(off, size, 0, &b, why, cap) != 0) return -1;
-    if (lmf_session_arena_bytes(&b, 1) > B.arena_bytes) {
+    if (lmf_run_bytes(&b, 1) > B.arena_bytes) {
         snprintf(why, cap, "it needs %lu bytes of RAM even for a short context, the board has %lu",
-                 (unsigned long)lmf_session_arena_bytes(&b, 1), (unsigned long)B.arena_bytes);
+                 (unsigned long)lmf_run_bytes(&b, 1), (unsigned long)B.arena_bytes);
         return -1;
     }
     return 0;

@@ -22,8 +22,13 @@ typedef struct lmf_lm {
 /* Arena bytes the model state needs for a context of ctx positions. */
 size_t lmf_lm_bytes(const lmf_blob *b, uint32_t ctx);
 
-/* Largest context (at most the model's seq_len) whose state fits, or 0. */
-uint32_t lmf_lm_max_ctx(const lmf_blob *b, size_t arena_bytes);
+/* A run's whole arena, as the driver (app.c) and the serial session carve
+ * it: sampler scratch, the token list (ctx + 2 ids), then the model state. */
+size_t lmf_run_sampler_bytes(const lmf_blob *b);
+size_t lmf_run_token_bytes(uint32_t ctx);
+size_t lmf_run_bytes(const lmf_blob *b, uint32_t ctx);
+/* The longest context (at most the model's seq_len) whose run fits, or 0. */
+uint32_t lmf_run_max_ctx(const lmf_blob *b, size_t arena_bytes);
 
 /* Carves the state from the arena; ctx = 0 takes the model's seq_len. */
 int lmf_lm_init(lmf_lm *m, const lmf_blob *b, void *arena, size_t arena_bytes, uint32_t ctx, lmf_error *err);

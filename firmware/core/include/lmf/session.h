@@ -74,8 +74,6 @@ typedef struct lmf_session {
     uint8_t tx[LMF_PROTO_MAX_ENCODED];
 } lmf_session;
 
-/* Arena bytes for a context of ctx tokens (state, sampler, token list). */
-size_t lmf_session_arena_bytes(const lmf_blob *blob, uint32_t ctx);
 
 /* blob may be NULL (the board then explains no_model_reason to every
  * request). ctx = 0: the longest context that fits the arena. */
