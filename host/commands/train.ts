@@ -4,7 +4,6 @@
  * lmplz estimates it) trained on a text, one sentence a line, written as a
  * blob the C core runs (architecture 2).
  */
-import { writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { writeArpa } from '../../converter/ngram/arpa.js';
 import { DEFAULT_SEQ_LEN, trainNgram, type TrainNgramResult } from '../../converter/ngram/train.js';
@@ -78,7 +77,7 @@ export function register(program: Command, io: CliIO): void {
       const result = trainNgram(lines, { order: opts.order, prune: opts.prune, tokenizer, quantize: opts.quantize, seqLen: opts.context });
       const seconds = (performance.now() - t0) / 1000;
       await writeFileAtomic(opts.output, result.blob);
-      if (opts.arpa) await writeFile(opts.arpa, writeArpa(result.model, arpaWords(result.tokenizer)));
+      if (opts.arpa) await writeFileAtomic(opts.arpa, Buffer.from(writeArpa(result.model, arpaWords(result.tokenizer))));
       io.out(formatTrainReport(result, file, opts.output, seconds, opts.quantize));
     });
 }
