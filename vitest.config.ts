@@ -7,10 +7,10 @@ export default defineConfig({
     globalSetup: ['tests/global-setup.ts'],
     testTimeout: 120_000,
     // In CI, a failed test runs once more: the end-to-end tests drive real
-    // processes over real pseudo-terminals on a shared 2-core machine, and one
-    // (flash-hostile) was seen to time out once under full-suite load with an
-    // uncaught "bad file descriptor" from the serial bindings, then pass.
-    // A real bug fails both times.
+    // processes over real pseudo-terminals on a shared 2-core machine, where
+    // timing varies (flash-hostile once timed out under full-suite load after
+    // the serial bindings raised an EBADF nobody listened for; host/serial.ts
+    // and the esptool adapter now listen). A real bug fails both times.
     retry: process.env.CI ? 1 : 0,
     hookTimeout: 600_000,
   },

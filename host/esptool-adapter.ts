@@ -106,7 +106,10 @@ export class EsptoolPort {
           }
         };
         stream.once('close', end);
-        stream.once('error', end);
+        // 'on', not 'once': the bindings can report more than one error (e.g.
+        // EBADF from a read racing the close), and an unheard one would crash
+        // the process instead of ending the stream
+        stream.on('error', end);
       },
       cancel: () => {
         stream.removeAllListeners('data');

@@ -195,6 +195,10 @@ export async function openPort(portPath: string, opts: { baudRate?: number; bind
   const binding = opts.binding ?? autoDetect();
   const port = new SerialPortStream({ binding, path: portPath, baudRate: opts.baudRate ?? DEFAULT_BAUD, hupcl: false, autoOpen: false });
   await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(explainOpenError(portPath, e)) : resolve())));
+  // A stream error nobody listens for crashes the process; the bindings can
+  // raise one after use (EBADF from a read racing the close). Users that care
+  // (BoardClient, monitor) add their own listener.
+  port.on('error', () => undefined);
   try {
     await new Promise<void>((resolve, reject) => port.set({ dtr: false, rts: false }, (e) => (e ? reject(e) : resolve())));
   } catch (e) {
