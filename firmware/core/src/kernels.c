@@ -36,8 +36,11 @@
 /* The scale of a group of n values, its largest |x| / 127, and through *inv
  * the factor that takes x to [-127, 127]. The largest |x| is found on the bit
  * patterns (monotonic for non-NaN floats; an integer compare where a float
- * compare is a library call). A group that is all zero or holds an inf or
- * NaN gets scale 0 and *inv 0: it is quantized to zeros. */
+ * compare is a library call). A group that is all zero, holds an inf or
+ * NaN, or whose largest |x| is below 2^-120 gets scale 0 and *inv 0: it is
+ * quantized to zeros. Below 2^-120 (about 7.5e-37), 127 / max overflows a
+ * float and x * inf is no integer at all; such values are zero to int8 anyway. */
+#define TINY_MAX_BITS 0x03800000u /* 2^-120 */
 static float group_scale(const float *x, uint32_t n, float *inv)
 {
     uint32_t i, max_bits = 0;
@@ -45,7 +48,7 @@ static float group_scale(const float *x, uint32_t n, float *inv)
         uint32_t a = lmf_abs_bits(x[i]);
         if (a > max_bits) max_bits = a;
     }
-    if (max_bits == 0 || max_bits >= 0x7F800000u) {
+    if (max_bits < TINY_MAX_BITS || max_bits >= 0x7F800000u) {
         *inv = 0.0f;
         return 0.0f;
     }
