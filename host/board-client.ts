@@ -17,6 +17,8 @@ import {
   decodeMessage,
   frameMessage,
   hostVersionProblem,
+  needsSamplingBlock,
+  SAMPLING_MINOR,
   maxPromptBytes,
   type DoneStats,
   type GenerateParams,
@@ -362,7 +364,13 @@ export class BoardClient {
   generate(prompt: string | Buffer, params: GenerateParams): Generation {
     this.requireConnected();
     const bytes = typeof prompt === 'string' ? Buffer.from(prompt, 'utf8') : prompt;
-    const limit = maxPromptBytes(this.hello!.maxPayload);
+    const { major, minor } = this.hello!;
+    if (needsSamplingBlock(params) && minor < SAMPLING_MINOR)
+      throw new LmflashError(
+        `the board's firmware speaks protocol ${major}.${minor}, which has no field for banned tokens or the repetition window ` +
+          `(they need ${major}.${SAMPLING_MINOR}): update the firmware with \`lmflash flash\`, or leave out --ban and --repeat-window`,
+      );
+    const limit = maxPromptBytes(this.hello!.maxPayload, params);
     if (bytes.length > limit) throw new LmflashError(`the prompt is ${bytes.length} bytes; one request to the board carries at most ${limit}: shorten it`);
     const id = this.allocId();
     const gen = new Generation(id, () => this.cancel(id));

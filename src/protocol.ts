@@ -9,7 +9,7 @@ import { crc32 as zlibCrc32 } from 'node:zlib';
 import { LmflashError } from './errors.js';
 
 export const PROTOCOL_MAJOR = 1;
-export const PROTOCOL_MINOR = 1;
+export const PROTOCOL_MINOR = 2;
 export const MAGIC = Buffer.from('LMFP', 'ascii');
 /** type, reserved, u16 id. */
 export const HEADER_BYTES = 4;
@@ -22,6 +22,14 @@ const MIN_DECODED = HEADER_BYTES + CRC_BYTES;
 export const MAX_ENCODED = MAX_PAYLOAD + CRC_BYTES + Math.ceil((MAX_PAYLOAD + CRC_BYTES) / 254) + 1;
 /** GENERATE's fixed fields before the prompt: 7 × 4 bytes. */
 export const GENERATE_FIXED_BYTES = 28;
+/** 1.2: GENERATE flags bit 0: a sampling block (repeat window, banned ids) follows the fixed fields. */
+export const GENERATE_SAMPLING = 1;
+/** The first minor version whose boards read GENERATE's sampling block. */
+export const SAMPLING_MINOR = 2;
+/** Banned ids a GENERATE (and the core) carries at most. */
+export const MAX_BANNED = 16;
+/** The core's repetition window when none is given. */
+export const DEFAULT_REPEAT_WINDOW = 64;
 
 export const MsgType = {
   HELLO: 0x01,
@@ -290,8 +298,24 @@ export interface GenerateParams {
   repeatPenalty: number;
   maxTokens: number;
   seed: number;
-  /** Reserved (0 in 1.0). */
+  /** Bit 0 (GENERATE_SAMPLING) is set by the encoder when repeatWindow or banned is given; other bits reserved. */
   flags?: number;
+  /** 1.2: recent tokens the repetition penalty looks at (default 64). */
+  repeatWindow?: number;
+  /** 1.2: token ids never to sample (at most MAX_BANNED). */
+  banned?: number[];
+}
+
+/** Does this GENERATE need protocol 1.2's sampling block? */
+export function needsSamplingBlock(p: GenerateParams): boolean {
+  return p.repeatWindow !== undefined || (p.banned !== undefined && p.banned.length > 0);
+}
+
+/** The sampling block's bytes (empty when not needed). */
+function samplingBlock(p: GenerateParams): Buffer {
+  if (!needsSamplingBlock(p)) return Buffer.alloc(0);
+  const banned = p.banned ?? [];
+  return Buffer.concat([u32(p.repeatWindow ?? DEFAULT_REPEAT_WINDOW), u32(banned.length), ...banned.map(u32)]);
 }
 
 export interface DoneStats {
@@ -403,7 +427,8 @@ function encodeBody(m: Message): Buffer {
       return Buffer.concat([u32(m.size), u32(m.crc), u32(m.slotOffset), u32(m.sequence)]);
     case 'generate': {
       const p = m.params;
-      return Buffer.concat([f32(p.temperature), f32(p.topP), u32(p.topK), f32(p.repeatPenalty), u32(p.maxTokens), u32(p.seed), u32(p.flags ?? 0), m.prompt]);
+      const flags = ((p.flags ?? 0) & ~GENERATE_SAMPLING) | (needsSamplingBlock(p) ? GENERATE_SAMPLING : 0);
+      return Buffer.concat([f32(p.temperature), f32(p.topP), u32(p.topK), f32(p.repeatPenalty), u32(p.maxTokens), u32(p.seed), u32(flags), samplingBlock(p), m.prompt]);
     }
     case 'cancel':
       return u16(m.target);
@@ -466,22 +491,29 @@ export function decodeMessage(payload: Buffer): Message {
       return { type: 'hello', id, ...readVersion(body, 'HELLO') };
     case MsgType.INFO:
       return { type: 'info', id };
-    case MsgType.GENERATE:
+    case MsgType.GENERATE: {
       need(body, GENERATE_FIXED_BYTES, 'GENERATE');
-      return {
-        type: 'generate',
-        id,
-        params: {
-          temperature: body.readFloatLE(0),
-          topP: body.readFloatLE(4),
-          topK: body.readUInt32LE(8),
-          repeatPenalty: body.readFloatLE(12),
-          maxTokens: body.readUInt32LE(16),
-          seed: body.readUInt32LE(20),
-          flags: body.readUInt32LE(24),
-        },
-        prompt: Buffer.from(body.subarray(GENERATE_FIXED_BYTES)),
+      const params: GenerateParams = {
+        temperature: body.readFloatLE(0),
+        topP: body.readFloatLE(4),
+        topK: body.readUInt32LE(8),
+        repeatPenalty: body.readFloatLE(12),
+        maxTokens: body.readUInt32LE(16),
+        seed: body.readUInt32LE(20),
+        flags: body.readUInt32LE(24),
       };
+      let promptAt = GENERATE_FIXED_BYTES;
+      if (params.flags! & GENERATE_SAMPLING) {
+        need(body, promptAt + 8, 'GENERATE');
+        params.repeatWindow = body.readUInt32LE(promptAt);
+        const n = body.readUInt32LE(promptAt + 4);
+        if (n > MAX_BANNED) throw new ProtocolError(`malformed GENERATE message: ${n} banned ids, at most ${MAX_BANNED}`);
+        need(body, promptAt + 8 + 4 * n, 'GENERATE');
+        params.banned = Array.from({ length: n }, (_, i) => body.readUInt32LE(promptAt + 8 + 4 * i));
+        promptAt += 8 + 4 * n;
+      }
+      return { type: 'generate', id, params, prompt: Buffer.from(body.subarray(promptAt)) };
+    }
     case MsgType.CANCEL:
       need(body, 2, 'CANCEL');
       return { type: 'cancel', id, target: body.readUInt16LE(0) };
@@ -566,8 +598,8 @@ function parseInfoJson(body: Buffer): Record<string, unknown> {
 }
 
 /** The longest prompt (bytes) one GENERATE can carry under a payload limit. */
-export function maxPromptBytes(maxPayload = MAX_PAYLOAD): number {
-  return Math.min(maxPayload, MAX_PAYLOAD) - HEADER_BYTES - GENERATE_FIXED_BYTES;
+export function maxPromptBytes(maxPayload = MAX_PAYLOAD, params?: GenerateParams): number {
+  return Math.min(maxPayload, MAX_PAYLOAD) - HEADER_BYTES - GENERATE_FIXED_BYTES - (params ? samplingBlock(params).length : 0);
 }
 
 // ---------------------------------------------------------------- versions

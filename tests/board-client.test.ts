@@ -87,7 +87,7 @@ describe('BoardClient.connect', () => {
   it('a board of another major version says which side to update', async () => {
     const { host, board } = line();
     scriptedBoard(board, (m, send) => m.type === 'hello' && send(helloReply(m.id, 2)));
-    await expect(client(host).connect()).rejects.toThrow(/the board speaks protocol 2\.0, this lmflash 1\.1: update lmflash/);
+    await expect(client(host).connect()).rejects.toThrow(/the board speaks protocol 2\.0, this lmflash 1\.2: update lmflash/);
   });
 });
 
@@ -166,5 +166,18 @@ describe('BoardClient requests', () => {
   it('refuses a prompt longer than one frame carries', async () => {
     const { c } = await connected(() => {});
     expect(() => c.generate('a'.repeat(993), params)).toThrow(/the prompt is 993 bytes; one request to the board carries at most 992: shorten it/);
+  });
+
+  it('a board older than 1.2 is told nothing it cannot read: --ban and --repeat-window are refused with what to update', async () => {
+    const { c, b } = await connected((m, send) => {
+      if (m.type === 'generate') send({ type: 'done', id: m.id, stats: { promptTokens: 1, generatedTokens: 0, timeToFirstTokenUs: 0, totalUs: 1, reason: 'max_tokens', reasonCode: 0 } });
+    }); // its HELLO says 1.0
+    expect(() => c.generate('x', { ...params, banned: [0] })).toThrow(/firmware speaks protocol 1\.0, which has no field for banned tokens .*update the firmware with `lmflash flash`/);
+    expect(() => c.generate('x', { ...params, repeatWindow: 8 })).toThrow(/needs? 1\.2|they need 1\.2/);
+    expect(b.received.filter((m) => m.type === 'generate')).toEqual([]);
+    for await (const e of c.generate('x', params)) void e; // everything else still goes, as a 1.1 host sends it
+    const sent = b.received.filter((m) => m.type === 'generate');
+    expect(sent.length).toBe(1);
+    expect(sent[0].type === 'generate' && sent[0].params.flags).toBe(0);
   });
 });

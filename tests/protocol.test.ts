@@ -164,6 +164,7 @@ describe('messages', () => {
     { type: 'info', id: 2 },
     { type: 'generate', id: 3, params: { temperature: 0.5, topP: 0.875, topK: 40, repeatPenalty: 1.25, maxTokens: 256, seed: 0xfffffffe, flags: 0 }, prompt },
     { type: 'generate', id: 4, params: { temperature: 0, topP: 1, topK: 0, repeatPenalty: 1, maxTokens: 1, seed: 0, flags: 0 }, prompt: Buffer.alloc(0) },
+    { type: 'generate', id: 10, params: { temperature: 0, topP: 1, topK: 0, repeatPenalty: 1.5, maxTokens: 9, seed: 3, flags: 1, repeatWindow: 16, banned: [0, 7, 511] }, prompt },
     { type: 'cancel', id: 5, target: 3 },
     { type: 'ping', id: 6, data: fill(64, (i) => i) },
     { type: 'reset', id: 7 },
@@ -198,19 +199,35 @@ describe('messages', () => {
     expect(gen.readUInt32LE(28)).toBe(0);
     expect(gen.subarray(32)).toEqual(prompt);
     expect(encodeMessage(all[0])).toEqual(Buffer.concat([bytes(0x01, 0, 1, 0), Buffer.from('LMFP'), bytes(1, 0)]));
-    expect(encodeMessage(all[4])).toEqual(bytes(0x04, 0, 5, 0, 3, 0));
-    const done = encodeMessage(all[12]);
+    expect(encodeMessage(all[5])).toEqual(bytes(0x04, 0, 5, 0, 3, 0));
+    const done = encodeMessage(all[13]);
     expect(done.length).toBe(4 + 17);
     expect(done[20]).toBe(2);
   });
 
   it('ignores fields a newer minor appends, refuses bodies that are too short', () => {
-    const done = Buffer.concat([encodeMessage(all[12]), bytes(9, 9, 9)]);
-    expect(decodeMessage(done)).toEqual(all[12]);
+    const done = Buffer.concat([encodeMessage(all[13]), bytes(9, 9, 9)]);
+    expect(decodeMessage(done)).toEqual(all[13]);
     expect(() => decodeMessage(bytes(0x84, 0, 1, 0, 1, 2))).toThrow(ProtocolError);
     expect(() => decodeMessage(bytes(0x83, 0, 1, 0, 1))).toThrow(/malformed TOKEN/);
     expect(() => decodeMessage(Buffer.concat([bytes(0x81, 0, 1, 0), Buffer.from('LMFX'), bytes(1, 0, 0, 4)]))).toThrow(/LMFP/);
     expect(() => decodeMessage(Buffer.concat([bytes(0x82, 0, 1, 0), Buffer.from('[1]')]))).toThrow(/not a JSON object/);
+  });
+
+  it('1.2: banned ids and the repeat window go in a block after the fixed fields, flagged by bit 0', () => {
+    const params = { temperature: 0, topP: 1, topK: 0, repeatPenalty: 1, maxTokens: 1, seed: 0 };
+    const plain = encodeMessage({ type: 'generate', id: 1, params, prompt: Buffer.from('hi') });
+    expect(plain.readUInt32LE(28)).toBe(0); // what a 1.1 host sends, and a 1.1 board reads
+    expect(plain.length).toBe(4 + 28 + 2);
+    const gen = encodeMessage({ type: 'generate', id: 1, params: { ...params, banned: [0, 300] }, prompt: Buffer.from('hi') });
+    expect(gen.readUInt32LE(28)).toBe(1);
+    expect(gen.readUInt32LE(32)).toBe(64); // the default window when only --ban is given
+    expect(gen.readUInt32LE(36)).toBe(2);
+    expect([gen.readUInt32LE(40), gen.readUInt32LE(44)]).toEqual([0, 300]);
+    expect(gen.subarray(48).toString()).toBe('hi');
+    expect(maxPromptBytes(1024, { ...params, banned: [0, 300] })).toBe(992 - 16);
+    const tooMany = Buffer.concat([gen.subarray(0, 36), bytes(17, 0, 0, 0)]);
+    expect(() => decodeMessage(tooMany)).toThrow(/17 banned ids, at most 16/);
   });
 
   it('a prompt fits one GENERATE up to 992 bytes', () => {
@@ -228,10 +245,10 @@ describe('versions', () => {
   });
 
   it('a different major says which side to update', () => {
-    expect(hostVersionProblem({ major: 2, minor: 0 })).toBe('the board speaks protocol 2.0, this lmflash 1.1: update lmflash (`npm install -g lmflash@latest`)');
-    expect(hostVersionProblem({ major: 0, minor: 9 })).toMatch(/board speaks protocol 0\.9, this lmflash 1\.1: update the board's firmware with `lmflash flash`/);
+    expect(hostVersionProblem({ major: 2, minor: 0 })).toBe('the board speaks protocol 2.0, this lmflash 1.2: update lmflash (`npm install -g lmflash@latest`)');
+    expect(hostVersionProblem({ major: 0, minor: 9 })).toMatch(/board speaks protocol 0\.9, this lmflash 1\.2: update the board's firmware with `lmflash flash`/);
     expect(boardVersionMessage({ major: 2, minor: 0 })).toBe(
-      'host speaks protocol 2.0, this firmware 1.1: update the firmware with `lmflash flash`, or use an lmflash that speaks 1.x',
+      'host speaks protocol 2.0, this firmware 1.2: update the firmware with `lmflash flash`, or use an lmflash that speaks 1.x',
     );
   });
 });

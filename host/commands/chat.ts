@@ -16,7 +16,17 @@ import { BoardError, type Generation } from '../board-client.js';
 import type { CliIO } from '../io.js';
 import { DEFAULT_BAUD, parseBaud } from '../serial.js';
 import { openTarget, type Target } from '../target.js';
-import { addSamplingOptions, collectReply, generateParams, parseNumberIn, type SamplingOptions } from './generate.js';
+import { DEFAULT_REPEAT_WINDOW, MAX_BANNED } from '../../src/protocol.js';
+import {
+  addSamplingOptions,
+  boardVocabSize,
+  checkBannedIds,
+  collectReply,
+  generateParams,
+  parseBanList,
+  parseNumberIn,
+  type SamplingOptions,
+} from './generate.js';
 import { parsePositiveInt } from './inspect.js';
 
 export interface ChatSettings {
@@ -26,6 +36,10 @@ export interface ChatSettings {
   repeatPenalty: number;
   seed: number;
   max: number;
+  /** Recent tokens the penalty looks at; undefined: the board's 64. */
+  repeatWindow?: number;
+  /** Token ids never sampled. */
+  banned: number[];
 }
 
 const HELP = `Type a prompt and press Enter; the reply streams back.
@@ -34,6 +48,8 @@ const HELP = `Type a prompt and press Enter; the reply streams back.
   /topp P   nucleus sampling threshold (1 = off)
   /seed S   seed for the next reply (each reply then uses the next seed)
   /max N    tokens per reply
+  /rep R [W] repetition penalty R (1 = off), over the last W tokens
+  /ban ID   never sample token ID (e.g. /ban 0, /ban 0,5; at most 16); /ban lists, /ban clear empties
   /info     the board: model, context, memory, counters
   /reset    default settings (also stops the board's reply)
   /quit     leave (or Ctrl-C twice at an empty prompt, or Ctrl-D)
@@ -46,7 +62,7 @@ function parseWhole(value: string): number {
 }
 
 /** Settings changes: the parser for each slash command's argument and where it goes. */
-const SETTERS: Record<string, { key: keyof ChatSettings; parse: (v: string) => number }> = {
+const SETTERS: Record<string, { key: 'temp' | 'topK' | 'topP' | 'seed' | 'max'; parse: (v: string) => number }> = {
   '/temp': { key: 'temp', parse: parseNumberIn(0, 100) },
   '/topk': { key: 'topK', parse: parseWhole },
   '/topp': { key: 'topP', parse: parseNumberIn(0.01, 1) },
@@ -55,7 +71,40 @@ const SETTERS: Record<string, { key: keyof ChatSettings; parse: (v: string) => n
 };
 
 export function describeSettings(s: ChatSettings): string {
-  return `temp ${s.temp}, topk ${s.topK}, topp ${s.topP}, repeat penalty ${s.repeatPenalty}, max ${s.max}, seed ${s.seed}`;
+  const window = s.repeatWindow ?? DEFAULT_REPEAT_WINDOW;
+  return `temp ${s.temp}, topk ${s.topK}, topp ${s.topP}, repeat penalty ${s.repeatPenalty}, max ${s.max}, seed ${s.seed}, repeat window ${window}, banned ${s.banned.length ? s.banned.join(',') : 'none'}`;
+}
+
+/**
+ * `/ban` (list), `/ban clear`, `/ban 0,5` (add) and `/rep R [W]`: the message
+ * to show, or null when `line` is neither. `vocabSize` (null: unknown) bounds the ids.
+ */
+export function applySamplingCommand(s: ChatSettings, line: string, vocabSize: number | null): string | null {
+  const [cmd, ...rest] = line.trim().split(/\s+/);
+  const arg = rest.join(' ');
+  try {
+    if (cmd === '/ban') {
+      if (arg === 'clear') s.banned = [];
+      else if (arg) {
+        const ids = [...new Set([...s.banned, ...parseBanList(arg)])];
+        if (ids.length > MAX_BANNED) return `/ban: at most ${MAX_BANNED} token ids: /ban clear first`;
+        if (vocabSize !== null) checkBannedIds(ids, vocabSize);
+        s.banned = ids;
+      }
+      return describeSettings(s);
+    }
+    if (cmd === '/rep') {
+      if (!rest.length || rest.length > 2) return `/rep needs a penalty and optionally a window, e.g. /rep 1.1 64 (now: ${describeSettings(s)})`;
+      const penalty = parseNumberIn(0.01, 100)(rest[0]);
+      const window = rest[1] === undefined ? s.repeatWindow : parseWhole(rest[1]);
+      s.repeatPenalty = penalty;
+      s.repeatWindow = window;
+      return describeSettings(s);
+    }
+  } catch (e) {
+    return `${cmd}: ${(e as Error).message}`;
+  }
+  return null;
 }
 
 /**
@@ -105,7 +154,6 @@ export function register(program: Command, io: CliIO): void {
   addSamplingOptions(cmd).action(async (opts: ChatOpts) => {
     if (opts.port !== undefined && opts.sim) throw new LmflashError('--port and --sim are alternatives: choose one');
     if (opts.model && !opts.sim) throw new LmflashError('--model goes with --sim: a board runs the model flashed on it');
-    if (opts.ban) throw new LmflashError('--ban works only on the native core: the serial protocol has no field for it');
     const settings: ChatSettings = {
       temp: opts.temp,
       topK: opts.topK,
@@ -113,10 +161,14 @@ export function register(program: Command, io: CliIO): void {
       repeatPenalty: opts.repeatPenalty,
       seed: opts.seed ?? randomInt(0, 2 ** 31),
       max: opts.steps,
+      repeatWindow: opts.repeatWindow,
+      banned: opts.ban ?? [],
     };
     const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
     try {
-      await new Chat(target, settings, io, opts.history).run();
+      const vocab = await boardVocabSize(target.client);
+      if (vocab !== null) checkBannedIds(settings.banned, vocab);
+      await new Chat(target, settings, io, opts.history, vocab).run();
     } finally {
       await target.close();
     }
@@ -148,8 +200,9 @@ class Chat {
     private readonly settings: ChatSettings,
     private readonly io: CliIO,
     private readonly keepHistory: boolean,
+    private readonly vocabSize: number | null,
   ) {
-    this.defaults = { ...settings };
+    this.defaults = { ...settings, banned: [...settings.banned] };
   }
 
   async run(): Promise<void> {
@@ -226,7 +279,7 @@ class Chat {
 
   private async command(line: string): Promise<'quit' | void> {
     const [cmd] = line.split(/\s+/);
-    const changed = applySetting(this.settings, line);
+    const changed = applySetting(this.settings, line) ?? applySamplingCommand(this.settings, line, this.vocabSize);
     if (changed !== null) return this.say(changed + '\n');
     switch (cmd) {
       case '/quit':
@@ -238,7 +291,7 @@ class Chat {
         return this.info();
       case '/reset':
         await this.target.client.reset();
-        Object.assign(this.settings, this.defaults);
+        Object.assign(this.settings, this.defaults, { banned: [...this.defaults.banned] });
         return this.say(describeSettings(this.settings) + '\n');
       default:
         return this.say(`unknown command ${cmd}: /help lists them\n`);
@@ -267,7 +320,8 @@ class Chat {
     const sent = process.hrtime.bigint();
     let gen: Generation;
     try {
-      gen = this.target.client.generate(prompt, generateParams({ temp: s.temp, topK: s.topK, topP: s.topP, repeatPenalty: s.repeatPenalty, seed }, s.max));
+      const sampling = { temp: s.temp, topK: s.topK, topP: s.topP, repeatPenalty: s.repeatPenalty, repeatWindow: s.repeatWindow, ban: s.banned, seed };
+      gen = this.target.client.generate(prompt, generateParams(sampling, s.max));
     } catch (e) {
       if (e instanceof LmflashError) return this.say(`error: ${e.message}\n`);
       throw e;

@@ -9,8 +9,8 @@ import { randomInt } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import { InvalidArgumentError, type Command } from 'commander';
 import { LmflashError } from '../../src/errors.js';
-import { coreFloat, type DoneStats, type GenerateParams } from '../../src/protocol.js';
-import type { Generation } from '../board-client.js';
+import { coreFloat, DEFAULT_REPEAT_WINDOW, MAX_BANNED, type DoneStats, type GenerateParams } from '../../src/protocol.js';
+import type { BoardClient, Generation } from '../board-client.js';
 import type { CliIO } from '../io.js';
 import { parseCoreStats, runNative } from '../native.js';
 import { parseBaud } from '../serial.js';
@@ -23,7 +23,32 @@ export interface SamplingOptions {
   topP: number;
   seed: number;
   repeatPenalty: number;
-  ban?: string;
+  /** Recent tokens the penalty looks at; undefined: the core's 64. */
+  repeatWindow?: number;
+  /** Token ids never to sample (at most MAX_BANNED). */
+  ban?: number[];
+}
+
+/** `--ban 0,5,7` → ids: whole numbers, at most MAX_BANNED of them. */
+export function parseBanList(value: string): number[] {
+  const parts = value.split(/[,\s]+/).filter(Boolean);
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p) || Number(p) > 0xffffffff))
+    throw new InvalidArgumentError('expected token ids separated by commas, e.g. 0,5');
+  const ids = [...new Set(parts.map(Number))];
+  if (ids.length > MAX_BANNED) throw new InvalidArgumentError(`at most ${MAX_BANNED} token ids (got ${ids.length})`);
+  return ids;
+}
+
+/** Refuses banned ids that a vocabulary of `vocabSize` tokens does not have. */
+export function checkBannedIds(ids: readonly number[], vocabSize: number): void {
+  const bad = ids.find((id) => id >= vocabSize);
+  if (bad !== undefined) throw new LmflashError(`banned token id ${bad} is outside the model's vocabulary: ids go from 0 to ${vocabSize - 1}`);
+}
+
+/** The vocabulary size a connected board reports in INFO, or null when it has no model. */
+export async function boardVocabSize(client: BoardClient): Promise<number | null> {
+  const model = (await client.info()).model as { vocab_size?: unknown } | null;
+  return model && typeof model.vocab_size === 'number' ? model.vocab_size : null;
 }
 
 export function parseNumberIn(min: number, max: number) {
@@ -43,7 +68,8 @@ function parseWhole(value: string): number {
 export function samplingArgs(o: SamplingOptions): string[] {
   const args = ['--temp', String(o.temp), '--top-k', String(o.topK), '--top-p', String(o.topP), '--seed', String(o.seed)];
   if (o.repeatPenalty !== 1) args.push('--repeat-penalty', String(o.repeatPenalty));
-  if (o.ban) args.push('--ban', o.ban);
+  if (o.repeatWindow !== undefined) args.push('--repeat-window', String(o.repeatWindow));
+  if (o.ban?.length) args.push('--ban', o.ban.join(','));
   return args;
 }
 
@@ -55,7 +81,8 @@ export function addSamplingOptions(cmd: Command): Command {
     .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p (1 = off)', parseNumberIn(0.01, 1), 0.9)
     .option('-s, --seed <s>', 'random seed (default: a new one each run, printed with the stats)', parseWhole)
     .option('--repeat-penalty <r>', 'discourage recently used tokens (1 = off, 1.1 is mild)', parseNumberIn(0.01, 100), 1)
-    .option('--ban <ids>', 'comma-separated token ids never to sample');
+    .option('--repeat-window <n>', `recent tokens the repetition penalty looks at (default ${DEFAULT_REPEAT_WINDOW})`, parseWhole)
+    .option('--ban <ids>', `comma-separated token ids never to sample, at most ${MAX_BANNED} (e.g. 0 for <unk>)`, parseBanList);
 }
 
 interface GenerateOpts extends Omit<SamplingOptions, 'seed'> {
@@ -84,6 +111,9 @@ export function generateParams(o: SamplingOptions, maxTokens: number): GenerateP
     repeatPenalty: coreFloat(String(o.repeatPenalty)),
     maxTokens,
     seed: o.seed,
+    // only when asked for: a board older than protocol 1.2 takes everything else
+    ...(o.repeatWindow !== undefined ? { repeatWindow: o.repeatWindow } : {}),
+    ...(o.ban?.length ? { banned: o.ban } : {}),
   };
 }
 
@@ -95,7 +125,6 @@ function checkWhere(o: GenerateOpts): 'native' | 'serial' {
   if (o.port === undefined && !o.sim && !o.model)
     throw new LmflashError('say where to generate: --model M (the native core), --sim --model M (the virtual board) or --port P (a board)');
   if (o.port === undefined && !o.sim) return 'native';
-  if (o.ban) throw new LmflashError('--ban works only on the native core (--model without --sim): the serial protocol has no field for it');
   if (o.ctx) throw new LmflashError("--ctx works only on the native core: a board's context is what fits its RAM");
   return 'serial';
 }
@@ -137,6 +166,10 @@ The same seed and sampling options give the same tokens on all three.`,
 async function generateSerial(opts: GenerateOpts, seed: number, io: CliIO): Promise<void> {
   const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
   try {
+    if (opts.ban?.length) {
+      const vocab = await boardVocabSize(target.client);
+      if (vocab !== null) checkBannedIds(opts.ban, vocab);
+    }
     const gen = target.client.generate(opts.prompt, generateParams({ ...opts, seed }, opts.steps));
     if (opts.echo && !opts.json) io.out(opts.prompt); // once the board has taken the request
     const stopOnCtrlC = () => gen.cancel(); // the reply ends with DONE (cancelled) and its stats

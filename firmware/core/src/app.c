@@ -22,7 +22,7 @@ static const char usage[] =
     "  -s, --seed S             random seed (default 42)\n"
     "      --repeat-penalty R   divide repeated tokens' logits by R (default 1 = off)\n"
     "      --repeat-window W    recent tokens the penalty looks at (default 64)\n"
-    "      --ban ID[,ID...]     never sample these token ids\n"
+    "      --ban ID[,ID...]     never sample these token ids (at most 16)\n"
     "      --ctx N              context length (default: the model's, or what fits in RAM)\n"
     "      --tokens LIST        score token ids instead of generating: ids separated by ',',\n"
     "                           sequences by ';' (the state restarts for each)\n"
@@ -311,6 +311,14 @@ int lmf_app_main(int argc, char **argv, const uint8_t *blob_bytes, size_t blob_s
     if (lmf_blob_open(&blob, blob_bytes, blob_size, j.check_crc, &err) != 0) {
         say(port, "lmf-run: %s\n", err.msg);
         return 3;
+    }
+    {
+        uint32_t i;
+        for (i = 0; i < j.sampling.n_banned; i++)
+            if (j.sampling.banned[i] >= blob.cfg.vocab_size) {
+                say(port, "lmf-run: --ban id %u is outside the vocabulary: ids go from 0 to %u\n", j.sampling.banned[i], blob.cfg.vocab_size - 1);
+                return 2;
+            }
     }
     /* arena: sampler scratch, the token list, then the decoder state (lm.h) */
     if (j.ctx > blob.cfg.seq_len) {

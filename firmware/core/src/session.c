@@ -9,7 +9,7 @@
 #define PARTIAL_FRAME_TIMEOUT_US 1000000u
 #define CTRL_C 0x03
 
-static const lmf_settings default_settings = {0.8f, 0.9f, 1.0f, 0, 256, 42};
+static const lmf_settings default_settings = {0.8f, 0.9f, 1.0f, 0, 256, 42, 64, {0}, 0};
 
 
 /* ---- output -------------------------------------------------------------- */
@@ -180,7 +180,10 @@ static void start_generation(lmf_session *s, int framed, uint16_t id, const lmf_
     p.top_p = st->top_p;
     p.top_k = st->top_k;
     p.repeat_penalty = st->repeat_penalty;
+    p.repeat_window = st->repeat_window;
     p.seed = st->seed;
+    memcpy(p.banned, st->banned, sizeof p.banned);
+    p.n_banned = st->n_banned;
     lmf_sampler_init(&s->sampler, &p, s->blob->cfg.vocab_size, (uint8_t *)s->sampler.probs);
     if (!framed && s->console_rng) s->sampler.rng = s->console_rng;
     memset(&s->g, 0, sizeof s->g);
@@ -321,10 +324,48 @@ static size_t info_json(lmf_session *s, char *out, size_t cap)
     return n;
 }
 
+/* The first banned id outside the vocabulary, or -1. */
+static int64_t banned_outside(const lmf_session *s, const lmf_settings *st)
+{
+    uint32_t i;
+    for (i = 0; i < st->n_banned; i++)
+        if (st->banned[i] >= s->blob->cfg.vocab_size) return st->banned[i];
+    return -1;
+}
+
+/* 1.2's sampling block after the fixed fields (flags bit 0): repeat window
+ * and banned ids. Returns the bytes it took, or 0 after sending an ERROR. */
+static size_t read_sampling_block(lmf_session *s, uint16_t id, const uint8_t *p, size_t len, lmf_settings *st)
+{
+    uint32_t n, i;
+    int64_t bad;
+    if (len < 8) { send_error(s, id, LMF_ERR_BAD_REQUEST, "GENERATE's sampling block is shorter than its 8 bytes"); return 0; }
+    st->repeat_window = lmf_get_u32(p);
+    n = lmf_get_u32(p + 4);
+    if (n > LMF_MAX_BANNED) {
+        char text[80];
+        lmf_fmt(text, sizeof text, "at most %u banned token ids (got %u)", LMF_MAX_BANNED, n);
+        send_error(s, id, LMF_ERR_BAD_REQUEST, text);
+        return 0;
+    }
+    if (len < 8 + 4 * (size_t)n) { send_error(s, id, LMF_ERR_BAD_REQUEST, "GENERATE's banned ids are cut short"); return 0; }
+    for (i = 0; i < n; i++) st->banned[i] = lmf_get_u32(p + 8 + 4 * i);
+    st->n_banned = n;
+    if ((bad = banned_outside(s, st)) >= 0) {
+        char text[120];
+        lmf_fmt(text, sizeof text, "banned token id %u is outside the vocabulary: ids go from 0 to %u", (uint32_t)bad,
+                s->blob->cfg.vocab_size - 1);
+        send_error(s, id, LMF_ERR_BAD_REQUEST, text);
+        return 0;
+    }
+    return 8 + 4 * (size_t)n;
+}
+
 static void handle_generate(lmf_session *s, uint16_t id, const uint8_t *body, size_t len)
 {
-    lmf_settings st;
-    uint32_t n_prompt;
+    lmf_settings st = default_settings;
+    uint32_t n_prompt, flags;
+    size_t fixed = 28;
     if (len < 28) { send_error(s, id, LMF_ERR_BAD_REQUEST, "GENERATE body is shorter than its 28 bytes of parameters"); return; }
     if (s->g.active) { send_error(s, id, LMF_ERR_BUSY, "a reply is being generated: send CANCEL or wait for its DONE"); return; }
     if (!s->blob) { send_error(s, id, LMF_ERR_NO_MODEL, s->no_model_reason); return; }
@@ -334,12 +375,22 @@ static void handle_generate(lmf_session *s, uint16_t id, const uint8_t *body, si
     st.repeat_penalty = get_f32(body + 12);
     st.max_tokens = lmf_get_u32(body + 16);
     st.seed = lmf_get_u32(body + 20);
+    flags = lmf_get_u32(body + 24);
     if (!(st.temperature >= 0.0f && st.temperature <= 100.0f) || !(st.top_p > 0.0f && st.top_p <= 1.0f) ||
         !(st.repeat_penalty > 0.0f && st.repeat_penalty <= 100.0f)) {
         send_error(s, id, LMF_ERR_BAD_REQUEST, "sampling parameters out of range: temperature 0..100, top_p (0, 1], repeat_penalty (0, 100]");
         return;
     }
-    n_prompt = encode_prompt(s, body + 28, len - 28);
+    if (flags & ~LMF_GENERATE_KNOWN_FLAGS) {
+        send_error(s, id, LMF_ERR_BAD_REQUEST, "GENERATE flags this firmware does not know: update the firmware with `lmflash flash`");
+        return;
+    }
+    if (flags & LMF_GENERATE_SAMPLING) {
+        size_t took = read_sampling_block(s, id, body + 28, len - 28, &st);
+        if (took == 0) return;
+        fixed += took;
+    }
+    n_prompt = encode_prompt(s, body + fixed, len - fixed);
     if (n_prompt == 0) {
         char text[120];
         lmf_fmt(text, sizeof text, "the prompt does not fit the context of %u tokens: shorten it", s->state.ctx);
@@ -384,7 +435,11 @@ static void handle_frame(lmf_session *s, const uint8_t *p, size_t len)
         break;
     default:
         if (s->upload && lmf_model_upload_handle(s->upload, s, type, id, body, blen)) break; /* 1.1: model upload */
-        send_error(s, id, LMF_ERR_UNKNOWN_TYPE, "unknown message type: this firmware speaks protocol 1.1");
+        {
+            char text[80];
+            lmf_fmt(text, sizeof text, "unknown message type: this firmware speaks protocol %u.%u", LMF_PROTO_MAJOR, LMF_PROTO_MINOR);
+            send_error(s, id, LMF_ERR_UNKNOWN_TYPE, text);
+        }
     }
 }
 
@@ -397,6 +452,8 @@ static const char help_text[] =
     "  /topp P   nucleus sampling threshold (1 = off)\r\n"
     "  /seed S   seed the sampler\r\n"
     "  /max N    tokens per reply\r\n"
+    "  /rep R [W] repetition penalty R (1 = off) over the last W tokens\r\n"
+    "  /ban ID    never sample token ID (up to 16; /ban lists, /ban clear empties)\r\n"
     "  /reset    default settings\r\n"
     "  /info     model, memory and settings\r\n"
     "  Ctrl-C    stop the reply\r\n";
@@ -404,11 +461,61 @@ static const char help_text[] =
 static void print_settings(lmf_session *s)
 {
     char t[16], p[16], r[16];
+    uint32_t i;
     lmf_fmt_fixed(t, sizeof t, s->settings.temperature, 2);
     lmf_fmt_fixed(p, sizeof p, s->settings.top_p, 2);
     lmf_fmt_fixed(r, sizeof r, s->settings.repeat_penalty, 2);
-    console_printf(s, "temp %s, topk %u, topp %s, repeat penalty %s, max %u, seed %u\r\n", t, s->settings.top_k, p, r,
-                   s->settings.max_tokens, s->settings.seed);
+    console_printf(s, "temp %s, topk %u, topp %s, repeat penalty %s over %u, max %u, seed %u, banned ", t, s->settings.top_k, p, r,
+                   s->settings.repeat_window, s->settings.max_tokens, s->settings.seed);
+    if (s->settings.n_banned == 0) console_str(s, "none");
+    for (i = 0; i < s->settings.n_banned; i++) console_printf(s, i ? ",%u" : "%u", s->settings.banned[i]);
+    console_str(s, "\r\n");
+}
+
+/* `/ban` lists, `/ban clear` empties, `/ban 0` or `/ban 0,5 7` adds ids. */
+static void ban_command(lmf_session *s, const char *arg)
+{
+    lmf_settings next = s->settings;
+    while (*arg == ' ') arg++;
+    if (strcmp(arg, "clear") == 0) next.n_banned = 0;
+    while (*arg && strcmp(arg, "clear") != 0) {
+        char num[12];
+        size_t n = 0;
+        uint32_t v, i;
+        int known = 0;
+        while (*arg && *arg != ',' && *arg != ' ' && n < sizeof num - 1) num[n++] = *arg++;
+        num[n] = '\0';
+        while (*arg == ',' || *arg == ' ') arg++;
+        if (lmf_parse_u32(num, &v) != 0) { console_str(s, "expected token ids, e.g. /ban 0 or /ban 0,5 (or /ban clear)\r\n"); return; }
+        if (!s->blob || v >= s->blob->cfg.vocab_size) {
+            console_printf(s, "token id %u is outside the vocabulary: ids go from 0 to %u\r\n", v, s->blob ? s->blob->cfg.vocab_size - 1 : 0);
+            return;
+        }
+        for (i = 0; i < next.n_banned; i++) known |= next.banned[i] == v;
+        if (known) continue;
+        if (next.n_banned == LMF_MAX_BANNED) { console_printf(s, "at most %u banned ids: /ban clear first\r\n", LMF_MAX_BANNED); return; }
+        next.banned[next.n_banned++] = v;
+    }
+    s->settings = next;
+    print_settings(s);
+}
+
+/* `/rep R` or `/rep R W`: repetition penalty and its window. */
+static void rep_command(lmf_session *s, const char *arg)
+{
+    float v;
+    uint32_t w = s->settings.repeat_window;
+    char pen[16];
+    size_t n = 0;
+    while (*arg == ' ') arg++;
+    while (*arg && *arg != ' ' && n < sizeof pen - 1) pen[n++] = *arg++;
+    pen[n] = '\0';
+    while (*arg == ' ') arg++;
+    if (*arg && lmf_parse_u32(arg, &w) != 0) { console_str(s, "expected /rep PENALTY [WINDOW], e.g. /rep 1.1 64\r\n"); return; }
+    if (lmf_parse_decimal(pen, &v) != 0 || v < 0.01f || v > 100.0f) { console_str(s, "expected /rep PENALTY [WINDOW]: a penalty from 0.01 to 100 (1 = off)\r\n"); return; }
+    s->settings.repeat_penalty = v;
+    s->settings.repeat_window = w;
+    print_settings(s);
 }
 
 static int set_number(lmf_session *s, const char *arg, float lo, float hi, float *out)
@@ -458,7 +565,9 @@ static void run_command(lmf_session *s, const char *cmd)
     else if (IS("/max")) { if (set_number(s, arg, 1, 1000000, &v) == 0) { s->settings.max_tokens = (uint32_t)v; print_settings(s); } }
     else if (IS("/seed")) {
         if (set_number(s, arg, 0, 100000000, &v) == 0) { s->settings.seed = (uint32_t)v; s->console_rng = 0; print_settings(s); }
-    } else if (IS("/reset")) { s->settings = default_settings; s->console_rng = 0; print_settings(s); }
+    } else if (IS("/ban")) ban_command(s, arg);
+    else if (IS("/rep")) rep_command(s, arg);
+    else if (IS("/reset")) { s->settings = default_settings; s->console_rng = 0; print_settings(s); }
     else console_str(s, "unknown command: /help lists them\r\n");
 #undef IS
 }

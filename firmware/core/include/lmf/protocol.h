@@ -8,7 +8,11 @@
 #include <stdint.h>
 
 #define LMF_PROTO_MAJOR 1
-#define LMF_PROTO_MINOR 1
+#define LMF_PROTO_MINOR 2
+/* 1.2: GENERATE's flags bit 0: u32 repeat_window, u32 n_banned and n_banned
+ * u32 token ids follow the 28 fixed bytes, before the prompt */
+#define LMF_GENERATE_SAMPLING 1u
+#define LMF_GENERATE_KNOWN_FLAGS LMF_GENERATE_SAMPLING
 #define LMF_PROTO_MAX_PAYLOAD 1024
 #define LMF_PROTO_HEADER 4                     /* type, reserved, u16 id */
 /* COBS adds one byte per 254 and one at the start; then the CRC and the 0x00 */

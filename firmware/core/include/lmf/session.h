@@ -29,6 +29,9 @@ typedef struct lmf_serial_io {
 typedef struct lmf_settings {
     float temperature, top_p, repeat_penalty;
     uint32_t top_k, max_tokens, seed;
+    uint32_t repeat_window;            /* recent tokens the penalty looks at */
+    uint32_t banned[LMF_MAX_BANNED];   /* never sampled */
+    uint32_t n_banned;
 } lmf_settings;
 
 typedef struct lmf_generation {
