@@ -342,8 +342,8 @@ export class Tokenizer {
    *    prefix, a token of its own (nothing when there is no such piece);
    * 2. the text is cut into chunks of one byte plus the continuation bytes
    *    (10xxxxxx) that follow it, at most 4 bytes a chunk; each chunk becomes
-   *    its text piece, else one byte-fallback token per byte (the unk token
-   *    when a byte has none; dropped if there is no unk either);
+   *    its text piece, else one byte-fallback token per byte (one unk token
+   *    for the chunk when a byte has none; nothing if there is no unk either);
    * 3. repeatedly the adjacent pair of text tokens whose concatenation is a
    *    text piece with the highest score (leftmost on ties; scores must be
    *    above -1e10, run.c's starting point) is merged.
@@ -407,7 +407,11 @@ export class Tokenizer {
     return ids;
   }
 
-  /** Appends the token(s) for bytes[start, start+len): its text piece, else byte fallback per byte. */
+  /**
+   * Appends the token(s) for bytes[start, start+len): its text piece, else byte
+   * fallback per byte; a character the byte tokens cannot spell (a vocabulary
+   * without byte fallback) is one unk token, not one per byte (nothing without unk).
+   */
   private pushChunk(ids: number[], bytes: Uint8Array, start: number, len: number): void {
     const t = this.data;
     this.scratch.set(bytes.subarray(start, start + len), 0);
@@ -416,11 +420,12 @@ export class Tokenizer {
       ids.push(id);
       return;
     }
-    for (let k = 0; k < len; k++) {
-      const b = t.byteIds[bytes[start + k]];
-      if (b !== NO_ID) ids.push(b);
-      else if (t.unkId !== NO_ID) ids.push(t.unkId);
+    const chunk = bytes.subarray(start, start + len);
+    if (chunk.some((b) => t.byteIds[b] === NO_ID)) {
+      if (t.unkId !== NO_ID) ids.push(t.unkId);
+      return;
     }
+    for (const b of chunk) ids.push(t.byteIds[b]);
   }
 
   private merge(ids: number[]): number[] {

@@ -19,7 +19,7 @@ import { openTarget, type Target } from '../target.js';
 import { DEFAULT_REPEAT_WINDOW, MAX_BANNED } from '../../src/protocol.js';
 import {
   addSamplingOptions,
-  boardVocabSize,
+  boardVocab,
   checkBannedIds,
   collectReply,
   generateParams,
@@ -166,8 +166,8 @@ export function register(program: Command, io: CliIO): void {
     };
     const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
     try {
-      const vocab = await boardVocabSize(target.client);
-      if (vocab !== null) checkBannedIds(settings.banned, vocab);
+      const vocab = await boardVocab(target.client);
+      if (vocab.size !== null) checkBannedIds(settings.banned, vocab.size);
       await new Chat(target, settings, io, opts.history, vocab).run();
     } finally {
       await target.close();
@@ -200,7 +200,7 @@ class Chat {
     private readonly settings: ChatSettings,
     private readonly io: CliIO,
     private readonly keepHistory: boolean,
-    private readonly vocabSize: number | null,
+    private readonly vocab: { size: number | null; unkId: number | null },
   ) {
     this.defaults = { ...settings, banned: [...settings.banned] };
   }
@@ -279,7 +279,7 @@ class Chat {
 
   private async command(line: string): Promise<'quit' | void> {
     const [cmd] = line.split(/\s+/);
-    const changed = applySetting(this.settings, line) ?? applySamplingCommand(this.settings, line, this.vocabSize);
+    const changed = applySetting(this.settings, line) ?? applySamplingCommand(this.settings, line, this.vocab.size);
     if (changed !== null) return this.say(changed + '\n');
     switch (cmd) {
       case '/quit':
@@ -334,7 +334,7 @@ class Chat {
         firstAt ??= process.hrtime.bigint();
         endsWithNewline = t.endsWith('\n');
         this.io.out(t);
-      });
+      }, this.vocab.unkId);
       if (!endsWithNewline) this.io.out('\n');
       const st = reply.stats;
       const firstMs = firstAt === null ? null : Number(firstAt - sent) / 1e6;

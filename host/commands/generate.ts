@@ -6,7 +6,6 @@
  * settings give the same tokens on all three.
  */
 import { randomInt } from 'node:crypto';
-import { StringDecoder } from 'node:string_decoder';
 import { InvalidArgumentError, type Command } from 'commander';
 import { LmflashError } from '../../src/errors.js';
 import { coreFloat, DEFAULT_REPEAT_WINDOW, MAX_BANNED, type DoneStats, type GenerateParams } from '../../src/protocol.js';
@@ -14,6 +13,7 @@ import type { BoardClient, Generation } from '../board-client.js';
 import type { CliIO } from '../io.js';
 import { parseCoreStats, runNative } from '../native.js';
 import { parseBaud } from '../serial.js';
+import { TerminalText } from '../terminal-text.js';
 import { openTarget } from '../target.js';
 import { parsePositiveInt } from './inspect.js';
 
@@ -45,10 +45,14 @@ export function checkBannedIds(ids: readonly number[], vocabSize: number): void 
   if (bad !== undefined) throw new LmflashError(`banned token id ${bad} is outside the model's vocabulary: ids go from 0 to ${vocabSize - 1}`);
 }
 
-/** The vocabulary size a connected board reports in INFO, or null when it has no model. */
-export async function boardVocabSize(client: BoardClient): Promise<number | null> {
-  const model = (await client.info()).model as { vocab_size?: unknown } | null;
-  return model && typeof model.vocab_size === 'number' ? model.vocab_size : null;
+/** What a connected board's INFO says of its vocabulary: its size and `<unk>` id (1.2), null when unknown. */
+export async function boardVocab(client: BoardClient): Promise<{ size: number | null; unkId: number | null }> {
+  const info = await client.info();
+  const model = info.model as { vocab_size?: unknown } | null;
+  return {
+    size: model && typeof model.vocab_size === 'number' ? model.vocab_size : null,
+    unkId: typeof info.unk_id === 'number' ? info.unk_id : null,
+  };
 }
 
 export function parseNumberIn(min: number, max: number) {
@@ -166,17 +170,15 @@ The same seed and sampling options give the same tokens on all three.`,
 async function generateSerial(opts: GenerateOpts, seed: number, io: CliIO): Promise<void> {
   const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
   try {
-    if (opts.ban?.length) {
-      const vocab = await boardVocabSize(target.client);
-      if (vocab !== null) checkBannedIds(opts.ban, vocab);
-    }
+    const vocab = await boardVocab(target.client);
+    if (opts.ban?.length && vocab.size !== null) checkBannedIds(opts.ban, vocab.size);
     const gen = target.client.generate(opts.prompt, generateParams({ ...opts, seed }, opts.steps));
     if (opts.echo && !opts.json) io.out(opts.prompt); // once the board has taken the request
     const stopOnCtrlC = () => gen.cancel(); // the reply ends with DONE (cancelled) and its stats
     process.once('SIGINT', stopOnCtrlC);
     let reply: SerialReply;
     try {
-      reply = await collectReply(gen, opts.json ? () => {} : io.out);
+      reply = await collectReply(gen, opts.json ? () => {} : io.out, vocab.unkId);
     } finally {
       process.off('SIGINT', stopOnCtrlC);
     }
@@ -211,11 +213,12 @@ export interface SerialReply {
 }
 
 /**
- * Reads a generation to its DONE, writing its text through a StringDecoder
- * (whole UTF-8 characters only, as they complete) and returning ids and bytes.
+ * Reads a generation to its DONE, writing its text for a terminal
+ * (TerminalText: whole UTF-8 characters as they complete, `<unk>` as U+FFFD)
+ * and returning the raw ids and bytes.
  */
-export async function collectReply(gen: Generation, write: (text: string) => void): Promise<SerialReply> {
-  const decoder = new StringDecoder('utf8');
+export async function collectReply(gen: Generation, write: (text: string) => void, unkId: number | null = null): Promise<SerialReply> {
+  const decoder = new TerminalText(unkId);
   const ids: number[] = [];
   const parts: Buffer[] = [];
   for await (const e of gen) {
@@ -226,19 +229,20 @@ export async function collectReply(gen: Generation, write: (text: string) => voi
     }
     ids.push(e.token);
     parts.push(e.bytes);
-    const text = decoder.write(e.bytes);
+    const text = decoder.token(e.token, e.bytes);
     if (text) write(text);
   }
   throw new LmflashError('the board ended a reply without its DONE (a bug in the firmware)');
 }
 
 async function generateNative(model: string, args: string[], o: { seed: number; json: boolean }, io: CliIO): Promise<void> {
-  const decoder = new StringDecoder('utf8');
+  const decoder = new TerminalText();
   const json: Buffer[] = [];
   const start = process.hrtime.bigint();
-  const run = await runNative(model, o.json ? [...args, '--json'] : args, (chunk) => {
+  // text: lmf-run marks <unk> itself (--show-unk), as the serial path does from the ids
+  const run = await runNative(model, o.json ? [...args, '--json'] : [...args, '--show-unk'], (chunk) => {
     if (o.json) json.push(chunk);
-    else io.out(decoder.write(chunk));
+    else io.out(decoder.bytes(chunk));
   });
   const end = process.hrtime.bigint();
   const core = parseCoreStats(run.stderr);

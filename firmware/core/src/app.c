@@ -27,6 +27,7 @@ static const char usage[] =
     "      --tokens LIST        score token ids instead of generating: ids separated by ',',\n"
     "                           sequences by ';' (the state restarts for each)\n"
     "      --json               print one JSON object with ids, text and stats\n"
+    "      --show-unk           print <unk> as U+FFFD in the text (it has no bytes of its own)\n"
     "      --logits             write each position's logits (f32 little-endian) to stdout\n"
     "      --no-crc             skip the blob's CRC check\n"
     "      --info               print the model's config and the RAM plan for --ctx as JSON\n";
@@ -39,7 +40,7 @@ typedef struct job {
     char hex_prompt[MAX_HEX_PROMPT];
     uint32_t steps, ctx;
     const char *tokens;
-    int json, logits, check_crc, info;
+    int json, logits, check_crc, info, show_unk;
     lmf_sampler_params sampling;
 } job;
 
@@ -132,6 +133,7 @@ static int parse_args(job *j, int argc, char **argv, const lmf_port *port)
         else {
             takes_value = 0;
             if (!strcmp(a, "--json")) j->json = 1;
+            else if (!strcmp(a, "--show-unk")) j->show_unk = 1;
             else if (!strcmp(a, "--logits")) j->logits = 1;
             else if (!strcmp(a, "--no-crc")) j->check_crc = 0;
             else if (!strcmp(a, "--info")) j->info = 1;
@@ -230,6 +232,7 @@ static int generate(run *r, const job *j, uint8_t *sampler_mem)
             r->ids[n++] = next;
             if (next == tok->bos_id || next == tok->eos_id) break;
             piece = lmf_decode(tok, token, next, &len);
+            if (j->show_unk && next == tok->unk_id) piece = (const uint8_t *)"\xEF\xBF\xBD", len = 3; /* U+FFFD */
             if (!j->json && !j->logits) emit(r->port, piece, len);
         }
         token = next;

@@ -233,6 +233,9 @@ static void emit_token(lmf_session *s, uint32_t prev, uint32_t next)
         lmf_put_u32(body, next);
         memcpy(body + 4, piece, len);
         send_frame(s, LMF_MSG_TOKEN, s->g.id, body, 4 + len);
+    } else if (next == s->blob->tok.unk_id) {
+        utf8_flush(s);
+        console_put(s, replacement, 3); /* <unk> has no bytes: show that something was there */
     } else {
         console_text(s, piece, len);
     }
@@ -318,6 +321,7 @@ static size_t info_json(lmf_session *s, char *out, size_t cap)
     } else {
         n += lmf_fmt(out + n, cap - n, "\"model\":null,\"no_model_reason\":\"%s\",", s->no_model_reason);
     }
+    if (s->blob && s->blob->tok.unk_id != LMF_NONE) n += lmf_fmt(out + n, cap - n, "\"unk_id\":%u,", s->blob->tok.unk_id); /* 1.2 */
     if (s->port_info && n + 1 < cap) n += s->port_info(s->port_info_ctx, out + n, cap - n, 1);
     n += lmf_fmt(out + n, cap - n, "\"generations\":%u,\"rx_errors\":%u,\"write_failures\":%u}", s->generations, s->rx.errors,
                  s->write_failures);

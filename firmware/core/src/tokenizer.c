@@ -40,7 +40,8 @@ uint32_t lmf_piece_lookup(const lmf_tokenizer *t, const uint8_t *bytes, uint32_t
 }
 
 /* Appends the ids for one UTF-8 character: its piece, else one byte-fallback
- * token per byte (<unk> for a byte the vocabulary cannot represent). */
+ * token per byte; a character the byte tokens cannot spell (a vocabulary
+ * without byte fallback) is one <unk>, not one per byte (nothing without <unk>). */
 static uint32_t push_char(const lmf_tokenizer *t, const uint8_t *c, uint32_t n, uint32_t *ids, uint32_t count)
 {
     uint32_t id = lmf_piece_lookup(t, c, n), i;
@@ -48,11 +49,12 @@ static uint32_t push_char(const lmf_tokenizer *t, const uint8_t *c, uint32_t n, 
         ids[count++] = id;
         return count;
     }
-    for (i = 0; i < n; i++) {
-        uint32_t b = t->byte_ids[c[i]];
-        if (b == LMF_NONE) b = t->unk_id;
-        if (b != LMF_NONE) ids[count++] = b;
-    }
+    for (i = 0; i < n; i++)
+        if (t->byte_ids[c[i]] == LMF_NONE) {
+            if (t->unk_id != LMF_NONE) ids[count++] = t->unk_id;
+            return count;
+        }
+    for (i = 0; i < n; i++) ids[count++] = t->byte_ids[c[i]];
     return count;
 }
 
