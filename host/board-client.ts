@@ -43,6 +43,8 @@ export interface BoardClientOptions {
   version?: Version;
   /** Called by close() after the goodbye, to close the stream's port. */
   closeStream?: () => Promise<void>;
+  /** Other programs that have the port open (serial.ts portHolders), asked when the board does not answer. */
+  portHolders?: () => { pid: number; name: string }[];
 }
 
 export interface BoardHello {
@@ -309,9 +311,15 @@ export class BoardClient {
     } finally {
       for (const id of ids) this.finish(id);
     }
+    const holders = this.opts.portHolders?.() ?? [];
+    if (holders.length)
+      throw new LmflashError(
+        `no answer from a board on ${this.name} after ${helloAttempts} tries: the port is in use by another program ` +
+          `(${holders.map((h) => `${h.name}, pid ${h.pid}`).join('; ')}), which may be taking the board's answers: close it and try again`,
+      );
     throw new LmflashError(
-      `no answer from a board on ${this.name} after ${helloAttempts} tries: is the lmflash firmware on it (\`lmflash flash\`)? ` +
-        'is the baud rate right (--baud)? is it a board at all (`lmflash ports`)?',
+      `no answer from a board on ${this.name} after ${helloAttempts} tries: is the port in use by another program (a serial monitor, \`cat\`)? ` +
+        'is the lmflash firmware on it (`lmflash flash`)? is the baud rate right (--baud)? is it a board at all (`lmflash ports`)?',
     );
   }
 

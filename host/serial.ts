@@ -3,7 +3,7 @@
  * board when the user names no port, and opening one without resetting the
  * board (docs/protocol.md, "Flow control and a host that goes away").
  */
-import { readdirSync, readFileSync, realpathSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { autoDetect, type BindingInterface, type PortInfo } from '@serialport/bindings-cpp';
 import { SerialPortStream } from '@serialport/stream';
@@ -172,6 +172,48 @@ export function explainOpenError(portPath: string, e: Error): LmflashError {
     return new LmflashError(`port is busy: another program (a serial monitor?) has ${portPath} open; close it and try again`);
   if (/not a typewriter|inappropriate ioctl|ENOTTY/i.test(msg)) return new LmflashError(`${portPath} is not a serial port`);
   return new LmflashError(`cannot open ${portPath}: ${msg}`);
+}
+
+/** A process that has a file open. */
+export interface PortHolder {
+  pid: number;
+  name: string;
+}
+
+/**
+ * Other processes of this user that have `portPath` open (Linux: /proc/PID/fd).
+ * A program that only reads the port (`cat`, a monitor that did not lock it)
+ * opens it without an error to us, then takes the board's answers.
+ * Empty where /proc is not there to ask.
+ */
+export function portHolders(portPath: string): PortHolder[] {
+  let target: string;
+  let pids: string[];
+  try {
+    target = realpathSync(portPath);
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d) && Number(d) !== process.pid);
+  } catch {
+    return [];
+  }
+  const holders: PortHolder[] = [];
+  for (const pid of pids) {
+    try {
+      const fds = readdirSync(`/proc/${pid}/fd`);
+      if (!fds.some((fd) => fdTarget(`/proc/${pid}/fd/${fd}`) === target)) continue;
+      holders.push({ pid: Number(pid), name: readFileSync(`/proc/${pid}/comm`, 'utf8').trim() });
+    } catch {
+      // another user's process, or one that ended meanwhile
+    }
+  }
+  return holders;
+}
+
+function fdTarget(link: string): string | null {
+  try {
+    return readlinkSync(link);
+  } catch {
+    return null;
+  }
 }
 
 /** True for the error a pseudo-terminal gives when asked to change modem lines it does not have. */

@@ -4,7 +4,7 @@
  * Either way the result is a connected BoardClient in framed mode.
  */
 import { BoardClient, type BoardClientOptions } from './board-client.js';
-import { closePort, DEFAULT_BAUD, openPort, resolvePort } from './serial.js';
+import { closePort, DEFAULT_BAUD, openPort, portHolders, resolvePort } from './serial.js';
 import { startSim, type Sim } from './sim.js';
 
 export interface TargetOptions {
@@ -31,7 +31,7 @@ export async function openTarget(o: TargetOptions): Promise<Target> {
   try {
     const portPath = sim ? sim.path : await resolvePort(typeof o.port === 'string' ? o.port : undefined);
     const port = await openPort(portPath, { baudRate: o.baud ?? DEFAULT_BAUD });
-    const client = new BoardClient(port, { name: portPath, closeStream: () => closePort(port), ...o.client });
+    const client = new BoardClient(port, { name: portPath, closeStream: () => closePort(port), portHolders: () => portHolders(portPath), ...o.client });
     try {
       await client.connect();
     } catch (e) {

@@ -81,7 +81,7 @@ describe('BoardClient.connect', () => {
   it('gives up with what to check when nothing answers', async () => {
     const { host } = line();
     const c = client(host, { helloAttempts: 3, helloTimeoutMs: 20 });
-    await expect(c.connect()).rejects.toThrow(/no answer from a board on test-line after 3 tries: is the lmflash firmware on it/);
+    await expect(c.connect()).rejects.toThrow(/no answer from a board on test-line after 3 tries: is the port in use by another program .*is the lmflash firmware on it/);
   });
 
   it('a board of another major version says which side to update', async () => {

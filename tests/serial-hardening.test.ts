@@ -1,7 +1,8 @@
 /**
- * Protocol 1.2's sampling controls (banned ids, repetition window) end to
- * end: the CLI over a real pseudo-terminal to the virtual board (the
- * firmware's C session), against lmf-run with the same options.
+ * The serial path against what a new user and other programs do, end to end
+ * over a real pseudo-terminal to the virtual board (the firmware's C
+ * session): protocol 1.2's sampling controls (banned ids, repetition window)
+ * against lmf-run with the same options, and another program on the port.
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -161,4 +162,20 @@ describe('lmf-run', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--ban id 999 is outside the vocabulary: ids go from 0 to 511/);
   });
+});
+
+describe('another program holding the port', () => {
+  it('`cat` reading the board\'s port: the error says the port is in use by it', async () => {
+    const s = await startSim({ model: blob });
+    const cat = spawn('cat', [s.path], { stdio: ['ignore', 'ignore', 'ignore'] });
+    try {
+      await new Promise((r) => setTimeout(r, 200)); // cat has it open
+      const r = await cli('generate', '--port', s.path, '-p', 'x', '-n', '2');
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(new RegExp(`the port is in use by another program \\(cat, pid ${cat.pid}\\)`));
+    } finally {
+      cat.kill();
+      await s.stop();
+    }
+  }, 30_000);
 });
