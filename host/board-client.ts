@@ -91,7 +91,7 @@ export class BoardClient {
   /** Frames received that decoded to a message. */
   rxFrames = 0;
   readonly decoder = new FrameDecoder();
-  private readonly opts: Required<Omit<BoardClientOptions, 'closeStream' | 'name'>> & BoardClientOptions;
+  private readonly opts: Required<Omit<BoardClientOptions, 'closeStream' | 'name' | 'portHolders'>> & BoardClientOptions;
   private readonly pending = new Map<number, Pending>();
   // Ids start at a random point: a board left generating by a host that went away
   // (a USB-UART board cannot tell) should not answer with ids we are about to use.

@@ -23,7 +23,7 @@
  * to the board's FIFO instead, where the board runs them through the auto-reset
  * circuit of a USB-UART board (firmware/ports/posix/board.c).
  */
-import { closeSync, constants, openSync, realpathSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, realpathSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { autoDetect, type BindingInterface } from '@serialport/bindings-cpp';
@@ -54,6 +54,11 @@ interface WebSerialOpenOptions {
   baudRate: number;
 }
 
+/** The per-user folder of the virtual board's line FIFOs (board.c private_lines_dir). */
+export function virtualLinesDir(): string {
+  return path.join(os.tmpdir(), `lmf-sim-lines-${process.getuid?.() ?? 0}`);
+}
+
 /** Where the virtual board listens for DTR/RTS for the pty at `portPath` (board.c open_lines). */
 export function virtualLinesPath(portPath: string): string {
   let real = portPath;
@@ -62,7 +67,35 @@ export function virtualLinesPath(portPath: string): string {
   } catch {
     // a path that does not exist has no lines either
   }
-  return path.join(os.tmpdir(), 'lmf-sim-lines', real.replace(/^\//, '').replace(/\//g, '-'));
+  return path.join(virtualLinesDir(), real.replace(/^\//, '').replace(/\//g, '-'));
+}
+
+/**
+ * Opens the virtual board's line FIFO for the pty at `portPath` for writing,
+ * or returns -1 (no board listening, or a place that is not safe to write):
+ * the folder must be a real folder of this user with mode 0700, the file a
+ * FIFO reached without following a symlink. In a shared temp folder anyone
+ * could otherwise plant a symlink there and have lmflash overwrite its target.
+ */
+export function openVirtualLines(portPath: string): number {
+  try {
+    const dir = lstatSync(virtualLinesDir());
+    const uid = process.getuid?.();
+    if (!dir.isDirectory() || (uid !== undefined && dir.uid !== uid) || (dir.mode & 0o077) !== 0) return -1;
+  } catch {
+    return -1;
+  }
+  let fd: number;
+  try {
+    fd = openSync(virtualLinesPath(portPath), constants.O_WRONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch {
+    return -1;
+  }
+  if (!fstatSync(fd).isFIFO()) {
+    closeSync(fd);
+    return -1;
+  }
+  return fd;
 }
 
 function noModemLines(e: Error): boolean {
@@ -149,11 +182,7 @@ export class EsptoolPort {
 
   private sendVirtualLines(l: LineState): void {
     if (this.virtualLines === null) {
-      try {
-        this.virtualLines = openSync(virtualLinesPath(this.path), constants.O_WRONLY | constants.O_NONBLOCK);
-      } catch {
-        this.virtualLines = -1; // no board listening: a pty without lines
-      }
+      this.virtualLines = openVirtualLines(this.path); // -1: a pty without lines
     }
     if (this.virtualLines < 0) return;
     try {

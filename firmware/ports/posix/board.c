@@ -11,7 +11,7 @@
  * ADDR cannot be programmed to 0 (always, or only the first time).
  *
  * Reset and boot mode. A pseudo-terminal has no DTR/RTS, so the board takes
- * its modem lines from a FIFO next to it ($TMPDIR/lmf-sim-lines/<pty path
+ * its modem lines from a FIFO next to it ($TMPDIR/lmf-sim-lines-<uid>/<pty path
  * with / as ->), where lmflash's esptool adapter writes each change as "dR"
  * (upper case = asserted). Behind the lines sits the auto-reset circuit of
  * USB-UART boards: EN is low while RTS is asserted and DTR is not, IO0 is low
@@ -548,21 +548,44 @@ static int open_pty(void)
     return 0;
 }
 
-/* The FIFO that carries DTR/RTS: $TMPDIR/lmf-sim-lines/<pty path, / as ->. */
-static void open_lines(void)
+/* The folder of the FIFOs that carry DTR/RTS: $TMPDIR/lmf-sim-lines-<uid>,
+ * private to this user (0700, owned by them). A folder in a shared temp dir
+ * that someone else made, or opened up, could hold a symlink the host's
+ * write follows: refuse it. Returns 0 with dir set, else -1 with why. */
+static int private_lines_dir(char *dir, size_t cap, char *why, size_t why_cap)
 {
     const char *tmp = getenv("TMPDIR");
-    char dir[200];
-    size_t i, o;
+    struct stat st;
     if (!tmp || !*tmp) tmp = "/tmp";
-    snprintf(dir, sizeof dir, "%s/lmf-sim-lines", tmp);
-    mkdir(dir, 0777);
+    snprintf(dir, cap, "%s/lmf-sim-lines-%lu", tmp, (unsigned long)getuid());
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(why, why_cap, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077) != 0) {
+        snprintf(why, why_cap, "%s is not a private folder of this user (it must be a folder, owned by uid %lu, mode 0700): remove it", dir,
+                 (unsigned long)getuid());
+        return -1;
+    }
+    return 0;
+}
+
+/* The FIFO that carries DTR/RTS: <private lines folder>/<pty path, / as ->. */
+static void open_lines(void)
+{
+    char dir[200], why[400];
+    size_t i, o;
+    B.lines_fd = -1;
+    if (private_lines_dir(dir, sizeof dir, why, sizeof why) != 0) {
+        fprintf(stderr, "lmf-sim: no modem lines (%s): resets only through the SYNC and close stand-ins\n", why);
+        B.lines_path[0] = '\0';
+        return;
+    }
     o = (size_t)snprintf(B.lines_path, sizeof B.lines_path, "%s/", dir);
     for (i = B.pty[0] == '/' ? 1 : 0; B.pty[i] && o + 1 < sizeof B.lines_path; i++) B.lines_path[o++] = B.pty[i] == '/' ? '-' : B.pty[i];
     B.lines_path[o] = '\0';
     unlink(B.lines_path); /* a board that died left it behind */
-    B.lines_fd = -1;
-    if (mkfifo(B.lines_path, 0600) != 0 || (B.lines_fd = open(B.lines_path, O_RDWR | O_NONBLOCK)) < 0) {
+    if (mkfifo(B.lines_path, 0600) != 0 || (B.lines_fd = open(B.lines_path, O_RDWR | O_NONBLOCK | O_NOFOLLOW)) < 0) {
         fprintf(stderr, "lmf-sim: no modem lines (%s: %s): resets only through the SYNC and close stand-ins\n", B.lines_path, strerror(errno));
         B.lines_path[0] = '\0';
     }
