@@ -5,6 +5,7 @@
  * against lmf-run with the same options, and another program on the port.
  */
 import { spawn } from 'node:child_process';
+import { closeSync, constants, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoardClient, BoardError } from '../host/board-client.js';
@@ -178,4 +179,34 @@ describe('another program holding the port', () => {
       await s.stop();
     }
   }, 30_000);
+});
+
+describe('a host that writes but never reads', () => {
+  it('does not slow the board to a crawl: echo is dropped, 270 KB of typing is taken in seconds, and the next host is served', async () => {
+    const s = await startSim(); // no model: every line is echoed and answered, none starts a reply
+    // lines the console echoes and answers; nobody reads any of it
+    const typed = Buffer.from(('x'.repeat(60) + '\r/max 5\r').repeat(4000));
+    const fd = openSync(s.path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
+    try {
+      const t0 = Date.now();
+      let off = 0;
+      while (off < typed.length && Date.now() - t0 < 15_000) {
+        try {
+          off += writeSync(fd, typed, off, Math.min(4096, typed.length - off));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          await new Promise((r) => setTimeout(r, 5)); // the board has not read what we sent yet
+        }
+      }
+      expect(off).toBe(typed.length); // before: ~20 KB, then 500 ms per echoed byte
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      const r = await cli('generate', '--port', s.path, '-p', PROMPT, '-n', '8');
+      expect(r.err).toMatch(/the board says: no model on this board/); // it answers the next host at once
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
 });

@@ -18,9 +18,21 @@ static void send_raw(lmf_session *s, const void *data, size_t len)
 {
     if (s->io->write(s->io->ctx, (const uint8_t *)data, len) != 0) {
         s->write_failures++;
+        s->tx_stalled = 1;
         s->g.active = 0; /* nobody is reading: stop, and drop the rest */
+    } else {
+        s->tx_stalled = 0;
     }
     s->unframed = 1;
+}
+
+/* The echo of a typed byte. A host that writes but does not read would
+ * otherwise make every byte wait out the port's write deadline: while the
+ * last write failed, echo is dropped (line ends and replies still try, and
+ * the first that goes through brings echo back). */
+static void send_echo(lmf_session *s, uint8_t b)
+{
+    if (!s->tx_stalled) send_raw(s, &b, 1);
 }
 
 static void send_frame(lmf_session *s, uint8_t type, uint16_t id, const uint8_t *body, size_t len)
@@ -607,7 +619,7 @@ static void erase_char(lmf_session *s)
     if (s->line_len == 0) return;
     while (s->line_len > 0 && ((uint8_t)s->line[s->line_len - 1] & 0xC0) == 0x80) s->line_len--;
     if (s->line_len > 0) s->line_len--;
-    console_str(s, "\b \b");
+    if (!s->tx_stalled) console_str(s, "\b \b");
 }
 
 static void console_input(lmf_session *s, uint8_t b)
@@ -631,7 +643,7 @@ static void console_input(lmf_session *s, uint8_t b)
     } else if (b >= 0x20 || b == '\t') {
         if (s->line_len < LMF_LINE_MAX - 1) {
             s->line[s->line_len++] = (char)b;
-            send_raw(s, &b, 1); /* echo */
+            send_echo(s, b);
         } else {
             s->line_cut = 1;
         }

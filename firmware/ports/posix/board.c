@@ -119,10 +119,18 @@ static uint64_t byte_ns(void) { return 10000000000ull / B.baud; } /* 8N1: 10 bit
 /* ---- the line ------------------------------------------------------------- */
 
 /* Writes everything within the deadline, or gives up (nobody reading); with
- * --pace no faster than the UART shifts bits out. */
+ * --pace no faster than the UART shifts bits out. Once a write gave up, the
+ * next ones fail at once while the line stays full (a host that writes but
+ * never reads must not cost 500 ms per echoed byte). */
 static int line_write(const uint8_t *data, size_t len)
 {
+    static int stalled;
     uint64_t start = now_ns();
+    if (stalled) {
+        struct pollfd p = {B.master, POLLOUT, 0};
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLOUT)) return -1;
+        stalled = 0;
+    }
     while (len > 0) {
         size_t chunk = len;
         ssize_t n;
@@ -145,7 +153,7 @@ static int line_write(const uint8_t *data, size_t len)
         {
             struct pollfd p = {B.master, POLLOUT, 0};
             uint64_t waited = (now_ns() - start) / 1000000u;
-            if (waited >= WRITE_DEADLINE_MS) return -1;
+            if (waited >= WRITE_DEADLINE_MS) { stalled = 1; return -1; }
             poll(&p, 1, (int)(WRITE_DEADLINE_MS - waited));
         }
     }

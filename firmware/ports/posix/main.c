@@ -45,10 +45,18 @@ static uint32_t now_us(void *ctx)
     return (uint32_t)((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
 }
 
-/* Writes everything within the deadline, or gives up (nobody reading). */
+/* Writes everything within the deadline, or gives up (nobody reading). Once
+ * a write gave up, the next ones fail at once while the line stays full: a
+ * host that writes but never reads must not cost 500 ms per echoed byte. */
 static int write_line(void *ctx, const uint8_t *data, size_t len)
 {
+    static int stalled;
     uint32_t start = now_us(ctx);
+    if (stalled) {
+        struct pollfd p = {master_fd, POLLOUT, 0};
+        if (poll(&p, 1, 0) <= 0 || !(p.revents & POLLOUT)) return -1;
+        stalled = 0;
+    }
     while (len > 0) {
         ssize_t n = write(master_fd, data, len);
         if (n > 0) { data += n; len -= (size_t)n; continue; }
@@ -56,7 +64,7 @@ static int write_line(void *ctx, const uint8_t *data, size_t len)
         {
             struct pollfd p = {master_fd, POLLOUT, 0};
             uint32_t waited = (now_us(ctx) - start) / 1000u;
-            if (waited >= WRITE_DEADLINE_MS) return -1;
+            if (waited >= WRITE_DEADLINE_MS) { stalled = 1; return -1; }
             poll(&p, 1, (int)(WRITE_DEADLINE_MS - waited));
         }
     }

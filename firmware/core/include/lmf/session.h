@@ -73,6 +73,7 @@ typedef struct lmf_session {
     lmf_generation g;
     uint32_t generations, write_failures;
     int unframed;                   /* text went out since the last frame: the next frame starts with 0x00 */
+    int tx_stalled;                 /* the last write failed (nobody reading): echo is dropped */
     uint8_t msg[LMF_PROTO_MAX_PAYLOAD];
     uint8_t tx[LMF_PROTO_MAX_ENCODED];
 } lmf_session;
