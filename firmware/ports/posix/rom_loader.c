@@ -10,7 +10,7 @@
 enum {
     OP_FLASH_BEGIN = 0x02, OP_FLASH_DATA = 0x03, OP_FLASH_END = 0x04, OP_MEM_BEGIN = 0x05, OP_MEM_END = 0x06,
     OP_MEM_DATA = 0x07, OP_SYNC = 0x08, OP_WRITE_REG = 0x09, OP_READ_REG = 0x0A, OP_SPI_SET_PARAMS = 0x0B,
-    OP_SPI_ATTACH = 0x0D, OP_CHANGE_BAUDRATE = 0x0F, OP_FLASH_DEFL_BEGIN = 0x10, OP_FLASH_DEFL_DATA = 0x11,
+    OP_SPI_ATTACH = 0x0D, OP_READ_FLASH_SLOW = 0x0E, OP_CHANGE_BAUDRATE = 0x0F, OP_FLASH_DEFL_BEGIN = 0x10, OP_FLASH_DEFL_DATA = 0x11,
     OP_FLASH_DEFL_END = 0x12, OP_SPI_FLASH_MD5 = 0x13, OP_GET_SECURITY_INFO = 0x14, OP_ERASE_FLASH = 0xD0,
     OP_ERASE_REGION = 0xD1, OP_READ_FLASH = 0xD2, OP_RUN_USER_CODE = 0xD3
 };
@@ -273,7 +273,7 @@ static void handle_command(rom_loader *l, const uint8_t *p, size_t size)
     uint16_t len = (uint16_t)(p[2] | p[3] << 8);
     uint32_t chk = u32(p + 4), value = 0;
     const uint8_t *d = p + 8;
-    uint8_t out[32];
+    uint8_t out[64];
     size_t out_len = 0;
     int e = E_OK, post = 0, i;
 
@@ -405,6 +405,14 @@ static void handle_command(rom_loader *l, const uint8_t *p, size_t size)
         if (len != 16 || u32(d + 8) == 0 || u32(d + 8) > 4096) { e = E_BAD_LEN; break; }
         if (!flash_range_ok(l, u32(d), u32(d + 4))) { e = E_SPI; break; }
         post = 1;
+        break;
+    case OP_READ_FLASH_SLOW: /* ROM only: u32 offset, u32 length <= 64; the answer always carries 64 bytes (esptool read_flash_slow) */
+        if (l->stub) { e = E_INVALID; break; }
+        if (len != 8 || u32(d + 4) > 64) { e = E_BAD_LEN; break; }
+        if (!flash_range_ok(l, u32(d), u32(d + 4))) { e = E_SPI; break; }
+        memset(out, 0, 64);
+        if (flash_read(l->flash, u32(d), out, u32(d + 4)) != 0) { e = E_SPI; break; }
+        out_len = 64;
         break;
     case OP_RUN_USER_CODE:
         if (l->stub) return; /* no reply, and the stub does nothing ("TODO") */
