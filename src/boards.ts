@@ -106,16 +106,24 @@ export const PSRAM_HEAP_OVERHEAD_BYTES = 64 * KiB;
 export const CPU_HZ = 240e6;
 
 /**
- * Bandwidth of cached reads. Raw bus peaks (fact sheet §6: width x clock):
- * quad flash or quad PSRAM at 80 MHz STR 40 MB/s, octal PSRAM at 80 MHz DTR
- * 160 MB/s. No measured figure is published; reads come in cache-line misses
- * that each pay a command, address and dummy cycles, and the in-order core
- * waits for them, so half the raw peak is assumed. For scale:
- * DaveBben/esp32-llm streams stories260K's float32 weights (1.04 MB a token)
- * at 19.13 tok/s on an S3 (fact sheet §4), i.e. at least 20 MB/s.
+ * Bandwidth of cached reads: an assumption, not a measurement (nothing here
+ * has run on an S3). Raw bus peaks (fact sheet §6: width x clock): quad flash
+ * or quad PSRAM at 80 MHz STR 40 MB/s, octal PSRAM at 80 MHz DTR 160 MB/s.
+ * Reads come in 64-byte cache-line misses that each pay a command, address
+ * and dummy cycles (QIO: ~20 bus clocks on top of 128 for the data), and the
+ * in-order core waits for them, so the point estimate assumes half the raw
+ * peak: 20 MB/s from flash. The evidence bounds it only loosely: 40 MB/s is
+ * a ceiling no read can beat; the one S3 figure, DaveBben/esp32-llm
+ * streaming stories260K's float32 weights (1.04 MB a token) at 19.13 tok/s
+ * (fact sheet §4, >= 20 MB/s), is a PSRAM figure, not flash, from a program
+ * that also computes. So the range is given too: 35 % of the raw peak
+ * (14 MB/s) to all of it (40 MB/s), which for stories260K at position 0 is
+ * roughly 46 to 114 tok/s around the 20 MB/s estimate's ~63.
  */
 export const BANDWIDTH = {
   flashQuad80: 0.5 * 40e6,
+  flashQuad80Low: 0.35 * 40e6,
+  flashQuad80High: 40e6,
   psramQuad80: 0.5 * 40e6,
   psramOctal80: 0.5 * 160e6,
   efficiency: 0.5,
@@ -129,15 +137,18 @@ export const BANDWIDTH = {
  * 1,168,577,150 instructions). A per-function profile of the first 8
  * forwards (QEMU -d exec,in_asm) splits a token into the matrix products
  * (dot_rows + lmf_matvec_q8: 1,351,000), soft-float routines (__mulsf3,
- * __addsf3, __subsf3, __floatsisf, __divsf3: 1,177,000, about 22,700 float
- * operations) and the rest (214,000).
+ * __addsf3, __subsf3, __floatsisf, __divsf3: 1,177,000) and the rest
+ * (214,000). Float operations: 26,300 soft-float calls for the forward at
+ * position 1 (QEMU -d exec,nochain, executions of each routine's entry
+ * block, 2 forwards minus 1: mul 15,558, add 4,837, sub 288, int-to-float
+ * 5,448, div 206, compares 12); an earlier profile had counted 22,700.
  */
 export const XTENSA_MEASURED = {
   instructionsAtPosition0: 2_717_900,
   instructionsPerPosition: 5_788,
   matvecInstructions: 1_351_000,
   softFloatInstructions: 1_177_000,
-  floatOps: 22_700,
+  floatOps: 26_300,
   restInstructions: 214_000,
   /** stories260K's shape, to scale the figures to other models */
   rowGroups: 4_152,
@@ -305,8 +316,10 @@ export interface BoardPlan {
 }
 
 export interface TokensPerSecond {
-  /** at the first position and at the last of the context */
+  /** at the first position and at the last of the context, with flash at BANDWIDTH.flashQuad80 (assumed) */
   atStart: number;
+  /** at the first position with flash at the ends of the range the evidence allows (BANDWIDTH.flashQuad80Low/High) */
+  atStartRange: { low: number; high: number };
   atEnd: number;
   computeMsAtStart: number;
   memoryMsAtStart: number;
@@ -438,21 +451,23 @@ export function estimateTokensPerSecond(view: BlobView, board: BoardProfile, pla
   const rest = X.restInstructions * scale * COST.cyclesPerRestInstruction;
   const perPosition = X.instructionsPerPosition * (units / X.attentionUnits) * COST.cyclesPerAttentionInstruction;
   const kvBandwidth = board.psram?.mode === 'octal' ? BANDWIDTH.psramOctal80 : BANDWIDTH.psramQuad80;
-  const at = (pos: number) => {
+  const at = (pos: number, flash = BANDWIDTH.flashQuad80) => {
     const computeS = (matvec + float + rest + perPosition * pos) / CPU_HZ;
-    const memoryS = m.weightBytes / BANDWIDTH.flashQuad80 + (place === 'psram' ? kvBytesRead(c, pos) / kvBandwidth : 0);
+    const memoryS = m.weightBytes / flash + (place === 'psram' ? kvBytesRead(c, pos) / kvBandwidth : 0);
     return { computeS, memoryS };
   };
   const start = at(0);
+  const rate = (t: { computeS: number; memoryS: number }) => 1 / (t.computeS + t.memoryS);
   const end = at(Math.max(0, context - 1));
   return {
-    atStart: 1 / (start.computeS + start.memoryS),
+    atStart: rate(start),
+    atStartRange: { low: rate(at(0, BANDWIDTH.flashQuad80Low)), high: rate(at(0, BANDWIDTH.flashQuad80High)) },
     atEnd: 1 / (end.computeS + end.memoryS),
     computeMsAtStart: 1000 * start.computeS,
     memoryMsAtStart: 1000 * start.memoryS,
     computeMsAtEnd: 1000 * end.computeS,
     memoryMsAtEnd: 1000 * end.memoryS,
-    note: 'estimate: lx106 instruction counts measured under QEMU, mapped to the S3 by docs/hardware.md\'s cost model; bandwidth assumed (not measured on a board)',
+    note: 'estimate: lx106 instruction counts measured under QEMU, mapped to the S3 by docs/hardware.md\'s cost model; flash bandwidth assumed 20 MB/s (range 14-40 MB/s), not measured on a board',
   };
 }
 

@@ -134,6 +134,12 @@ describe('stories260K on each board', () => {
       expect(p.speed!.atStart).toBeGreaterThan(p.speed!.atEnd);
       expect(p.speed!.atStart).toBeGreaterThan(10);
       expect(p.speed!.atStart).toBeLessThan(1000);
+      // the range the bandwidth evidence allows brackets the point estimate,
+      // and no end of it reads the weights faster than the raw 40 MB/s bus
+      const { low, high } = p.speed!.atStartRange;
+      expect(low).toBeLessThan(p.speed!.atStart);
+      expect(high).toBeGreaterThan(p.speed!.atStart);
+      expect(1 / high).toBeGreaterThanOrEqual(p.speed!.memoryMsAtStart / 1000 / 2 - 1e-12);
     }
   });
 

@@ -63,6 +63,15 @@ describe.runIf(toolchain.ok)('QEMU lx106 image', () => {
       const [a, b] = loops;
       expect(Math.abs((b.ccount - a.ccount) * 25 - (b.instructions - a.instructions))).toBeLessThanOrEqual(25);
     });
+
+    it('prints what each soft-float operation costs (the figures of its README)', () => {
+      const cost = Object.fromEntries([...selftest.stderr.matchAll(/^softfloat (\w+) (\d+) instructions$/gm)].map((m) => [m[1], Number(m[2])]));
+      expect(Object.keys(cost).sort()).toEqual(['add', 'div', 'i2f', 'mul', 'sub']);
+      // a software multiply or add is tens of instructions, a division more, a conversion fewer
+      for (const op of ['mul', 'add', 'sub']) expect(cost[op]).toBeGreaterThan(20);
+      expect(cost.div).toBeGreaterThan(cost.mul);
+      expect(cost.i2f).toBeLessThan(cost.mul);
+    });
   });
 
   describe('lmf-qemu.elf, the core', () => {

@@ -152,7 +152,8 @@ function formatBoard(b: NonNullable<InspectReport['board']>): string[] {
   ];
   if (b.speed)
     lines.push(
-      `  speed (estimate): ${b.speed.atStart.toFixed(0)} tok/s at position 0 (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + weights from flash ${b.speed.memoryMsAtStart.toFixed(1)} ms), ` +
+      `  speed (estimate): ${b.speed.atStart.toFixed(0)} tok/s at position 0 (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + weights from flash ${b.speed.memoryMsAtStart.toFixed(1)} ms at an assumed 20 MB/s; ` +
+        `${b.speed.atStartRange.low.toFixed(0)}-${b.speed.atStartRange.high.toFixed(0)} tok/s for 14-40 MB/s), ` +
         `${b.speed.atEnd.toFixed(0)} tok/s at position ${Math.max(0, r.context - 1)}; cost model in docs/hardware.md`,
     );
   lines.push(b.fits ? `  fits: yes` : `  fits: no`);

@@ -251,6 +251,46 @@ static void calibrate(void)
 }
 #endif
 
+#ifdef __XTENSA__
+static uint32_t ccount(void)
+{
+    uint32_t t;
+    __asm__ volatile("rsr.ccount %0" : "=a"(t));
+    return t;
+}
+
+static volatile float fa = 1.37f, fb = -0.731f, fr;
+static volatile int32_t ia = 123457;
+
+/* Instructions per soft-float operation (CCOUNT x 25 under -icount shift=0):
+ * a loop of the operation on volatile operands minus the same loop without it. */
+#define OP_COST(name, expr)                                                        \
+    do {                                                                           \
+        uint32_t t0, t1, t2, i;                                                    \
+        char buf[64], *p = buf;                                                    \
+        t0 = ccount();                                                             \
+        for (i = 0; i < 1024; i++) { float x = fa, y = fb; (void)y; fr = x; }      \
+        t1 = ccount();                                                             \
+        for (i = 0; i < 1024; i++) { float x = fa, y = fb; (void)y; fr = (expr); } \
+        t2 = ccount();                                                             \
+        memcpy(p, "softfloat " name " ", sizeof "softfloat " name);                \
+        p += sizeof "softfloat " name;                                             \
+        put_dec(&p, (uint32_t)(((t2 - t1) - (t1 - t0)) * 25u / 1024u));           \
+        memcpy(p, " instructions\n", 14);                                          \
+        p += 14;                                                                   \
+        out(2, buf, (size_t)(p - buf));                                            \
+    } while (0)
+
+static void soft_float_costs(void)
+{
+    OP_COST("mul", x * y);
+    OP_COST("add", x + y);
+    OP_COST("sub", x - y);
+    OP_COST("div", x / y);
+    OP_COST("i2f", (float)ia);
+}
+#endif
+
 int main(void)
 {
     test_cases();
@@ -260,6 +300,7 @@ int main(void)
     test_integer();
 #ifdef __XTENSA__
     calibrate();
+    soft_float_costs();
 #endif
     return 0;
 }
