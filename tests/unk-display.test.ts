@@ -8,6 +8,8 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { closePort, openPort } from '../host/serial.js';
+import { startSim } from '../host/sim.js';
 import { writeBlob } from '../src/blob.js';
 import { readTokenizerBin } from '../src/llama2c.js';
 import { Tokenizer, tokenizerFromBin } from '../src/tokenizer.js';
@@ -65,6 +67,27 @@ describe('<unk> in displayed text', () => {
       const j = JSON.parse((await cli('generate', ...where, ...onlyUnk, '--json')).out);
       expect(j.generated_tokens).toEqual([0, 0, 0, 0, 0]);
       expect(j.text).toBe('');
+    }
+  });
+});
+
+describe('<unk> on the console', () => {
+  it('the board prints U+FFFD for it', async () => {
+    const s = await startSim({ model: blob });
+    const port = await openPort(s.path);
+    let text = '';
+    port.on('data', (c: Buffer) => (text += c.toString('utf8')));
+    try {
+      port.write('/temp 0\r/max 4\r/ban 1,2,3,4,5,6,7\r');
+      await new Promise((r) => setTimeout(r, 200));
+      text = '';
+      port.write('a\r');
+      const t0 = Date.now();
+      while (!/\[4 tokens/.test(text) && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+      expect(text).toContain('a\r\n' + '\uFFFD'.repeat(4) + '\r\n[4 tokens');
+    } finally {
+      await closePort(port);
+      await s.stop();
     }
   });
 });
