@@ -18,6 +18,13 @@ int semihost_argc(void);
 size_t semihost_argv_size(void);
 char **semihost_argv(void *buf);
 
+/* Reads the host file at path (QEMU's working directory for a relative
+ * one) into buf, up to max bytes: returns its size, or one of these. */
+#define SEMIHOST_CANNOT_OPEN (-1L)
+#define SEMIHOST_READ_ERROR (-2L)
+#define SEMIHOST_TOO_BIG (-3L)
+long semihost_read_file(const char *path, void *buf, size_t max);
+
 /* Ends QEMU with the given exit status. */
 _Noreturn void semihost_exit(int status);
 

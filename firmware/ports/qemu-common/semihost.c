@@ -3,7 +3,10 @@
 /* Call numbers from QEMU's target/xtensa/xtensa-semi.c. */
 enum {
     SYS_EXIT = 1,
+    SYS_READ = 3,
     SYS_WRITE = 4,
+    SYS_OPEN = 5,
+    SYS_CLOSE = 6,
     SYS_ARGC = 1000,
     SYS_ARGV_SZ = 1001,
     SYS_ARGV = 1002,
@@ -34,6 +37,37 @@ int semihost_write(int fd, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* QEMU copies at most what one call asks; big reads in steps keep each
+ * host-side buffer small. */
+#define READ_CHUNK (1u << 20)
+
+long semihost_read_file(const char *path, void *buf, size_t max)
+{
+    int32_t fd = simcall(SYS_OPEN, (uint32_t)path, 0 /* O_RDONLY */, 0);
+    if (fd < 0) return SEMIHOST_CANNOT_OPEN;
+    uint8_t *p = buf;
+    size_t total = 0;
+    long result;
+    for (;;) {
+        size_t room = max - total, chunk = room < READ_CHUNK ? room : READ_CHUNK;
+        int32_t n;
+        if (chunk == 0) { /* full: one more byte means the file does not fit */
+            uint8_t probe;
+            n = simcall(SYS_READ, (uint32_t)fd, (uint32_t)&probe, 1);
+            result = n == 0 ? (long)total : n < 0 ? SEMIHOST_READ_ERROR : SEMIHOST_TOO_BIG;
+            break;
+        }
+        n = simcall(SYS_READ, (uint32_t)fd, (uint32_t)(p + total), chunk);
+        if (n <= 0) {
+            result = n == 0 ? (long)total : SEMIHOST_READ_ERROR;
+            break;
+        }
+        total += (size_t)n;
+    }
+    simcall(SYS_CLOSE, (uint32_t)fd, 0, 0);
+    return result;
 }
 
 int semihost_argc(void) { return simcall(SYS_ARGC, 0, 0, 0); }
