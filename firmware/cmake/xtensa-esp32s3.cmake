@@ -16,9 +16,6 @@ set(CMAKE_OBJDUMP ${LMF_ESP32S3_BIN}/xtensa-esp32s3-elf-objdump)
 # CMake's try_compile runs in a fresh project that re-reads this file.
 list(APPEND CMAKE_TRY_COMPILE_PLATFORM_VARIABLES LMF_ESP32S3_TOOLCHAIN)
 
-# The declarations of <string.h> and friends (Debian's picolibc-xtensa-lx106-elf).
-set(CMAKE_C_FLAGS_INIT "-isystem /usr/lib/xtensa-lx106-elf/include")
-
 # Nothing can be linked without the port's start-up code and linker script,
 # so CMake's compiler checks only compile.
 set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
