@@ -11,13 +11,23 @@
  * a2 d, a3 w (16-byte aligned), a4 stride (a multiple of 16), a5 x (16-byte
  * aligned), a6 blocks (>= 1), a7 rows (>= 1).
  *
+ * Preconditions, checked by the caller (lmf_matvec_q8 in kernels.c), not
+ * here: blocks >= 1 (with 0, loopgtz skips the loop but the last
+ * EE.VMULAS.S8.ACCX still reads one block) and rows >= 1 (with 0, the row
+ * loop's count wraps and it runs 2^32 rows). Every product sum stays below
+ * 2^31 by construction (group size <= 256: 256 * 127 * 127 < 2^22, checked
+ * by the blob reader), so EE.SRS.ACCX never meets the case where Espressif's
+ * sources disagree (the TRM: saturates; its QEMU: keeps the low 32 bits).
+ *
  * Per row: EE.ZERO.ACCX; the first weight and activation blocks loaded;
  * blocks-1 times EE.VMULAS.S8.ACCX.LD.IP (ACCX += the sum of the 16 int8
  * products of q0 and q1, then q0 <- the next weight block) and EE.VLD.128.IP
  * (q1 <- the next activation block); a last EE.VMULAS.S8.ACCX without a
  * load, so that nothing past the row's last block is read; two cycles before
- * ACCX is read (as esp-nn's esp_nn_dot_s8_*_esp32s3 do); EE.SRS.ACCX with a
- * shift of 0, which saturates the 40-bit ACCX to int32. The instruction forms
+ * ACCX is read (esp-nn's esp_nn_dot_s8_unaligned_esp32s3: "2-cycle gap
+ * before ACCX read", which it fills with a movi and a nop), filled here with
+ * the next row's pointer and count updates instead of nops; EE.SRS.ACCX with
+ * a shift of 0, which saturates the 40-bit ACCX to int32. The instruction forms
  * follow espressif/esp-nn src/common/esp_nn_dot_s8_esp32s3.S.
  *
  * PIE's 128-bit loads ignore the low 4 address bits: the blob's rows start
@@ -45,13 +55,11 @@ lmf_pie_dots_s8:
     ee.vld.128.ip   q1, a9, 16
 .Lblocks_end:
     ee.vmulas.s8.accx  q0, q1
-    nop
-    nop
+    add     a3, a3, a4                  /* next row; with the next, the */
+    addi    a7, a7, -1                  /* 2-cycle gap before ACCX is read */
     ee.srs.accx     a12, a10, 0
     s32i    a12, a2, 0
     addi    a2, a2, 4                   /* next d */
-    add     a3, a3, a4                  /* next row */
-    addi    a7, a7, -1
     bnez    a7, .Lrow
     retw.n
 
