@@ -12,7 +12,7 @@ import { buildXtensa, findQemuToolchain, runOnQemu, type XtensaImages } from '..
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT } from './paths.js';
 
-const PORT_DIR = path.join(PROJECT_ROOT, 'firmware/ports/qemu-xtensa');
+const COMMON_DIR = path.join(PROJECT_ROOT, 'firmware/ports/qemu-common');
 const toolchain = findQemuToolchain();
 const missing = `the Xtensa/QEMU toolchain is missing: ${toolchain.missing.join('; ')}; fix: ${toolchain.install}`;
 
@@ -44,7 +44,7 @@ describe.runIf(toolchain.ok)('QEMU lx106 image', () => {
 
     it('prints byte for byte what the same file prints natively (x86-64 SSE)', () => {
       const native = path.join(tempDir('selftest'), 'selftest');
-      execFileSync('gcc', ['-std=c11', '-O2', '-ffp-contract=off', '-o', native, path.join(PORT_DIR, 'selftest.c')]);
+      execFileSync('gcc', ['-std=c11', '-O2', '-ffp-contract=off', '-o', native, path.join(COMMON_DIR, 'selftest.c')]);
       const expected = execFileSync(native);
       expect(selftest.exitCode).toBe(0);
       expect(selftest.stdout.toString('utf8')).toBe(expected.toString('utf8'));

@@ -1,0 +1,235 @@
+/**
+ * The ESP32-S3 layer, run for real on an emulated S3 (firmware/ports/qemu-esp32s3,
+ * the toolchain and QEMU in ../shared/toolchains/esp32s3):
+ *  - the PIE kernel assembles with the S3 assembler and disassembles to the
+ *    instruction forms and loop structure its contract needs; broken copies
+ *    are caught;
+ *  - the whole core compiles for the S3 with -Werror (the build), with no
+ *    fused multiply-add in its code, and the image's FPU arithmetic matches
+ *    the host's IEEE-754 bit for bit (self-test);
+ *  - the image, with the PIE kernels and the hardware FPU, gives the host's
+ *    tokens and every logit bit for bit: run.c's three reference prompts, a
+ *    seeded sampled run, a transformer blob and N-gram blobs.
+ * Without the toolchain it is skipped locally with the reason, and fails in CI.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { splitPunctuationLowercase } from '../converter/ngram/pretokenize.js';
+import { trainNgram } from '../converter/ngram/train.js';
+import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } from '../host/qemu.js';
+import { readTokenizerFile } from '../host/commands/train.js';
+import { runCore, storiesBlob, tempDir } from './native-helpers.js';
+import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
+import { disassembledFunction, pieKernelProblems } from './pie-kernel-check.js';
+import { readReferenceRun } from './reference-runs.js';
+
+const KERNEL = path.join(PROJECT_ROOT, 'firmware/core/src/kernels_esp32s3.S');
+const ARENA = ['--arena', String(512 * 1024)]; // the image's arena (qemu-common/main.c)
+const toolchain = findEsp32s3Toolchain(PROJECT_ROOT);
+const missing = `the ESP32-S3 toolchain is missing: ${toolchain.missing.join('; ')}; fix: ${toolchain.install}`;
+
+if (!toolchain.ok) {
+  if (process.env.CI) {
+    describe('ESP32-S3 toolchain', () => {
+      it('is present (CI must not skip the ESP32-S3 tests)', () => {
+        throw new Error(missing);
+      });
+    });
+  } else {
+    console.log(`skipping ${path.basename(import.meta.url)}: ${missing}`);
+  }
+}
+
+/** Assembles a kernel source with the S3 assembler and returns lmf_pie_dots_s8's instructions. */
+function assembleKernel(source: string): { ok: boolean; stderr: string; problems: string[] } {
+  const dir = tempDir('pie');
+  const obj = path.join(dir, 'kernel.o');
+  const as = spawnSync(toolchain.as, ['-o', obj, source], { encoding: 'utf8' });
+  if (as.status !== 0) return { ok: false, stderr: as.stderr, problems: [] };
+  const dump = execFileSync(toolchain.objdump, ['-d', obj], { encoding: 'utf8' });
+  return { ok: true, stderr: as.stderr, problems: pieKernelProblems(disassembledFunction(dump, 'lmf_pie_dots_s8')) };
+}
+
+/** A copy of the kernel with one edit, in a temp folder. */
+function brokenKernel(from: RegExp | string, to: string): string {
+  const src = readFileSync(KERNEL, 'utf8');
+  const broken = src.replace(from, to);
+  if (broken === src) throw new Error(`the edit ${from} matched nothing in kernels_esp32s3.S`);
+  const file = path.join(tempDir('pie-broken'), 'kernel.S');
+  writeFileSync(file, broken);
+  return file;
+}
+
+describe.runIf(toolchain.ok)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-esp32s3-elf-as)', () => {
+  it('assembles cleanly and disassembles to the contract: ee.* forms, 16-byte steps, the two loops', () => {
+    const r = assembleKernel(KERNEL);
+    expect(r.stderr).toBe('');
+    expect(r.ok).toBe(true);
+    expect(r.problems).toEqual([]);
+  });
+
+  it.each([
+    ['a load that steps 32 bytes', /ee\.vld\.128\.ip   q1, a9, 16\n\.Lblocks_end/, 'ee.vld.128.ip   q1, a9, 32\n.Lblocks_end', /ee\.vld\.128\.ip q1, a9, 32/],
+    ['no EE.ZERO.ACCX (rows would add up)', /\n    ee\.zero\.accx\n/, '\n', /PIE instructions are/],
+    ['the last MAC dropped', /\n    ee\.vmulas\.s8\.accx  q0, q1\n/, '\n', /PIE instructions are/],
+    ['the read shifted by the block count', /ee\.srs\.accx     a12, a10, 0/, 'ee.srs.accx     a12, a11, 0', /shift register a11 is not set to 0/],
+    ['operands swapped (q1 as the weights)', 'ee.vmulas.s8.accx.ld.ip  q0, a8, 16, q0, q1', 'ee.vmulas.s8.accx.ld.ip  q1, a8, 16, q0, q1', /expected ee\.vmulas\.s8\.accx\.ld\.ip q0, a8, 16, q0, q1/],
+    ['the loop end one instruction late', /\.Lblocks_end:\n    ee\.vmulas\.s8\.accx  q0, q1\n/, '    ee.vmulas.s8.accx  q0, q1\n.Lblocks_end:\n', /block loop ends at/],
+    ['no gap before ACCX is read', /    add     a3, a3, a4([^\n]*)\n    addi    a7, a7, -1([^\n]*)\n    ee\.srs\.accx     a12, a10, 0\n/, '    ee.srs.accx     a12, a10, 0\n    add     a3, a3, a4\n    addi    a7, a7, -1\n', /2-cycle gap/],
+    ['the stride not added', /    add     a3, a3, a4/, '    nop', /advance by the stride/],
+  ])('catches a broken copy: %s', (_what, from, to, expected) => {
+    const r = assembleKernel(brokenKernel(from, to));
+    expect(r.ok).toBe(true);
+    expect(r.problems.join('\n')).toMatch(expected);
+  });
+
+  it('rejects an out-of-range immediate at assembly (the assembler knows the PIE encodings)', () => {
+    const r = assembleKernel(brokenKernel('ee.vld.128.ip   q0, a8, 16', 'ee.vld.128.ip   q0, a8, 4096'));
+    expect(r.ok).toBe(false);
+    expect(r.stderr).toMatch(/out of range|invalid|operand/i);
+  });
+});
+
+describe.runIf(toolchain.ok)('the core on an emulated ESP32-S3 (qemu -M sim -cpu esp32s3)', () => {
+  let images: Esp32s3Images;
+  let blob: string;
+
+  beforeAll(async () => {
+    // the build itself is the "no warnings" check: the port compiles with -Werror
+    images = await buildEsp32s3(PROJECT_ROOT);
+    blob = await storiesBlob();
+  }, 300_000);
+
+  /** b: a blob file, or null for none. */
+  const qemu = (args: string[], elf = images.elf, b: string | null = blob) => runOnQemu({ elf, blob: b ?? undefined, args, target: images.target, timeoutMs: 60_000 });
+
+  it('links the PIE kernel and uses the FPU, with no fused multiply-add in its C code', () => {
+    const dump = execFileSync(toolchain.objdump, ['-d', images.elf], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const functions = dump.split(/\n(?=[0-9a-f]{8} <)/);
+    const body = (name: string) => functions.find((f) => f.includes(` <${name}>:`)) ?? '';
+    expect(body('lmf_pie_dots_s8')).toMatch(/ee\.vmulas\.s8\.accx\.ld\.ip/);
+    expect(body('lmf_matvec_q8')).toMatch(/call8\s+[0-9a-f]+ <lmf_pie_dots_s8>/);
+    // hardware float: mul.s in the forward pass, no soft-float multiply linked at all
+    expect(dump).toMatch(/\tmul\.s\t/);
+    expect(dump).not.toMatch(/<__mulsf3>:/);
+    // madd.s / msub.s would round a*b+c once where the host rounds twice. Only
+    // libgcc's __divsf3 may use maddn.s: its Newton steps are how the FPU divides.
+    // (The literal pools below the code disassemble as noise: only named functions count.)
+    const named = functions.filter((f) => /^[0-9a-f]{8} <[A-Za-z_][\w.]*>:/.test(f));
+    const fused = named.filter((f) => /\t(madd|msub|maddn|msubn)\.s\t/.test(f)).map((f) => /<([^>]+)>:/.exec(f)?.[1]);
+    expect(fused).toEqual(['__divsf3']);
+  });
+
+  it('the fused multiply-add check would catch -ffp-contract=fast (negative control)', () => {
+    const obj = path.join(tempDir('fma'), 'model.o');
+    const flags = ['-O2', '-std=c11', '-isystem', '/usr/lib/xtensa-lx106-elf/include', '-I', path.join(PROJECT_ROOT, 'firmware/core/include'), '-c', path.join(PROJECT_ROOT, 'firmware/core/src/model.c'), '-o', obj];
+    execFileSync(toolchain.gcc, ['-ffp-contract=fast', ...flags]);
+    expect(execFileSync(toolchain.objdump, ['-d', obj], { encoding: 'utf8' })).toMatch(/\tmadd\.s\t/);
+    execFileSync(toolchain.gcc, ['-ffp-contract=off', ...flags]);
+    expect(execFileSync(toolchain.objdump, ['-d', obj], { encoding: 'utf8' })).not.toMatch(/\t(madd|msub)\.s\t/);
+  });
+
+  it('self-test: float, double and integer arithmetic print byte for byte what x86-64 prints; CCOUNT = instructions / 25', async () => {
+    const r = await runOnQemu({ elf: images.selftestElf, target: images.target, timeoutMs: 60_000 });
+    const native = path.join(tempDir('selftest-s3'), 'selftest');
+    execFileSync('gcc', ['-std=c11', '-O2', '-ffp-contract=off', '-o', native, path.join(PROJECT_ROOT, 'firmware/ports/qemu-common/selftest.c')]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.toString('utf8')).toBe(execFileSync(native).toString('utf8'));
+    expect(r.stdout.toString('utf8')).toMatch(/^f32\.div [0-9a-f]{8}$/m);
+    const loops = [...r.stderr.matchAll(/^calibration (\d+) instructions (\d+) ccount$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
+    expect(loops).toHaveLength(2);
+    for (const [instructions, ccount] of loops) expect(Math.abs(ccount * 25 - instructions)).toBeLessThanOrEqual(25);
+  });
+
+  // run.c's reference runs (../shared/reference/stories260K): greedy from each prompt for as many
+  // positions as its logits file has, then every position's logits teacher-forced along that run.
+  it.each([
+    ['once', 'Once upon a time'],
+    ['park', 'Lily and Tom went to the park. They saw a big dog.'],
+    ['empty', ''],
+  ])('stories260K, reference prompt "%s": greedy tokens and every logit identical to the host', async (name, prompt) => {
+    const ref = readReferenceRun(name);
+    const steps = ref.inputs.length - ref.prompt.length + 1;
+    const gen = ['-p', prompt, '-n', String(steps), '--json'];
+    const host = runCore(blob, [...ARENA, ...gen]);
+    const s3 = await qemu(gen);
+    expect(s3.exitCode, s3.stderr).toBe(0);
+    expect(s3.stdout.toString('utf8')).toBe(host.stdout.toString('utf8'));
+    const run = JSON.parse(host.stdout.toString('utf8')) as { prompt_tokens: number[]; generated_tokens: number[] };
+    expect(run.prompt_tokens).toEqual(ref.prompt); // the same prompt tokens as run.c
+    expect(run.generated_tokens.length).toBe(steps);
+    const ids = ['--tokens', [...run.prompt_tokens, ...run.generated_tokens].join(','), '--logits'];
+    const hostLogits = runCore(blob, [...ARENA, ...ids]).stdout;
+    const s3Logits = await qemu(ids);
+    expect(hostLogits.length).toBe((run.prompt_tokens.length + steps) * 512 * 4);
+    expect(s3Logits.stdout.equals(hostLogits)).toBe(true);
+  }, 120_000);
+
+  it('stories260K: a seeded sampled run (temperature, top-k, top-p, repetition penalty) gives the same tokens', async () => {
+    const args = ['-p', 'Lily', '-n', '48', '-t', '1.0', '--top-p', '0.9', '-k', '40', '--repeat-penalty', '1.2', '-s', '1234', '--json'];
+    const host = runCore(blob, [...ARENA, ...args]);
+    const s3 = await qemu(args);
+    expect(s3.exitCode, s3.stderr).toBe(0);
+    expect(s3.stdout.toString('utf8')).toBe(host.stdout.toString('utf8'));
+    const other = runCore(blob, [...ARENA, ...args.slice(0, -3), '-s', '99', '--json']);
+    expect(other.stdout.toString('utf8')).not.toBe(host.stdout.toString('utf8')); // the seed matters
+  });
+
+  it('the C kernels image (no PIE) gives the same logits too', async () => {
+    const ids = ['--tokens', readReferenceRun('once').inputs.slice(0, 64).join(','), '--logits'];
+    const s3 = await qemu(ids, images.plainElf);
+    expect(s3.exitCode, s3.stderr).toBe(0);
+    expect(s3.stdout.equals(runCore(blob, [...ARENA, ...ids]).stdout)).toBe(true);
+  });
+
+  describe('N-gram blobs', () => {
+    const blobs: { name: string; file: string; prompt: string }[] = [];
+
+    beforeAll(async () => {
+      const dir = tempDir('ngram-s3');
+      const kjv = readFileSync(path.join(SHARED, 'corpora/kjv-verses.txt'), 'utf8').split('\n').slice(0, 3000).map(splitPunctuationLowercase);
+      const stories = readFileSync(STORIES_SAMPLES, 'utf8').split('\n').filter((l) => l.length > 0);
+      const bpe = await readTokenizerFile(STORIES_TOKENIZER);
+      const specs = [
+        { name: 'words, order 3, 8-bit', lines: kjv, opts: { order: 3 }, prompt: 'and the lord said' },
+        { name: 'BPE tok512, order 4, 8-bit', lines: stories.slice(200, 700), opts: { order: 4, tokenizer: bpe }, prompt: 'Once upon a time' },
+      ];
+      for (const s of specs) {
+        const file = path.join(dir, `${s.name.replace(/[^a-z0-9]+/gi, '-')}.blob`);
+        writeFileSync(file, trainNgram(s.lines, s.opts).blob);
+        blobs.push({ name: s.name, file, prompt: s.prompt });
+      }
+    }, 120_000);
+
+    it('greedy and seeded sampled tokens, and every position\'s logits, identical to the host', async () => {
+      for (const b of blobs) {
+        for (const gen of [
+          ['-p', b.prompt, '-n', '40', '--json'],
+          ['-p', b.prompt, '-n', '40', '-t', '0.9', '-k', '30', '--top-p', '0.95', '--repeat-penalty', '1.1', '-s', '7', '--json'],
+        ]) {
+          const host = runCore(b.file, [...ARENA, ...gen]);
+          expect(host.status, host.stderr).toBe(0);
+          const s3 = await qemu(gen, images.elf, b.file);
+          expect(s3.exitCode, `${b.name}: ${s3.stderr}`).toBe(0);
+          expect(s3.stdout.toString('utf8'), b.name).toBe(host.stdout.toString('utf8'));
+        }
+        const run = JSON.parse(runCore(b.file, [...ARENA, '-p', b.prompt, '-n', '40', '--json']).stdout.toString('utf8')) as { prompt_tokens: number[]; generated_tokens: number[] };
+        const ids = ['--tokens', [...run.prompt_tokens, ...run.generated_tokens].join(','), '--logits'];
+        const hostLogits = runCore(b.file, [...ARENA, ...ids]).stdout;
+        expect(hostLogits.length).toBeGreaterThan(0);
+        expect((await qemu(ids, images.elf, b.file)).stdout.equals(hostLogits), b.name).toBe(true);
+      }
+    }, 120_000);
+  });
+
+  it('refuses clearly to run without a blob, and names a blob file it cannot read', async () => {
+    const none = await qemu(['-n', '1'], images.elf, null);
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr).toMatch(/no LMFB blob at 0x50400000/);
+    const absent = await qemu(['-n', '1'], images.elf, path.join(tempDir('s3-absent'), 'missing.blob'));
+    expect(absent.exitCode).toBe(2);
+    expect(absent.stderr).toMatch(/missing\.blob: cannot open it/);
+  });
+});

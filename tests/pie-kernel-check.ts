@@ -1,0 +1,105 @@
+/**
+ * Checks the disassembly of lmf_pie_dots_s8 (firmware/core/src/kernels_esp32s3.S,
+ * assembled by the ESP32-S3 assembler, disassembled by its objdump) against the
+ * kernel's contract in lmf/kernels.h: which ee.* instructions it uses, in which
+ * register and immediate forms, and how its two loops are built. Returns the
+ * problems found (none for a right kernel).
+ */
+
+export interface Insn {
+  addr: number;
+  mnemonic: string;
+  operands: string[];
+}
+
+/** The instructions of one function in `objdump -d` output. */
+export function disassembledFunction(objdump: string, name: string): Insn[] {
+  const lines = objdump.split('\n');
+  const start = lines.findIndex((l) => new RegExp(`^[0-9a-f]+ <${name}>:$`).test(l));
+  if (start < 0) return [];
+  const out: Insn[] = [];
+  for (const line of lines.slice(start + 1)) {
+    if (/^[0-9a-f]+ <.*>:$/.test(line) || line.trim() === '') break;
+    // "  18:\tf082018e \tee.vmulas.s8.accx.ld.ip\tq0, a8, 16, q0, q1"
+    const m = /^\s*([0-9a-f]+):\s+[0-9a-f]+\s+(\S+)\s*(.*)$/.exec(line);
+    if (!m) continue;
+    const operands = m[3].replace(/\s*<.*>$/, '').split(',').map((s) => s.trim()).filter(Boolean);
+    out.push({ addr: parseInt(m[1], 16), mnemonic: m[2], operands });
+  }
+  return out;
+}
+
+const imm = (s: string | undefined) => (s === undefined ? NaN : Number(s));
+const isAreg = (s: string | undefined) => s !== undefined && /^a([0-9]|1[0-5])$/.test(s);
+const text = (i: Insn | undefined) => (i ? `${i.mnemonic} ${i.operands.join(', ')}` : 'nothing');
+
+/** Problems with lmf_pie_dots_s8 as disassembled (see kernels_esp32s3.S for the intended shape). */
+export function pieKernelProblems(insns: Insn[]): string[] {
+  const problems: string[] = [];
+  const fail = (msg: string) => problems.push(msg);
+  if (insns.length === 0) return ['lmf_pie_dots_s8 is not in the object file'];
+  if (insns[0].mnemonic !== 'entry' || insns[0].operands[0] !== 'a1') fail(`first instruction is ${text(insns[0])}, not entry a1, N (windowed ABI)`);
+  const last = insns[insns.length - 1];
+  if (!/^retw(\.n)?$/.test(last.mnemonic)) fail(`last instruction is ${text(last)}, not retw`);
+
+  // Every PIE instruction, in order: exactly the row's sequence.
+  const pie = insns.filter((i) => i.mnemonic.startsWith('ee.'));
+  const expected = ['ee.zero.accx', 'ee.vld.128.ip', 'ee.vld.128.ip', 'ee.vmulas.s8.accx.ld.ip', 'ee.vld.128.ip', 'ee.vmulas.s8.accx', 'ee.srs.accx'];
+  if (pie.map((i) => i.mnemonic).join(' ') !== expected.join(' ')) {
+    fail(`PIE instructions are [${pie.map((i) => i.mnemonic).join(', ')}], expected [${expected.join(', ')}]`);
+    return problems;
+  }
+  const [zero, ldW, ldX, macLd, ldX2, mac, srs] = pie;
+  if (zero.operands.length !== 0) fail(`${text(zero)}: takes no operands`);
+  // The weights stream through q0 and pointer W, the activations through q1 and pointer X, 16 bytes a step.
+  const w = ldW.operands[1], x = ldX.operands[1];
+  if (!isAreg(w) || !isAreg(x) || w === x) fail(`the first loads use pointers ${w} and ${x}: two distinct address registers needed`);
+  if (ldW.operands[0] !== 'q0' || imm(ldW.operands[2]) !== 16) fail(`${text(ldW)}: expected ee.vld.128.ip q0, ${w}, 16`);
+  if (ldX.operands[0] !== 'q1' || imm(ldX.operands[2]) !== 16) fail(`${text(ldX)}: expected ee.vld.128.ip q1, ${x}, 16`);
+  if (macLd.operands.join(',') !== `q0,${w},16,q0,q1`) fail(`${text(macLd)}: expected ee.vmulas.s8.accx.ld.ip q0, ${w}, 16, q0, q1`);
+  if (ldX2.operands.join(',') !== `q1,${x},16`) fail(`${text(ldX2)}: expected ee.vld.128.ip q1, ${x}, 16`);
+  if (mac.operands.join(',') !== 'q0,q1') fail(`${text(mac)}: expected ee.vmulas.s8.accx q0, q1 (the last block, no load)`);
+  const [dst, shiftReg, shiftImm] = srs.operands;
+  if (!isAreg(dst) || !isAreg(shiftReg) || imm(shiftImm) !== 0) fail(`${text(srs)}: expected ee.srs.accx aR, aS, 0`);
+
+  const at = (i: Insn) => insns.indexOf(i);
+  // The shift register holds 0 for every row: set once, before the row loop, and not written again.
+  const shiftSet = insns.slice(0, at(zero)).filter((i) => /^movi(\.n)?$/.test(i.mnemonic) && i.operands[0] === shiftReg);
+  if (shiftSet.length !== 1 || imm(shiftSet[0].operands[1]) !== 0) fail(`the EE.SRS.ACCX shift register ${shiftReg} is not set to 0 before the rows`);
+  if (insns.slice(at(shiftSet[0] ?? zero) + 1).some((i) => i.operands[0] === shiftReg && !i.mnemonic.startsWith('ee.') && !/^(s32i|bnez|beqz)/.test(i.mnemonic)))
+    fail(`the shift register ${shiftReg} is overwritten inside the kernel`);
+
+  // The block loop: a zero-overhead loop over exactly the fused MAC-and-load and the activation load.
+  const loop = insns[at(macLd) - 1];
+  if (!loop || loop.mnemonic !== 'loopgtz') fail(`the instruction before the fused MAC is ${text(loop)}, not loopgtz`);
+  else {
+    const end = parseInt(loop.operands[1], 16);
+    if (end !== mac.addr) fail(`the block loop ends at 0x${end.toString(16)}, not at the last MAC (0x${mac.addr.toString(16)}): its body must be exactly the two loads`);
+    if (at(mac) !== at(macLd) + 2) fail('the block loop body is not exactly two instructions');
+    // its count is blocks - 1 (a6 - 1): the first block is loaded before, the last MAC after
+    const count = insns.slice(0, at(zero)).find((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands[0] === loop.operands[0]);
+    if (!count || count.operands[1] !== 'a6' || imm(count.operands[2]) !== -1) fail(`the block loop count ${loop.operands[0]} is not blocks - 1 (addi ${loop.operands[0]}, a6, -1)`);
+  }
+
+  // ACCX is read at least two instructions after the last MAC (esp-nn's 2-cycle gap).
+  if (at(srs) - at(mac) < 3) fail(`only ${at(srs) - at(mac) - 1} instruction(s) between the last EE.VMULAS.S8.ACCX and EE.SRS.ACCX: the 2-cycle gap before ACCX is read`);
+  // The result is stored to d, which then moves on one int32.
+  const after = insns.slice(at(srs) + 1);
+  if (!after.some((i) => /^s32i(\.n)?$/.test(i.mnemonic) && i.operands[0] === dst && i.operands[1] === 'a2' && imm(i.operands[2]) === 0)) fail(`the sum in ${dst} is not stored at d (s32i ${dst}, a2, 0)`);
+  if (!insns.some((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands[0] === 'a2' && i.operands[1] === 'a2' && imm(i.operands[2]) === 4)) fail('d does not advance by 4 bytes a row');
+  if (!insns.some((i) => /^add(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a3,a3,a4')) fail('w does not advance by the stride a row (add a3, a3, a4)');
+
+  // The row loop: a branch back to where the row's pointers are reset from w (a3) and x (a5).
+  const back = insns.find((i) => i.mnemonic === 'bnez' && parseInt(i.operands[1], 16) < zero.addr);
+  if (!back) fail('no branch back to the next row');
+  else {
+    const row = insns.findIndex((i) => i.addr === parseInt(back.operands[1], 16));
+    const head = insns.slice(row, at(zero));
+    if (!head.some((i) => /^mov(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === `${w},a3`)) fail(`the row loop does not reset ${w} from w (a3)`);
+    if (!head.some((i) => /^mov(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === `${x},a5`)) fail(`the row loop does not reset ${x} from x (a5)`);
+    const counter = back.operands[0];
+    if (!insns.some((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === `${counter},${counter},-1`)) fail(`the row count ${counter} is not decremented`);
+    if (counter !== 'a7') fail(`the row loop counts ${counter}, not rows (a7)`);
+  }
+  return problems;
+}
