@@ -14,6 +14,7 @@ import { readLlama2cCheckpoint } from '../src/llama2c.js';
 import { ramPlan } from '../src/memory-plan.js';
 import { ReferenceModel, argmax } from '../src/reference.js';
 import { nativeRunnerPath, projectRoot } from '../host/native.js';
+import { esp32s3Figures } from './esp32s3.js';
 import { flashFigures } from './flash.js';
 import { int8KvCost } from './kv-cost.js';
 import { ngramFigures } from './ngram.js';
@@ -91,6 +92,7 @@ async function main(): Promise<void> {
   rows.push(['Xtensa lx106 instructions / token', xt.instructionsPerToken.value, xt.instructionsPerToken.note]);
   rows.push(['  (64 forwards from BOS)', xt.fromBos.value, xt.fromBos.note]);
   rows.push(['stack bytes', xt.stackBytes.value, xt.stackBytes.note]);
+  rows.push(...(await esp32s3Figures(root, blobPath)));
 
   rows.push(['flash bytes (blob)', String(blob.length), 'int8, group size 64, shared classifier']);
   for (const ctx of [512, 256]) {
