@@ -11,7 +11,13 @@ import { LmflashError } from './errors.js';
 
 /** q8 rows start on 16-byte boundaries (ESP32-S3 PIE loads ignore the low 4 address bits). */
 export const Q8_ROW_ALIGN = 16;
-/** The C core keeps each group's integer dot product exact in float: 256·127·127 < 2^24. */
+/**
+ * The C core keeps each group's integer dot product exact in float
+ * (256·127·127 < 2^24) and far below 2^31, so the ESP32-S3's EE.SRS.ACCX never
+ * has to saturate (Espressif's sources disagree on whether it does or keeps
+ * the low 32 bits): groupSizeProblem refuses larger groups in the writer and
+ * the reader, and the C blob reader does the same (LMF_MAX_GROUP).
+ */
 export const MAX_GROUP_SIZE = 256;
 export const DEFAULT_GROUP_SIZE = 64;
 

@@ -59,8 +59,12 @@ static int read_config(lmf_blob *b, uint32_t off, uint32_t size, lmf_error *err)
         return lmf_fail(err, "blob config: vocab_size %u out of range 1..2^24", c->vocab_size);
     if (c->seq_len == 0 || c->seq_len > (1u << 20))
         return lmf_fail(err, "blob config: seq_len %u out of range 1..2^20", c->seq_len);
+    /* The bound keeps every integer dot product of a group exact: below 2^24
+     * as a float, and below 2^31 in the ESP32-S3's ACCX, where Espressif's
+     * sources disagree on what EE.SRS.ACCX returns beyond int32 (kernels.h). */
+    _Static_assert((uint64_t)LMF_MAX_GROUP * 127 * 127 < (1u << 24), "a group's dot product must stay exact in float and below 2^31");
     if (c->group_size == 0 || c->group_size % 16 != 0 || c->group_size > LMF_MAX_GROUP)
-        return lmf_fail(err, "blob config: group_size %u must be a multiple of 16 up to %u", c->group_size, LMF_MAX_GROUP);
+        return lmf_fail(err, "blob config: group_size %u must be a multiple of 16 up to %u (larger groups could overflow the int32 dot products); reconvert with --group-size 64", c->group_size, LMF_MAX_GROUP);
     if (!finite_positive(c->rope_theta) || !finite_positive(c->norm_eps))
         return lmf_fail(err, "blob config: rope_theta and norm_eps must be positive numbers");
     return 0;

@@ -295,6 +295,13 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
     uint32_t r, g, k, rows, G = w->group, ng = w->n_groups;
     uint32_t tail = ((w->cols - (ng - 1) * G) + 15) & ~15u;
     int32_t d[LMF_PIE_ROWS];
+    /* lmf_pie_dots_s8's preconditions (kernels.h), which the assembly does
+     * not check: rows >= 1, since each call covers min(16, r1 - r) rows with
+     * r < r1; blocks >= 1, since every group but the last has G columns, a
+     * multiple of 16 from 16 (blob.c refuses other group sizes), and the last
+     * has at least one column, rounded up to 16. A corrupt matrix that breaks
+     * them is refused here rather than run past its rows. */
+    if (r0 >= r1 || G < 16 || G % 16 != 0 || ng == 0 || w->cols <= (ng - 1) * G) return;
     for (r = r0; r < r1; r += rows) {
         rows = r1 - r < LMF_PIE_ROWS ? r1 - r : LMF_PIE_ROWS;
         for (g = 0; g < ng; g++) {

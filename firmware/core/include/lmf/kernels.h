@@ -60,13 +60,19 @@ void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, u
 /* The PIE kernel's contract, for rows k < rows:
  *   d[k] = Σ_{j < 16·blocks} w[k·stride + j] · x[j]
  * with w, x and stride multiples of 16 bytes (PIE loads ignore an address's
- * low 4 bits) and blocks >= 1, rows >= 1. Each row: ACCX cleared, then one
+ * low 4 bits) and blocks >= 1, rows >= 1: the assembly checks none of these
+ * (with blocks 0 it still reads one block, with rows 0 it runs 2^32 rows),
+ * so its callers do (lmf_matvec_q8). Each row: ACCX cleared, then one
  * EE.VMULAS.S8.ACCX per 16-byte block in address order (ACCX += the sum of
  * 16 int8 products, 40-bit two's complement), then EE.SRS.ACCX with shift 0
  * (saturates to int32). In an LMF_PIE_KERNELS build this is the assembly, in
  * an LMF_PIE_EMULATE build C that computes the same, address masking
- * included; other builds do not have it. |d| < 2^22 for the blob's groups
- * (<= 256 columns), so neither the wrap nor the saturation is ever reached. */
+ * included; other builds do not have it. |d| <= 256 * 127 * 127 < 2^22 for
+ * the blob's groups (<= LMF_MAX_GROUP = 256 columns, enforced by blob.c), far
+ * below 2^31, so neither the 40-bit wrap nor the int32 saturation is ever
+ * reached: Espressif's sources disagree on what EE.SRS.ACCX does there (the
+ * TRM: saturates; its QEMU model and an esp-dsp comment: keeps the low 32
+ * bits), and by construction it does not matter. */
 void lmf_pie_dots_s8(int32_t *d, const int8_t *w, uint32_t stride, const int8_t *x, uint32_t blocks, uint32_t rows);
 
 /* One row of a q8 matrix back to float (the token embedding lookup). */
