@@ -432,9 +432,39 @@ LMF_NO_SCHEDULE static void weighted_sum_words(int32_t *acc, const int16_t *w, c
 }
 #endif
 
+#if defined(LMF_PIE_KERNELS)
+void lmf_pie_dots_hs8(int32_t *d, const int8_t *q2, const int8_t *keys, uint32_t pairs);
+
+/* Head size 8 on the PIE (kernels_esp32s3.S): two positions a 16-byte block,
+ * the query once in each half of a pair of vectors. The query's values are
+ * int8 (quantized, |q| <= 127) held as int16. An odd last position in C. */
+static void pie_dots_hs8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t count)
+{
+    int8_t q2[32] __attribute__((aligned(16)));
+    uint32_t i, pairs = count / 2;
+    for (i = 0; i < 8; i++) {
+        q2[i] = (int8_t)q[i];
+        q2[8 + i] = 0;
+        q2[16 + i] = 0;
+        q2[24 + i] = (int8_t)q[i];
+    }
+    lmf_pie_dots_hs8(dot, q2, keys, pairs);
+    if (count & 1) {
+        const int8_t *k = keys + 16 * pairs;
+        int32_t sum = 0;
+        for (i = 0; i < 8; i++) sum += q[i] * k[i];
+        dot[count - 1] = sum;
+    }
+}
+#endif
+
 void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs, uint32_t count)
 {
     uint32_t t, i;
+#if defined(LMF_PIE_KERNELS)
+    /* its precondition pairs >= 1, and its loads' alignment */
+    if (hs == 8 && count >= 2 && ((uintptr_t)keys & 15) == 0) { pie_dots_hs8(dot, q, keys, count); return; }
+#endif
 #if defined(LMF_SSE2_KERNELS)
     if (hs == 8) { dots_hs8(dot, q, keys, count); return; }
 #elif defined(LMF_WORD_KERNELS)

@@ -64,3 +64,48 @@ lmf_pie_dots_s8:
     retw.n
 
     .size   lmf_pie_dots_s8, . - lmf_pie_dots_s8
+
+/* lmf_pie_dots_hs8: attention's dot products for head size 8 (kernels.c's
+ * lmf_dots_i8 uses it on the S3 when the keys are 16-byte aligned).
+ *
+ *   void lmf_pie_dots_hs8(int32_t *d, const int8_t *q2, const int8_t *keys, uint32_t pairs)
+ *   d[2p]   = sum over i < 8 of q[i] * keys[16p + i]
+ *   d[2p+1] = sum over i < 8 of q[i] * keys[16p + 8 + i], for p < pairs
+ *
+ * a2 d, a3 q2 (32 bytes, 16-byte aligned: q then 8 zeros, then 8 zeros and
+ * q), a4 keys (16-byte aligned: one block holds two positions), a5 pairs
+ * (>= 1, checked by the caller).
+ *
+ * ACCX is never cleared: it runs through all positions, RUR.ACCX_0 reads its
+ * low 32 bits after each position's EE.VMULAS.S8.ACCX, and a position's dot
+ * product is the difference of two reads. Differences modulo 2^32 are exact
+ * for any count (each dot product fits in int32: 8 * 127 * 127), so neither
+ * the 40-bit wrap nor EE.SRS.ACCX's saturation question arises. Each read
+ * comes two instructions after its MAC (the 2-cycle gap, filled with work). */
+    .align  4
+    .global lmf_pie_dots_hs8
+    .type   lmf_pie_dots_hs8, @function
+
+lmf_pie_dots_hs8:
+    entry   a1, 32
+    ee.vld.128.ip   q0, a3, 16          /* q in the block's first half */
+    ee.vld.128.ip   q1, a3, 16          /* q in its second half */
+    ee.zero.accx
+    movi.n  a6, 0                       /* ACCX's low 32 bits so far */
+    addi    a2, a2, -8                  /* stepped before each pair's stores */
+    loopgtz a5, .Lpairs_end
+    ee.vld.128.ip   q2, a4, 16          /* positions 2p and 2p+1 */
+    ee.vmulas.s8.accx  q2, q0
+    mov.n   a8, a6
+    addi    a2, a2, 8
+    rur.accx_0  a7
+    ee.vmulas.s8.accx  q2, q1
+    sub     a8, a7, a8
+    s32i    a8, a2, 0                   /* d[2p] */
+    rur.accx_0  a6
+    sub     a9, a6, a7
+    s32i    a9, a2, 4                   /* d[2p+1] */
+.Lpairs_end:
+    retw.n
+
+    .size   lmf_pie_dots_hs8, . - lmf_pie_dots_hs8
