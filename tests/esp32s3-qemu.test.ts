@@ -22,7 +22,7 @@ import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } fro
 import { readTokenizerFile } from '../host/commands/train.js';
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
-import { disassembledFunction, pieKernelProblems } from './pie-kernel-check.js';
+import { accxGapProblems, disassembledFunction, pieKernelProblems } from './pie-kernel-check.js';
 import { readReferenceRun } from './reference-runs.js';
 
 const KERNEL = path.join(PROJECT_ROOT, 'firmware/core/src/kernels_esp32s3.S');
@@ -49,7 +49,15 @@ function assembleKernel(source: string): { ok: boolean; stderr: string; problems
   const as = spawnSync(toolchain.as, ['-o', obj, source], { encoding: 'utf8' });
   if (as.status !== 0) return { ok: false, stderr: as.stderr, problems: [] };
   const dump = execFileSync(toolchain.objdump, ['-d', obj], { encoding: 'utf8' });
-  return { ok: true, stderr: as.stderr, problems: pieKernelProblems(disassembledFunction(dump, 'lmf_pie_dots_s8')) };
+  const hs8 = disassembledFunction(dump, 'lmf_pie_dots_hs8');
+  return {
+    ok: true,
+    stderr: as.stderr,
+    problems: [
+      ...pieKernelProblems(disassembledFunction(dump, 'lmf_pie_dots_s8')),
+      ...(hs8.length ? accxGapProblems(hs8, 'lmf_pie_dots_hs8') : ['lmf_pie_dots_hs8 is not in the object file']),
+    ],
+  };
 }
 
 /** A copy of the kernel with one edit, in a temp folder. */
@@ -79,6 +87,7 @@ describe.runIf(toolchain.ok)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-esp
     ['the loop end one instruction late', /\.Lblocks_end:\n    ee\.vmulas\.s8\.accx  q0, q1\n/, '    ee.vmulas.s8.accx  q0, q1\n.Lblocks_end:\n', /block loop ends at/],
     ['no gap before ACCX is read', /    add     a3, a3, a4([^\n]*)\n    addi    a7, a7, -1([^\n]*)\n    ee\.srs\.accx     a12, a10, 0\n/, '    ee.srs.accx     a12, a10, 0\n    add     a3, a3, a4\n    addi    a7, a7, -1\n', /2-cycle gap/],
     ['the stride not added', /    add     a3, a3, a4/, '    nop', /advance by the stride/],
+    ['attention: an ACCX read right after its MAC', /    mov\.n   a8, a6\n    addi    a2, a2, 8\n    rur\.accx_0  a7\n/, '    rur.accx_0  a7\n    mov.n   a8, a6\n    addi    a2, a2, 8\n', /lmf_pie_dots_hs8: rur\.accx_0 .* only 0 instruction/],
   ])('catches a broken copy: %s', (_what, from, to, expected) => {
     const r = assembleKernel(brokenKernel(from, to));
     expect(r.ok).toBe(true);

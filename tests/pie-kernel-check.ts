@@ -103,3 +103,16 @@ export function pieKernelProblems(insns: Insn[]): string[] {
   }
   return problems;
 }
+
+/** Every ACCX read (EE.SRS.ACCX, RUR.ACCX_0/1) at least two instructions after the MAC before it (the 2-cycle gap). */
+export function accxGapProblems(insns: Insn[], name: string): string[] {
+  const problems: string[] = [];
+  let lastMac = -Infinity;
+  insns.forEach((i, k) => {
+    if (/^ee\.vmulas\..*accx/.test(i.mnemonic)) lastMac = k;
+    else if (i.mnemonic === 'ee.srs.accx' || /^rur\.accx_[01]$/.test(i.mnemonic)) {
+      if (k - lastMac < 3) problems.push(`${name}: ${i.mnemonic} at 0x${i.addr.toString(16)} is only ${k - lastMac - 1} instruction(s) after a MAC`);
+    }
+  });
+  return problems;
+}

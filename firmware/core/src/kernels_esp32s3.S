@@ -1,6 +1,7 @@
 /* lmf_pie_dots_s8 on the ESP32-S3's PIE SIMD unit (Xtensa LX7, windowed ABI).
- * Built only by the ESP-IDF component for IDF_TARGET esp32s3, which also
- * defines LMF_PIE_KERNELS for kernels.c. The contract is in lmf/kernels.h;
+ * Built by the ESP-IDF component for IDF_TARGET esp32s3 and by the emulated
+ * S3 image (firmware/ports/qemu-esp32s3), which both define LMF_PIE_KERNELS
+ * for kernels.c. The contract is in lmf/kernels.h;
  * kernels.c's LMF_PIE_EMULATE code computes the same thing in C, and the host
  * tests check that emulation bit for bit against the portable kernels.
  *
