@@ -271,7 +271,7 @@ static volatile int32_t ia = 123457;
         t0 = ccount();                                                             \
         for (i = 0; i < 1024; i++) { float x = fa, y = fb; (void)y; fr = x; }      \
         t1 = ccount();                                                             \
-        for (i = 0; i < 1024; i++) { float x = fa, y = fb; (void)y; fr = (expr); } \
+        for (i = 0; i < 1024; i++) { float x = fa, y = fb; (void)x; (void)y; fr = (expr); } \
         t2 = ccount();                                                             \
         memcpy(p, "softfloat " name " ", sizeof "softfloat " name);                \
         p += sizeof "softfloat " name;                                             \
