@@ -25,6 +25,7 @@ import { ARCH_NGRAM, blobArch, readNgramBlob } from '../src/ngram.js';
 import { parseEspImage, type EspImage } from './esp-image.js';
 import { EsptoolPort, type LineState } from './esptool-adapter.js';
 import type { CliIO } from './io.js';
+import { Progress } from './progress.js';
 import {
   findAppPartition,
   findModelPartition,
@@ -73,10 +74,6 @@ interface FlasherArgs {
 
 function hex(n: number): string {
   return `0x${n.toString(16)}`;
-}
-
-function kb(n: number): string {
-  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(2)} MiB` : `${(n / 1024).toFixed(1)} KiB`;
 }
 
 /**
@@ -180,43 +177,6 @@ export function modelFiles(blob: Uint8Array, part: Partition, source: string): F
     { name: 'model', address: part.offset, data: blob, source },
     { name: 'model store journal', address: part.offset + journal, data: new Uint8Array(4096).fill(0xff) },
   ];
-}
-
-// ---------------------------------------------------------------- progress
-
-/** One line per file: a bar with bytes/s and ETA, redrawn in place on a terminal. */
-export class Progress {
-  private start = 0;
-  private lastDraw = 0;
-  private lastTenth = -1;
-  constructor(
-    private readonly io: CliIO,
-    private readonly tty: boolean,
-  ) {}
-
-  begin(): void {
-    this.start = performance.now();
-    this.lastDraw = 0;
-    this.lastTenth = -1;
-  }
-
-  /** `done`/`total` in image bytes. */
-  update(label: string, done: number, total: number, final = false): void {
-    const now = performance.now();
-    const tenth = total ? Math.floor((10 * done) / total) : 10;
-    // a terminal redraws the bar in place; a log gets a line every 10 %
-    if (!final && (this.tty ? now - this.lastDraw < 100 : tenth === this.lastTenth || tenth === 0)) return;
-    this.lastTenth = tenth;
-    this.lastDraw = now;
-    const seconds = Math.max((now - this.start) / 1000, 1e-3);
-    const rate = done / seconds;
-    const frac = total ? done / total : 1;
-    const width = 24;
-    const filled = Math.round(frac * width);
-    const eta = rate > 0 ? (total - done) / rate : 0;
-    const text = `${label.padEnd(20)} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${kb(total)}  ${(rate / 1024).toFixed(1)} KiB/s  ${final ? `${seconds.toFixed(1)} s` : `ETA ${eta.toFixed(0)} s`}`;
-    this.io.err(this.tty ? `\r${text}${final ? '\n' : ''}` : `${text}\n`);
-  }
 }
 
 // ---------------------------------------------------------------- errors

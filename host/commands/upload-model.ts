@@ -22,7 +22,8 @@ import {
   type UploadStatus,
 } from '../../src/protocol.js';
 import { BoardClient } from '../board-client.js';
-import { Progress, readModelFile } from '../flash.js';
+import { readModelFile } from '../flash.js';
+import { Progress } from '../progress.js';
 import { processIO, type CliIO } from '../io.js';
 import { closePort, DEFAULT_BAUD, openPort, parseBaud, resolvePort, type SerialPort } from '../serial.js';
 
