@@ -61,6 +61,42 @@ export async function runNativeCollect(model: string, args: string[]): Promise<{
   return { stdout: Buffer.concat(chunks), stderr: r.stderr };
 }
 
+/**
+ * Runs lmf-run and hands its stdout to onRow in records of `rowBytes` bytes
+ * (one position's logits, say) as they arrive: one record is held at a time,
+ * so memory stays flat however much the core writes. The row passed to onRow
+ * is reused for the next record: copy what you keep. Resolves with the number
+ * of records; a trailing partial record is an error.
+ */
+export async function runNativeRows(model: string, args: string[], rowBytes: number, onRow: (row: Float32Array) => void): Promise<{ rows: number; stderr: string }> {
+  const row = new Float32Array(rowBytes / 4);
+  const rowView = new Uint8Array(row.buffer);
+  let filled = 0;
+  let rows = 0;
+  let failed: unknown = null; // a throw inside a stream handler would escape the promise
+  const r = await runNative(model, args, (chunk) => {
+    let at = 0;
+    while (at < chunk.length && failed === null) {
+      const n = Math.min(rowBytes - filled, chunk.length - at);
+      rowView.set(chunk.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === rowBytes) {
+        try {
+          onRow(row);
+        } catch (e) {
+          failed = e;
+        }
+        rows++;
+        filled = 0;
+      }
+    }
+  });
+  if (failed !== null) throw failed;
+  if (filled !== 0) throw new LmflashError(`the native decoder's output ended inside a record (${filled} of ${rowBytes} bytes)`);
+  return { rows, stderr: r.stderr };
+}
+
 /** The key=value pairs of the core's closing `lmf:` stats line. */
 export function parseCoreStats(stderr: string): Record<string, number> {
   const line = stderr.split('\n').find((l) => l.startsWith('lmf: '));

@@ -16,7 +16,8 @@ import { NgramLm, type NgramView } from '../../src/ngram.js';
 import { ReferenceModel } from '../../src/reference.js';
 import { NO_ID, Tokenizer } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
-import { runNativeCollect } from '../native.js';
+import { runNativeRows } from '../native.js';
+import { Progress, ProgressCounter, stderrIsTty } from '../progress.js';
 import { parsePositiveInt, readAnyBlobFile } from './inspect.js';
 
 export type Split = 'test' | 'train' | 'all';
@@ -80,15 +81,42 @@ function batches(seqs: number[][], maxChars = 100_000): number[][][] {
   return out;
 }
 
-/** Int8 logits of the native core for every position of every sequence, in order. */
-async function* nativeLogits(blob: string, seqs: number[][], vocab: number): AsyncGenerator<Float32Array> {
+/**
+ * Runs every position of every sequence through the native core and hands
+ * each position's int8 logits to onRow as they arrive: one row in memory at a
+ * time, whatever the corpus length and vocabulary.
+ */
+async function forEachNativeRow(blob: string, seqs: number[][], vocab: number, onRow: (logits: Float32Array, seq: number[], pos: number) => void): Promise<void> {
   for (const batch of batches(seqs)) {
-    const { stdout } = await runNativeCollect(blob, ['--tokens', batch.map((s) => s.join(',')).join(';'), '--logits']);
-    const rows = stdout.length / (vocab * 4);
     const expected = batch.reduce((n, s) => n + s.length, 0);
+    let seqIndex = 0;
+    let pos = 0;
+    const { rows } = await runNativeRows(blob, ['--tokens', batch.map((s) => s.join(',')).join(';'), '--logits'], vocab * 4, (logits) => {
+      if (seqIndex === batch.length) return; // too many rows: reported below
+      onRow(logits, batch[seqIndex], pos);
+      if (++pos === batch[seqIndex].length) {
+        seqIndex++;
+        pos = 0;
+      }
+    });
     if (rows !== expected) throw new LmflashError(`the native decoder returned ${rows} logit rows for ${expected} positions`);
-    const all = new Float32Array(stdout.buffer.slice(stdout.byteOffset, stdout.byteOffset + stdout.length));
-    for (let r = 0; r < rows; r++) yield all.subarray(r * vocab, (r + 1) * vocab);
+  }
+}
+
+/**
+ * The native core's logit of each position's next id, for every prediction of
+ * every sequence in order: what an N-gram's perplexity needs (its
+ * log-probabilities are the logits), 4 bytes a position through the pipe.
+ */
+async function forEachNativeTargetLogit(blob: string, seqs: number[][], onLogit: (logit: number, target: number) => void): Promise<void> {
+  for (const batch of batches(seqs)) {
+    const targets = batch.flatMap((s) => s.slice(1));
+    let i = 0;
+    const { rows } = await runNativeRows(blob, ['--tokens', batch.map((s) => s.join(',')).join(';'), '--target-logits'], 4, (logit) => {
+      if (i < targets.length) onLogit(logit[0], targets[i]);
+      i++;
+    });
+    if (rows !== targets.length) throw new LmflashError(`the native decoder returned ${rows} logits for ${targets.length} predictions`);
   }
 }
 
@@ -98,7 +126,12 @@ export interface EvalOptions {
   limit?: number;
   /** N-gram blobs: score through the native core's logits instead of the TypeScript scorer */
   native?: boolean;
+  /** where to draw the scoring's progress (none by default) */
+  progress?: Progress;
 }
+
+/** The predictions to score: every position but the last of each sequence. */
+const predictions = (seqs: number[][]) => seqs.reduce((n, s) => n + s.length - 1, 0);
 
 /** Sums of log-probabilities, with and without the <unk> targets. */
 class Tally {
@@ -142,26 +175,23 @@ async function evaluateNgram(blobPath: string, view: NgramView, textPath: string
   const seqs = docs.map((d) => [...tok.encode(d), t.eosId].slice(0, view.config.seqLen)).filter((s) => s.length > 1);
   const tally = new Tally();
   const isOov = (id: number) => t.unkId !== NO_ID && id === t.unkId;
+  const progress = new ProgressCounter(opts.progress ?? null, 'eval', predictions(seqs));
   if (opts.native) {
-    let seqIndex = 0;
-    let pos = 0;
-    for await (const logits of nativeLogits(blobPath, seqs, view.config.vocabSize)) {
-      const seq = seqs[seqIndex];
-      if (pos + 1 < seq.length) tally.add(logits[seq[pos + 1]], isOov(seq[pos + 1]));
-      if (++pos === seq.length) {
-        seqIndex++;
-        pos = 0;
-      }
-    }
+    await forEachNativeTargetLogit(blobPath, seqs, (logit, target) => {
+      tally.add(logit, isOov(target));
+      progress.step();
+    });
   } else {
     const lm = new NgramLm(view);
     for (const seq of seqs) {
       for (let pos = 0; pos + 1 < seq.length; pos++) {
         lm.forward(seq[pos], pos);
         tally.add(lm.logit(seq[pos + 1]), isOov(seq[pos + 1]));
+        progress.step();
       }
     }
   }
+  progress.finish();
   return {
     architecture: 'ngram',
     documents: seqs.length,
@@ -196,11 +226,10 @@ export async function evaluate(blobPath: string, textPath: string, opts: EvalOpt
   const lq = new Float64Array(V);
   const lf = new Float64Array(V);
   const tally = new Tally();
+  const progress = new ProgressCounter(opts.progress ?? null, ref ? 'eval + reference' : 'eval', predictions(seqs));
   const unk = view.tokenizer.unkId;
   let nllRef = 0, kl = 0, agree = 0;
-  let seqIndex = 0, pos = 0;
-  for await (const logits of nativeLogits(blobPath, seqs, V)) {
-    const seq = seqs[seqIndex];
+  await forEachNativeRow(blobPath, seqs, V, (logits, seq, pos) => {
     if (pos + 1 < seq.length) {
       logSoftmax(logits, lq);
       tally.add(lq[seq[pos + 1]], unk !== NO_ID && seq[pos + 1] === unk);
@@ -213,12 +242,10 @@ export async function evaluate(blobPath: string, textPath: string, opts: EvalOpt
         kl += k;
         if (argmax(fl) === argmax(logits)) agree++;
       }
+      progress.step();
     }
-    if (++pos === seq.length) {
-      seqIndex++;
-      pos = 0;
-    }
-  }
+  });
+  progress.finish();
   const count = tally.count;
   const result: EvalResult = {
     architecture: 'transformer',
@@ -270,7 +297,8 @@ export function register(program: Command, io: CliIO): void {
     .option('--json', 'print the figures as JSON')
     .action(async (model: string, opts: { text: string; reference?: string; split: string; limit?: number; native?: boolean; json?: boolean }) => {
       if (!['test', 'train', 'all'].includes(opts.split)) throw new LmflashError(`--split must be test, train or all, not "${opts.split}"`);
-      const r = await evaluate(model, opts.text, { reference: opts.reference, split: opts.split as Split, limit: opts.limit, native: opts.native });
+      const progress = new Progress(io, { tty: stderrIsTty(io), unit: 'positions', delayMs: 1000 });
+      const r = await evaluate(model, opts.text, { reference: opts.reference, split: opts.split as Split, limit: opts.limit, native: opts.native, progress });
       io.out(opts.json ? JSON.stringify(r, null, 2) + '\n' : formatEval(r));
     });
 }

@@ -29,6 +29,8 @@ static const char usage[] =
     "      --json               print one JSON object with ids, text and stats\n"
     "      --show-unk           print <unk> as U+FFFD in the text (it has no bytes of its own)\n"
     "      --logits             write each position's logits (f32 little-endian) to stdout\n"
+    "      --target-logits      with --tokens: write only the logit of the next id of each position\n"
+    "                           (f32 little-endian; none for a sequence's last position)\n"
     "      --no-crc             skip the blob's CRC check\n"
     "      --info               print the model's config and the RAM plan for --ctx as JSON\n";
 
@@ -40,7 +42,7 @@ typedef struct job {
     char hex_prompt[MAX_HEX_PROMPT];
     uint32_t steps, ctx;
     const char *tokens;
-    int json, logits, check_crc, info, show_unk;
+    int json, logits, target_logits, check_crc, info, show_unk;
     lmf_sampler_params sampling;
 } job;
 
@@ -135,6 +137,7 @@ static int parse_args(job *j, int argc, char **argv, const lmf_port *port)
             if (!strcmp(a, "--json")) j->json = 1;
             else if (!strcmp(a, "--show-unk")) j->show_unk = 1;
             else if (!strcmp(a, "--logits")) j->logits = 1;
+            else if (!strcmp(a, "--target-logits")) j->target_logits = 1;
             else if (!strcmp(a, "--no-crc")) j->check_crc = 0;
             else if (!strcmp(a, "--info")) j->info = 1;
             else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { port->write_out(port->ctx, usage, sizeof usage - 1); return 1; }
@@ -183,7 +186,9 @@ static void write_logits(const run *r, const float *logits)
 
 static uint32_t cycles(const lmf_port *port) { return port->cycle_count ? port->cycle_count(port->ctx) : 0; }
 
-/* Teacher-forced scoring: forward every id of every sequence, printing logits. */
+/* Teacher-forced scoring: forward every id of every sequence, printing logits
+ * (whole rows, or with --target-logits only the one a scorer of perplexity
+ * needs: 4 bytes a position instead of 4 x vocabulary). */
 static int score_sequences(run *r, const job *j)
 {
     const char *s = j->tokens;
@@ -202,6 +207,7 @@ static int score_sequences(run *r, const job *j)
         for (pos = 0; pos < n; pos++) {
             const float *logits = lmf_lm_forward(&r->state, r->ids[pos], pos);
             if (j->logits) write_logits(r, logits);
+            if (j->target_logits && pos + 1 < n) emit(r->port, &logits[r->ids[pos + 1]], 4);
         }
     }
     return 0;
