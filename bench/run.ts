@@ -15,6 +15,7 @@ import { ramPlan } from '../src/memory-plan.js';
 import { ReferenceModel, argmax } from '../src/reference.js';
 import { nativeRunnerPath, projectRoot } from '../host/native.js';
 import { esp32s3Figures } from './esp32s3.js';
+import { evalMemoryFigures } from './eval-memory.js';
 import { flashFigures } from './flash.js';
 import { int8KvCost } from './kv-cost.js';
 import { ngramFigures } from './ngram.js';
@@ -123,6 +124,7 @@ async function main(): Promise<void> {
   rows.push(['token arrival -> stdout (paced)', serial.paced.value, serial.paced.note]);
 
   rows.push(...(await ngramFigures(root, shared)));
+  rows.push(...(await evalMemoryFigures(root, shared, dir)));
 
   // flashing and model upload against the paced virtual board (bench/flash.ts)
   rows.push(...(await flashFigures(blobPath)));
