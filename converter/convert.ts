@@ -17,6 +17,8 @@ export interface ConvertOptions {
   groupSize?: number;
   /** ONNX inputs: the context length to record when the file does not say. */
   seqLen?: number;
+  /** Receives the weights quantized so far and in all, after each tensor. */
+  onWeights?: (done: number, total: number) => void;
 }
 
 export interface ConvertReport {
@@ -59,7 +61,7 @@ export function convertFloatModel(
   source?: string,
 ): ConvertResult {
   const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
-  const { blob, tensors } = writeBlob(model, tokenizer, { groupSize });
+  const { blob, tensors } = writeBlob(model, tokenizer, { groupSize, onWeights: opts.onWeights });
   const worst = (key: 'maxRel' | 'rmsRel') =>
     tensors.reduce(
       (best, t) => (t.error && t.error[key] > best.value ? { name: t.name, value: t.error[key] } : best),

@@ -70,6 +70,12 @@ export class Progress {
     this.begin();
   }
 
+  /** LMFLASH_PROGRESS_DELAY_MS overrides the delay (0: bars even on quick runs, e.g. to see or test them) */
+  private get delayMs(): number {
+    const env = Number(process.env.LMFLASH_PROGRESS_DELAY_MS);
+    return process.env.LMFLASH_PROGRESS_DELAY_MS !== undefined && Number.isFinite(env) ? env : (this.opts.delayMs ?? 0);
+  }
+
   /** Whether anything will ever be drawn (callers may skip their own bookkeeping when not). */
   get visible(): boolean {
     return this.opts.tty || this.opts.logLines === true;
@@ -85,7 +91,7 @@ export class Progress {
   update(label: string, done: number, total: number, final = false): void {
     if (!this.visible) return;
     const now = performance.now();
-    if (!this.drawn && now - this.start < (this.opts.delayMs ?? 0)) return; // quick so far (and maybe to the end)
+    if (!this.drawn && now - this.start < this.delayMs) return; // quick so far (and maybe to the end)
     const tenth = total ? Math.floor((10 * done) / total) : 10;
     // a terminal redraws the bar in place; a log gets a line every 10 %
     if (!final && (this.opts.tty ? now - this.lastDraw < REDRAW_MS : tenth === this.lastTenth || tenth === 0)) return;
@@ -128,5 +134,30 @@ export class ProgressCounter {
 
   finish(): void {
     this.bar?.update(this.label, this.done, this.total, true);
+  }
+}
+
+/**
+ * A line of status for work of unknown size (documents read so far, say):
+ * redrawn in place on a terminal, one line per update in a log.
+ */
+export class StatusLine {
+  private shown = false;
+  constructor(
+    private readonly io: CliIO,
+    private readonly tty: boolean,
+  ) {}
+
+  show(text: string): void {
+    const line = text.trimEnd();
+    if (!this.tty) return this.io.err(`${line}\n`);
+    this.io.err(`\r${line}${ERASE_TO_EOL}`);
+    this.shown = true;
+  }
+
+  /** Ends the redrawn line so that what follows starts on a line of its own. */
+  end(): void {
+    if (this.shown) this.io.err('\n');
+    this.shown = false;
   }
 }

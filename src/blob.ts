@@ -124,6 +124,8 @@ export interface BlobView {
 export interface WriteBlobOptions {
   /** Columns per quantization group (default 64). */
   groupSize?: number;
+  /** Called after each tensor with the weights done so far and in all (a progress bar on big models). */
+  onWeights?: (done: number, total: number) => void;
 }
 
 /** Per-tensor outcome of writing a blob; `error` is null for tensors kept in f32. */
@@ -272,8 +274,12 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
   // TENSORS: directory, then each tensor's data and scales; the section spans all of them.
   const specs = modelTensorSpecs(c);
   const tensorsOffset = layout.place(TENSORS_HEADER_BYTES + TENSOR_ENTRY_BYTES * specs.length);
+  const totalWeights = specs.reduce((n, s) => n + s.rows * s.cols, 0);
+  let doneWeights = 0;
   const planned: PlannedTensor[] = specs.map((spec) => {
     const w = getWeight(model.weights, spec);
+    opts.onWeights?.(doneWeights, totalWeights); // the tensors before this one are done
+    doneWeights += spec.rows * spec.cols;
     if (spec.kind === 'vector') {
       for (let i = 0; i < w.length; i++) {
         if (!Number.isFinite(w[i])) {
@@ -289,6 +295,7 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
     const scaleOffset = layout.place(q.scales.byteLength);
     return { spec, dtype: DTYPE_Q8, rowStride: q.rowStride, groupSize, data: bytesOf(q.data), scales: q.scales, dataOffset, scaleOffset, error };
   });
+  opts.onWeights?.(totalWeights, totalWeights);
   const tensorsSize = layout.end - tensorsOffset;
   const fileSize = layout.end;
   if (fileSize > 0xffffffff) throw new LmflashError(`blob would be ${fileSize} bytes, more than the format's 4 GiB limit`);

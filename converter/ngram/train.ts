@@ -25,7 +25,12 @@ export interface TrainNgramOptions {
   quantize?: number;
   /** tokens a generation may hold (default 1024) */
   seqLen?: number;
+  /** Called as each stage starts (and with done === total at the end), for a progress bar. */
+  onStage?: (stage: TrainStage, done: number, total: number) => void;
 }
+
+export const TRAIN_STAGES = ['tokenizing', 'counting', 'estimating', 'writing'] as const;
+export type TrainStage = (typeof TRAIN_STAGES)[number] | 'done';
 
 export interface TrainNgramResult {
   blob: Buffer;
@@ -48,6 +53,8 @@ export function trainNgram(lines: string[], opts: TrainNgramOptions): TrainNgram
     throw new LmflashError(`--order must be 1 to ${NGRAM_MAX_ORDER}, not ${opts.order}`);
   const bits = opts.quantize === undefined ? 8 : opts.quantize === 0 ? FLOAT_BITS : opts.quantize;
   const t0 = performance.now();
+  const stage = (i: number) => opts.onStage?.(i < TRAIN_STAGES.length ? TRAIN_STAGES[i] : 'done', i, TRAIN_STAGES.length);
+  stage(0);
   let corpus: CorpusTokens;
   let tokenizer: TokenizerData;
   let skippedWords = 0;
@@ -61,10 +68,13 @@ export function trainNgram(lines: string[], opts: TrainNgramOptions): TrainNgram
     tokenizer = wordTokenizer(words.words);
   }
   if (corpus.sentences.length === 0) throw new LmflashError('the training text has no non-empty lines');
+  stage(1);
   const counts = countNgrams(corpus, opts.order);
   const t1 = performance.now();
+  stage(2);
   const model = estimateKneserNey(counts, { prune: opts.prune });
   const t2 = performance.now();
+  stage(3);
   const written = writeNgramBlob(buildTrie(model), tokenizer, {
     valueBits: bits,
     seqLen: opts.seqLen ?? DEFAULT_SEQ_LEN,
@@ -72,6 +82,7 @@ export function trainNgram(lines: string[], opts: TrainNgramOptions): TrainNgram
     trainingTokens: counts.tokens,
   });
   const t3 = performance.now();
+  stage(4);
   return {
     blob: written.blob,
     model,

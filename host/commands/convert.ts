@@ -5,6 +5,7 @@ import { writeFileAtomic } from '../../src/atomic-write.js';
 import { DEFAULT_GROUP_SIZE, groupSizeProblem } from '../../src/quantize.js';
 import { describeConfig } from '../../src/model.js';
 import type { CliIO } from '../io.js';
+import { Progress, stderrIsTty } from '../progress.js';
 import { parsePositiveInt } from './inspect.js';
 
 function parseGroupSize(value: string): number {
@@ -30,7 +31,9 @@ export function register(program: Command, io: CliIO): void {
     )
     .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
     .action(async (checkpoint: string, opts: { tokenizer?: string; output: string; groupSize: number; seqLen?: number }) => {
-      const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, { groupSize: opts.groupSize, seqLen: opts.seqLen });
+      const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'weights', delayMs: 1000 });
+      const onWeights = (done: number, total: number) => bar.update('quantizing', done, total, done === total);
+      const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, { groupSize: opts.groupSize, seqLen: opts.seqLen, onWeights });
       await writeFileAtomic(opts.output, blob);
       io.out(formatReport(report, checkpoint, opts.output));
     });

@@ -17,6 +17,7 @@ import type { DocPer } from '../../converter/data/sources.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
 import type { CliIO } from '../io.js';
+import { StatusLine, stderrIsTty } from '../progress.js';
 import { parseNumberIn } from './generate.js';
 import { parsePositiveInt } from './inspect.js';
 
@@ -146,14 +147,18 @@ export function register(program: Command, io: CliIO): void {
       const sources = [...inputs.map((p) => ({ path: p, weight: 1 })), ...(opts.mix ?? [])];
       if (sources.length === 0) throw new LmflashError('give at least one input file or folder (or --mix source:weight …)');
       const options = await cleanOptions(opts, cmd, io);
+      const status = new StatusLine(io, stderrIsTty(io));
+      options.progress = (line) => status.show(line);
       const out = await AtomicOutput.open(opts.output);
       try {
         const report = await cleanCorpus(sources, out.writer, options);
+        status.end();
         // The report first: if it cannot be written, the output is not either.
         if (opts.report) await writeFileAtomic(opts.report, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
         await out.commit();
         io.out(formatSummary(report, opts.output));
       } catch (e) {
+        status.end();
         await out.abort();
         throw e;
       }

@@ -8,6 +8,7 @@ import type { VocabularyType } from '../../converter/tokenizer/vocab-file.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
 import type { CliIO } from '../io.js';
+import { Progress, stderrIsTty } from '../progress.js';
 import { parsePositiveInt } from './inspect.js';
 
 function parsePieceChars(value: string): number {
@@ -70,6 +71,7 @@ export function register(program: Command, io: CliIO): void {
       if (sizeProblem) throw new LmflashError(`--vocab ${opts.vocab}: ${sizeProblem}`);
       const text = decodeTrainingText(await readInputFile(file, 'training text'), file);
       let result: TrainResult;
+      const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'merges', delayMs: 1000 });
       try {
         result = trainVocabulary(text, {
           type: opts.type,
@@ -79,6 +81,11 @@ export function register(program: Command, io: CliIO): void {
           splitByScript: opts.splitScripts,
           splitDigits: opts.splitDigits,
           onProgress: (p) => {
+            if (bar.visible) {
+              // a terminal: one bar redrawn in place over the merges
+              if (p.phase === 'merges') bar.update('bpe merges', p.merges, p.targetMerges);
+              return;
+            }
             if (p.phase === 'segments') {
               io.err(`bpe: ${num(p.segments)} distinct word segments counted in ${(p.elapsedMs / 1000).toFixed(1)} s; merging\n`);
             } else {
@@ -88,9 +95,11 @@ export function register(program: Command, io: CliIO): void {
           },
         });
       } catch (err) {
+        bar.clear();
         if (err instanceof LmflashError) throw new LmflashError(`${file}: ${err.message}`);
         throw err;
       }
+      if (result.type === 'bpe') bar.update('bpe merges', result.stats.merges, result.stats.merges, true);
       const bytes = tokenizerFileBytes(result);
       await writeFileAtomic(opts.output, bytes);
       io.out(describeTraining(result) + `wrote ${opts.output}: ${bytes.length} bytes\n`);

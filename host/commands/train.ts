@@ -14,6 +14,7 @@ import { decodeTokenizerBin, tokenizerDataFromBin } from '../../converter/tokeni
 import { MAX_CODE_BITS, NGRAM_MAX_ORDER, NGRAM_MAX_SEQ_LEN } from '../../src/ngram.js';
 import { PIECE_TEXT, pieceOf, TOKENIZER_FLAG_WORDS, type TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
+import { Progress, stderrIsTty } from '../progress.js';
 import { splitLines, type Split } from './eval.js';
 
 function parseWhole(min: number, max: number) {
@@ -74,7 +75,9 @@ export function register(program: Command, io: CliIO): void {
       const text = (await readInputFile(file, 'text')).toString('utf8');
       const lines = splitLines(text, opts.split).filter((l) => l.trim().length > 0);
       const t0 = performance.now();
-      const result = trainNgram(lines, { order: opts.order, prune: opts.prune, tokenizer, quantize: opts.quantize, seqLen: opts.context });
+      const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'stages', delayMs: 1000 });
+      const onStage = (stage: string, done: number, total: number) => bar.update(`train ngram: ${stage}`, done, total, done === total);
+      const result = trainNgram(lines, { order: opts.order, prune: opts.prune, tokenizer, quantize: opts.quantize, seqLen: opts.context, onStage });
       const seconds = (performance.now() - t0) / 1000;
       await writeFileAtomic(opts.output, result.blob);
       if (opts.arpa) await writeFileAtomic(opts.arpa, Buffer.from(writeArpa(result.model, arpaWords(result.tokenizer))));
