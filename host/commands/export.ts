@@ -1,7 +1,7 @@
 /**
- * `lmflash export onnx <model> [--tokenizer T] -o model.onnx`: any model
+ * `lmflash export onnx <model> [--tokenizer T] -o model.onnx`: any transformer
  * lmflash reads (llama2.c checkpoint, ONNX file, blob — a blob exports its
- * dequantized weights) as a runnable ONNX graph of the full-sequence forward
+ * dequantized weights; N-gram blobs have no such graph) as a runnable ONNX graph of the full-sequence forward
  * pass, with its config and tokenizer in the metadata (docs/onnx.md).
  */
 import { Argument, type Command } from 'commander';
@@ -12,6 +12,8 @@ import { writeFileAtomic } from '../../src/atomic-write.js';
 import { BLOB_MAGIC, blobToFloatModel, readBlob } from '../../src/blob.js';
 import { readLlama2cCheckpoint, readTokenizerBin } from '../../src/llama2c.js';
 import { describeConfig, type FloatModel } from '../../src/model.js';
+import { LmflashError } from '../../src/errors.js';
+import { ARCH_NGRAM, blobArch } from '../../src/ngram.js';
 import type { CliIO } from '../io.js';
 
 export interface LoadedModel {
@@ -28,6 +30,11 @@ export async function loadAnyModel(file: string, tokenizerPath?: string): Promis
   const bytes = await readInputFile(file, 'model');
   let loaded: LoadedModel;
   if (bytes.length >= 4 && bytes.subarray(0, 4).toString('latin1') === BLOB_MAGIC) {
+    if (aboutFile(file, () => blobArch(bytes)) === ARCH_NGRAM)
+      throw new LmflashError(
+        `${file} is an N-gram blob: ONNX export is for transformers (the graph is their forward pass); ` +
+          'for a portable copy of a word N-gram, write an ARPA file when training it (`lmflash train ngram TEXT ... --arpa FILE`)',
+      );
     loaded = aboutFile(file, () => {
       const view = readBlob(bytes);
       return { model: blobToFloatModel(view), tokenizerBin: tokenizerBinFromData(view.tokenizer), kind: 'lmflash blob (int8 weights, dequantized)' };
@@ -54,7 +61,7 @@ export async function loadAnyModel(file: string, tokenizerPath?: string): Promis
 export function register(program: Command, io: CliIO): void {
   program
     .command('export')
-    .description('write a model (llama2.c checkpoint, ONNX file or blob) in another format: onnx = a runnable ONNX graph of the forward pass')
+    .description('write a transformer (llama2.c checkpoint, ONNX file or blob) in another format: onnx = a runnable ONNX graph of the forward pass (not for N-gram blobs)')
     .addArgument(new Argument('<format>', 'output format').choices(['onnx']))
     .argument('<model>', 'llama2.c checkpoint, .onnx file or lmflash blob (a blob exports its dequantized int8 weights)')
     .option('-t, --tokenizer <file>', 'llama2.c tokenizer.bin to embed in the metadata (default: the one the input carries; a checkpoint carries none)')
