@@ -126,6 +126,17 @@ export function applySetting(s: ChatSettings, line: string): string | null {
 }
 
 /** The stats line after a reply. */
+/** The model line of /info, from the board's INFO reply: a transformer's shape or an N-gram's orders. */
+export function describeBoardModel(m: Record<string, unknown>): string {
+  const n = (v: unknown) => (typeof v === 'number' ? v.toLocaleString('en-US') : '?');
+  const tail = `vocab ${n(m.vocab_size)}, trained context ${n(m.seq_len)}, blob ${n(m.blob_bytes)} bytes`;
+  if (m.arch === 'ngram') {
+    const counts = Array.isArray(m.ngrams) ? m.ngrams.map((c, i) => `${n(c)} ${i + 1}-grams`).join(', ') : null;
+    return `model: ${n(m.order)}-gram language model, ${counts ? `${counts}, ` : ''}${tail}`;
+  }
+  return `model: dim ${n(m.dim)}, hidden ${n(m.hidden_dim)}, ${n(m.n_layers)} layers, ${n(m.n_heads)} heads (${n(m.n_kv_heads)} kv), ${tail}`;
+}
+
 export function statsLine(tokens: number, firstMs: number | null, tokPerS: number, seed: number, reason: string): string {
   const stopped = reason === 'cancelled' ? ', stopped' : reason === 'context_full' ? ', context full' : '';
   const first = firstMs === null ? '' : `, first after ${firstMs.toFixed(0)} ms`;
@@ -300,13 +311,9 @@ class Chat {
 
   private async info(): Promise<void> {
     const i = await this.target.client.info();
-    const model = i.model as Record<string, number> | null;
+    const model = i.model as Record<string, unknown> | null;
     const lines = [`${i.board} (protocol ${i.protocol})`];
-    if (model)
-      lines.push(
-        `model: dim ${model.dim}, hidden ${model.hidden_dim}, ${model.n_layers} layers, ${model.n_heads} heads (${model.n_kv_heads} kv), vocab ${model.vocab_size}, trained context ${model.seq_len}, blob ${model.blob_bytes} bytes`,
-        `context ${i.ctx} tokens in ${i.ram_bytes} bytes of RAM`,
-      );
+    if (model) lines.push(describeBoardModel(model), `context ${i.ctx} tokens in ${i.ram_bytes} bytes of RAM`);
     else lines.push(`no model: ${i.no_model_reason ?? 'the board has none'}`);
     lines.push(`generations ${i.generations}, bad frames received ${i.rx_errors}, write failures ${i.write_failures}`);
     lines.push(`next reply: ${describeSettings(this.settings)}`);

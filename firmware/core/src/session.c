@@ -319,8 +319,11 @@ static size_t info_json(lmf_session *s, char *out, size_t cap)
 {
     size_t n = lmf_fmt(out, cap, "{\"protocol\":\"%u.%u\",\"board\":\"%s\",", LMF_PROTO_MAJOR, LMF_PROTO_MINOR, s->board_name);
     if (s->blob && s->blob->arch == LMF_ARCH_NGRAM) {
-        n += lmf_fmt(out + n, cap - n, "\"model\":{\"arch\":\"ngram\",\"order\":%u,\"vocab_size\":%u,\"seq_len\":%u,\"blob_bytes\":%u},",
+        uint32_t k;
+        n += lmf_fmt(out + n, cap - n, "\"model\":{\"arch\":\"ngram\",\"order\":%u,\"vocab_size\":%u,\"seq_len\":%u,\"blob_bytes\":%u,\"ngrams\":[",
                      s->blob->ngram.order, s->blob->cfg.vocab_size, s->blob->cfg.seq_len, s->blob->size);
+        for (k = 0; k < s->blob->ngram.order; k++) n += lmf_fmt(out + n, cap - n, k ? ",%u" : "%u", s->blob->ngram.level[k].count);
+        n += lmf_fmt(out + n, cap - n, "]},");
         n += lmf_fmt(out + n, cap - n, "\"ctx\":%u,\"ram_bytes\":%lu,", s->state.ctx,
                      (unsigned long)lmf_run_bytes(s->blob, s->state.ctx));
     } else if (s->blob) {
