@@ -18,6 +18,11 @@
 import { ROLES, type BlobConfig, type BlobView } from './blob.js';
 import { LmflashError } from './errors.js';
 import { ramPlan, type RamPlan } from './memory-plan.js';
+import { ARCH_NGRAM, ngramRamPlan, type NgramRamPlan, type NgramView } from './ngram.js';
+
+/** A blob of either architecture, as src/blob.ts or src/ngram.ts reads it. */
+export type AnyView = BlobView | NgramView;
+const isNgram = (v: AnyView): v is NgramView => v.arch === ARCH_NGRAM;
 
 const KiB = 1024;
 const MiB = 1024 * 1024;
@@ -295,7 +300,7 @@ function kvBytesRead(c: BlobConfig, pos: number): number {
 
 export type ArenaPlace = 'internal' | 'psram' | 'none';
 
-export interface BoardPlan {
+export interface BoardPlan<P = RamPlan> {
   board: BoardProfile;
   flash: { partitionBytes: number; partitionOffset: number; csv: string; blobBytes: number; fits: boolean };
   ram: {
@@ -304,7 +309,7 @@ export interface BoardPlan {
     /** what the firmware would use: the wanted context, or the longest that fits */
     context: number;
     place: ArenaPlace;
-    plan: RamPlan;
+    plan: P;
     internalBudgetBytes: number;
     psramBudgetBytes: number;
     /** longest context whose arena fits in internal RAM (0: none) */
@@ -339,29 +344,40 @@ function budgets(board: BoardProfile): { internal: number; psram: number } {
   return { internal, psram };
 }
 
-function maxContextFor(c: BlobConfig, bytes: number): number {
+/** What placing a model's arena needs to know, for either architecture. */
+interface ArenaNeeds<P extends { totalBytes: number }> {
+  seqLen: number;
+  fileSize: number;
+  plan(ctx: number): P;
+}
+
+function needsOf(view: AnyView): ArenaNeeds<RamPlan | NgramRamPlan> {
+  if (isNgram(view)) return { seqLen: view.config.seqLen, fileSize: view.fileSize, plan: (ctx) => ngramRamPlan(view.config, ctx) };
+  return { seqLen: view.config.seqLen, fileSize: view.fileSize, plan: (ctx) => ramPlan(view.config, ctx) };
+}
+
+function maxContextFor(m: ArenaNeeds<{ totalBytes: number }>, bytes: number): number {
   let lo = 0;
-  let hi = c.seqLen;
+  let hi = m.seqLen;
   while (lo < hi) {
     const mid = lo + Math.ceil((hi - lo) / 2);
-    if (ramPlan(c, mid).totalBytes <= bytes) lo = mid;
+    if (m.plan(mid).totalBytes <= bytes) lo = mid;
     else hi = mid - 1;
   }
   return lo;
 }
 
-/** The firmware's placement (main/memory_plan.c) with the profile's budgets. */
-export function planOnBoard(view: BlobView, board: BoardProfile, context?: number): BoardPlan {
-  const c = view.config;
-  if (context !== undefined && (context < 1 || context > c.seqLen))
-    throw new LmflashError(`context ${context} is outside 1..${c.seqLen}, the model's positions`);
-  const wanted = context ?? c.seqLen;
+/** The firmware's placement (main/memory_plan.c) with the profile's budgets, for a model of either architecture. */
+function placeOnBoard<P extends { totalBytes: number }>(m: ArenaNeeds<P>, board: BoardProfile, context?: number): BoardPlan<P> {
+  if (context !== undefined && (context < 1 || context > m.seqLen))
+    throw new LmflashError(`context ${context} is outside 1..${m.seqLen}, the model's positions`);
+  const wanted = context ?? m.seqLen;
   const l = FLASH_LAYOUTS[board.flashMB];
   const part = modelPartition(l);
   const { internal, psram } = budgets(board);
-  const need = ramPlan(c, wanted).totalBytes;
-  const maxInternal = maxContextFor(c, internal);
-  const maxPsram = maxContextFor(c, psram);
+  const need = m.plan(wanted).totalBytes;
+  const maxInternal = maxContextFor(m, internal);
+  const maxPsram = maxContextFor(m, psram);
   let place: ArenaPlace;
   let ctx = wanted;
   if (need <= internal) place = 'internal';
@@ -370,14 +386,14 @@ export function planOnBoard(view: BlobView, board: BoardProfile, context?: numbe
     ctx = Math.max(maxInternal, maxPsram);
     place = ctx === 0 ? 'none' : maxPsram > maxInternal ? 'psram' : 'internal';
   }
-  const plan: BoardPlan = {
+  return {
     board,
-    flash: { partitionBytes: part.size, partitionOffset: part.offset, csv: l.csv, blobBytes: view.fileSize, fits: view.fileSize <= part.size },
+    flash: { partitionBytes: part.size, partitionOffset: part.offset, csv: l.csv, blobBytes: m.fileSize, fits: m.fileSize <= part.size },
     ram: {
       wantedContext: wanted,
       context: ctx,
       place,
-      plan: ramPlan(c, Math.max(ctx, 1)),
+      plan: m.plan(Math.max(ctx, 1)),
       internalBudgetBytes: internal,
       psramBudgetBytes: psram,
       maxInternalContext: maxInternal,
@@ -385,17 +401,36 @@ export function planOnBoard(view: BlobView, board: BoardProfile, context?: numbe
     },
     speed: null,
   };
-  if (place !== 'none') plan.speed = estimateTokensPerSecond(view, board, place, ctx);
+}
+
+/** The firmware's placement (main/memory_plan.c) with the profile's budgets. */
+export function planOnBoard(view: BlobView, board: BoardProfile, context?: number): BoardPlan {
+  const plan = placeOnBoard({ seqLen: view.config.seqLen, fileSize: view.fileSize, plan: (ctx) => ramPlan(view.config, ctx) }, board, context);
+  if (plan.ram.place !== 'none') plan.speed = estimateTokensPerSecond(view, board, plan.ram.place, plan.ram.context);
   return plan;
 }
 
+/** The same for an N-gram blob: the arena holds the logits, the sampler's scratch and the tokens; the model stays in flash. */
+export function planNgramOnBoard(view: NgramView, board: BoardProfile, context?: number): BoardPlan<NgramRamPlan> {
+  const plan = placeOnBoard({ seqLen: view.config.seqLen, fileSize: view.fileSize, plan: (ctx) => ngramRamPlan(view.config, ctx) }, board, context);
+  if (plan.ram.place !== 'none') plan.speed = estimateNgramTokensPerSecond(view, board, plan.ram.place);
+  return plan;
+}
+
+/** A blob of either architecture: `planOnBoard` or `planNgramOnBoard`. */
+export function planAnyOnBoard(view: AnyView, board: BoardProfile, context?: number): BoardPlan<RamPlan | NgramRamPlan> {
+  return isNgram(view) ? planNgramOnBoard(view, board, context) : planOnBoard(view, board, context);
+}
+
 /**
- * What stops the blob from running on the board, as sentences that say what
- * to do; empty when it fits. A context that the firmware would shorten to
- * fit is a problem only when asked for explicitly (`context`).
+ * What stops the blob (either architecture) from running on the board, as
+ * sentences that say what to do; empty when it fits. A context that the
+ * firmware would shorten to fit is a problem only when asked for explicitly
+ * (`context`).
  */
-export function checkModelFitsBoard(view: BlobView, board: BoardProfile, context?: number): FitProblem[] {
-  const p = planOnBoard(view, board, context);
+export function checkModelFitsBoard(view: AnyView, board: BoardProfile, context?: number): FitProblem[] {
+  const p = planAnyOnBoard(view, board, context);
+  const needs = needsOf(view);
   const problems: FitProblem[] = [];
   const bigger = (bytes: number) =>
     BOARD_PROFILES.filter((b) => modelPartition(FLASH_LAYOUTS[b.flashMB]).size >= bytes)
@@ -412,17 +447,21 @@ export function checkModelFitsBoard(view: BlobView, board: BoardProfile, context
     });
   }
   if (p.ram.place === 'none') {
+    const withPsram = BOARD_PROFILES.filter((b) => b.psram && needs.plan(1).totalBytes <= budgets(b).psram).map((b) => b.id);
     problems.push({
       kind: 'ram',
       message:
-        `the model needs ${fmtBytes(ramPlan(view.config, 1).totalBytes)} of RAM even for a context of 1 token, more than ` +
-        `${board.id} has (${fmtBytes(p.ram.internalBudgetBytes)} of internal RAM${board.psram ? `, ${fmtBytes(p.ram.psramBudgetBytes)} of PSRAM` : ', no PSRAM'}): use a smaller model`,
+        `the model needs ${fmtBytes(needs.plan(1).totalBytes)} of RAM even for a context of 1 token, more than ` +
+        `${board.id} has (${fmtBytes(p.ram.internalBudgetBytes)} of internal RAM${board.psram ? `, ${fmtBytes(p.ram.psramBudgetBytes)} of PSRAM` : ', no PSRAM'}): ` +
+        (isNgram(view) && withPsram.length && !board.psram
+          ? `use a board with PSRAM (${withPsram.join(', ')}) or a smaller vocabulary (the logits and the sampler take 12 bytes per word)`
+          : 'use a smaller model'),
     });
   } else if (context !== undefined && p.ram.context < context) {
     problems.push({
       kind: 'ram',
       message:
-        `a context of ${context} tokens needs ${fmtBytes(ramPlan(view.config, context).totalBytes)} of RAM; ${board.id} has room for ` +
+        `a context of ${context} tokens needs ${fmtBytes(needs.plan(context).totalBytes)} of RAM; ${board.id} has room for ` +
         `${p.ram.maxContext} (${fmtBytes(p.ram.internalBudgetBytes)} internal${board.psram ? `, ${fmtBytes(p.ram.psramBudgetBytes)} PSRAM` : ''}): ` +
         `ask for at most ${p.ram.maxContext}${board.psram ? '' : ', or use a board with PSRAM'}`,
     });
@@ -468,6 +507,58 @@ export function estimateTokensPerSecond(view: BlobView, board: BoardProfile, pla
     computeMsAtEnd: 1000 * end.computeS,
     memoryMsAtEnd: 1000 * end.memoryS,
     note: 'estimate: lx106 instruction counts measured under QEMU, mapped to the S3 by docs/hardware.md\'s cost model; flash bandwidth assumed 20 MB/s (range 14-40 MB/s), not measured on a board',
+  };
+}
+
+/**
+ * N-gram models on the emulated lx106 (QEMU -icount, firmware/ports/qemu-xtensa,
+ * -O2, greedy from "and the lord said" with </s> banned): per token, the
+ * difference of 33 and 1 generated tokens over 32, order-2 KJV word models:
+ * vocabulary 27,599 (train split): 2,031,671 instructions; vocabulary 5,707
+ * (the first 300,000 bytes): 408,084. A straight line through both: 74.2
+ * instructions per vocabulary entry and next to nothing else (the context
+ * lookups and their successors are binary searches and short runs). Each
+ * entry is one float addition (unigram value + the contexts' backoffs),
+ * done in software on the lx106, plus the bit unpacking, the store and the
+ * greedy comparison.
+ */
+export const NGRAM_XTENSA_MEASURED = {
+  instructionsPerVocabEntry: 74.2,
+  floatAddsPerVocabEntry: 1,
+  /** lx106 instructions per soft-float operation: stories260K's profile, 1,177,000 over 22,700 operations (XTENSA_MEASURED) */
+  softFloatInstructionsPerOp: XTENSA_MEASURED.softFloatInstructions / XTENSA_MEASURED.floatOps,
+};
+
+/**
+ * The N-gram cost model (docs/hardware.md), per greedy token:
+ *  - compute: per vocabulary entry, the lx106's instructions less its soft
+ *    float addition at 1 cycle each, plus 4 cycles for the FPU's addition
+ *    (COST.cyclesPerFloatOp); one core (the N-gram pass is not split);
+ *  - memory: the unigram level (one entry per word, float32 values) streams
+ *    from flash once per token, far more than the 32 KB cache; the longer
+ *    orders are read only for the few successors of each context (ignored);
+ *    when the arena is in PSRAM, the logits are written and read back there.
+ * Sampling (temperature > 0) adds a softmax over the vocabulary: not modelled.
+ */
+export function estimateNgramTokensPerSecond(view: NgramView, board: BoardProfile, place: ArenaPlace): TokensPerSecond {
+  const V = view.config.vocabSize;
+  const M = NGRAM_XTENSA_MEASURED;
+  const otherInstructions = M.instructionsPerVocabEntry - M.floatAddsPerVocabEntry * M.softFloatInstructionsPerOp;
+  const cycles = V * (otherInstructions * COST.cyclesPerRestInstruction + M.floatAddsPerVocabEntry * COST.cyclesPerFloatOp);
+  const uni = view.levels[0];
+  const unigramBytes = uni.entriesBytes;
+  const psramBandwidth = board.psram?.mode === 'octal' ? BANDWIDTH.psramOctal80 : BANDWIDTH.psramQuad80;
+  const computeS = cycles / CPU_HZ;
+  const memoryS = unigramBytes / BANDWIDTH.flashQuad80 + (place === 'psram' ? (2 * 4 * V) / psramBandwidth : 0);
+  const tps = 1 / (computeS + memoryS);
+  return {
+    atStart: tps,
+    atEnd: tps, // an N-gram's cost does not grow with the position
+    computeMsAtStart: 1000 * computeS,
+    memoryMsAtStart: 1000 * memoryS,
+    computeMsAtEnd: 1000 * computeS,
+    memoryMsAtEnd: 1000 * memoryS,
+    note: 'estimate, greedy: lx106 instruction counts measured under QEMU, mapped to the S3 by docs/hardware.md\'s N-gram cost model; bandwidth assumed (not measured on a board)',
   };
 }
 

@@ -1,7 +1,7 @@
 /** `lmflash inspect <model.blob> [--context N] [--json]`: what is in a blob and what it needs on a board. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { readBlob, type BlobView } from '../../src/blob.js';
-import { checkModelFitsBoard, findBoard, fmtBytes, planOnBoard, type BoardPlan, type FitProblem } from '../../src/boards.js';
+import { checkModelFitsBoard, findBoard, fmtBytes, planNgramOnBoard, planOnBoard, type BoardPlan, type FitProblem } from '../../src/boards.js';
 import { LmflashError } from '../../src/errors.js';
 import { aboutFile, readInputFile } from '../../src/input-file.js';
 import { parameterCount, ramPlan, type RamPlan } from '../../src/memory-plan.js';
@@ -39,7 +39,7 @@ export interface InspectReport {
   tokenizer: { vocabSize: number; bos: number | null; eos: number | null; unk: number | null; byteFallback: number };
   ram: { fullContext: RamPlan; atContext?: RamPlan };
   /** With --board: the plan on that board and what stops the model from running there. */
-  board?: BoardPlan & { fits: boolean; problems: FitProblem[] };
+  board?: BoardReport<RamPlan>;
 }
 
 export function inspectReport(file: string, view: BlobView, context?: number, board?: string): InspectReport {
@@ -67,10 +67,18 @@ export function inspectReport(file: string, view: BlobView, context?: number, bo
   };
 }
 
-function boardReport(view: BlobView, id: string, context?: number): NonNullable<InspectReport['board']> {
+type BoardReport<P> = BoardPlan<P> & { fits: boolean; problems: FitProblem[] };
+
+function boardReport(view: BlobView, id: string, context?: number): BoardReport<RamPlan> {
   const profile = findBoard(id);
   const problems = checkModelFitsBoard(view, profile, context);
   return { ...planOnBoard(view, profile, context), fits: problems.length === 0, problems };
+}
+
+function ngramBoardReport(view: NgramView, id: string, context?: number): BoardReport<NgramRamPlan> {
+  const profile = findBoard(id);
+  const problems = checkModelFitsBoard(view, profile, context);
+  return { ...planNgramOnBoard(view, profile, context), fits: problems.length === 0, problems };
 }
 
 export interface NgramInspectReport {
@@ -89,9 +97,11 @@ export interface NgramInspectReport {
   flashBytes: number;
   tokenizer: { vocabSize: number; bos: number | null; eos: number | null; unk: number | null };
   ram: { fullContext: NgramRamPlan; atContext?: NgramRamPlan };
+  /** With --board: the plan on that board and what stops the model from running there. */
+  board?: BoardReport<NgramRamPlan>;
 }
 
-export function ngramInspectReport(file: string, view: NgramView, context?: number): NgramInspectReport {
+export function ngramInspectReport(file: string, view: NgramView, context?: number, board?: string): NgramInspectReport {
   const c = view.config;
   if (context !== undefined && context > c.seqLen) throw new LmflashError(`--context ${context} is longer than the model's ${c.seqLen} positions`);
   const t = view.tokenizer;
@@ -120,6 +130,7 @@ export function ngramInspectReport(file: string, view: NgramView, context?: numb
     flashBytes: view.fileSize,
     tokenizer: { vocabSize: t.vocabSize, bos: id(t.bosId), eos: id(t.eosId), unk: id(t.unkId) },
     ram: { fullContext: ngramRamPlan(c, c.seqLen), ...(context !== undefined ? { atContext: ngramRamPlan(c, context) } : {}) },
+    ...(board !== undefined ? { board: ngramBoardReport(view, board, context) } : {}),
   };
 }
 
@@ -135,7 +146,7 @@ function formatRam(p: RamPlan): string[] {
 const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)} %`;
 const hex = (n: number) => `0x${n.toString(16).toUpperCase()}`;
 
-function formatBoard(b: NonNullable<InspectReport['board']>): string[] {
+function formatBoard(b: BoardReport<{ totalBytes: number }>, arch: 'transformer' | 'ngram' = 'transformer'): string[] {
   const p = b.board;
   const r = b.ram;
   const where = { internal: 'internal RAM', psram: `PSRAM (${p.psram ? `${p.psram.bytes >> 20} MB ${p.psram.mode}` : ''})`, none: 'nowhere' }[r.place];
@@ -150,7 +161,12 @@ function formatBoard(b: NonNullable<InspectReport['board']>): string[] {
       : `  context ${r.context}${r.context < r.wantedContext ? ` (cut from ${r.wantedContext} to fit)` : ''}: ${fmtBytes(r.plan.totalBytes)} in ${where}`,
     `  longest context in internal RAM: ${r.maxInternalContext} tokens${r.maxContext > r.maxInternalContext ? `; in PSRAM: ${r.maxContext}` : ''}`,
   ];
-  if (b.speed)
+  if (b.speed && arch === 'ngram')
+    lines.push(
+      `  speed (estimate, greedy): ${b.speed.atStart.toFixed(0)} tok/s at any position (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + unigrams from flash` +
+        `${r.place === 'psram' ? ' and logits in PSRAM' : ''} ${b.speed.memoryMsAtStart.toFixed(1)} ms); N-gram cost model in docs/hardware.md`,
+    );
+  else if (b.speed)
     lines.push(
       `  speed (estimate): ${b.speed.atStart.toFixed(0)} tok/s at position 0 (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + weights from flash ${b.speed.memoryMsAtStart.toFixed(1)} ms at an assumed 20 MB/s; ` +
         `${b.speed.atStartRange.low.toFixed(0)}-${b.speed.atStartRange.high.toFixed(0)} tok/s for 14-40 MB/s), ` +
@@ -198,6 +214,7 @@ export function formatNgramInspect(r: NgramInspectReport): string {
     `  logits ${kib(p.logitsBytes)}, sampler ${kib(p.samplerBytes)}, tokens ${kib(p.tokenBytes)} (the model itself stays in flash)`,
   ];
   lines.push(...ram(r.ram.fullContext), ...(r.ram.atContext ? ram(r.ram.atContext) : []));
+  if (r.board) lines.push(...formatBoard(r.board, 'ngram'));
   return lines.join('\n') + '\n';
 }
 
@@ -211,10 +228,8 @@ export function register(program: Command, io: CliIO): void {
     .option('--json', 'print the report as JSON')
     .action(async (model: string, opts: { context?: number; json?: boolean; board?: string }) => {
       const blob = await readAnyBlobFile(model);
-      if (blob.kind === 'ngram' && opts.board !== undefined)
-        throw new LmflashError('--board checks transformer blobs only for now (N-gram blobs: not yet)');
       if (blob.kind === 'ngram') {
-        const report = ngramInspectReport(model, blob.view, opts.context);
+        const report = ngramInspectReport(model, blob.view, opts.context, opts.board);
         io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatNgramInspect(report));
         return;
       }
