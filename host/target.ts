@@ -14,6 +14,8 @@ export interface TargetOptions {
   sim?: boolean;
   /** The virtual board's blob. */
   model?: string;
+  /** The virtual board waits this long per forward pass (a board's pace, host/pace.ts). */
+  stepDelayUs?: number;
   baud?: number;
   client?: BoardClientOptions;
 }
@@ -27,7 +29,7 @@ export interface Target {
 }
 
 export async function openTarget(o: TargetOptions): Promise<Target> {
-  const sim = o.sim ? await startSim({ model: o.model }) : null;
+  const sim = o.sim ? await startSim({ model: o.model, stepDelayUs: o.stepDelayUs }) : null;
   try {
     const portPath = sim ? sim.path : await resolvePort(typeof o.port === 'string' ? o.port : undefined);
     const port = await openPort(portPath, { baudRate: o.baud ?? DEFAULT_BAUD });

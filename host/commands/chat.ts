@@ -15,6 +15,7 @@ import { LmflashError } from '../../src/errors.js';
 import { BoardError, type Generation } from '../board-client.js';
 import type { CliIO } from '../io.js';
 import { DEFAULT_BAUD, parseBaud } from '../serial.js';
+import { PACE_HELP, simStepDelay } from '../pace.js';
 import { openTarget, type Target } from '../target.js';
 import { DEFAULT_REPEAT_WINDOW, MAX_BANNED } from '../../src/protocol.js';
 import {
@@ -151,6 +152,7 @@ interface ChatOpts extends Omit<SamplingOptions, 'seed'> {
   steps: number;
   seed?: number;
   history: boolean;
+  pace?: string;
 }
 
 export function register(program: Command, io: CliIO): void {
@@ -160,6 +162,7 @@ export function register(program: Command, io: CliIO): void {
     .option('--port [path]', 'the board\'s serial port (default: the only board plugged in)')
     .option('--sim', 'talk to the virtual board instead (give it a blob with --model)')
     .option('-m, --model <blob>', 'the blob the virtual board runs (with --sim)')
+    .option('--pace <board>', PACE_HELP)
     .option('--baud <rate>', 'serial baud rate (USB-Serial-JTAG ignores it)', parseBaud, DEFAULT_BAUD)
     .option('--no-history', `do not keep typed prompts in ${historyFile()}`);
   addSamplingOptions(cmd).action(async (opts: ChatOpts) => {
@@ -175,7 +178,8 @@ export function register(program: Command, io: CliIO): void {
       repeatWindow: opts.repeatWindow,
       banned: opts.ban ?? [],
     };
-    const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
+    const stepDelayUs = await simStepDelay(opts, io);
+    const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud, stepDelayUs });
     try {
       const vocab = await boardVocab(target.client);
       if (vocab.size !== null) checkBannedIds(settings.banned, vocab.size);

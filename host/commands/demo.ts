@@ -20,6 +20,8 @@ export const DEMO_STORIES = 20_000;
 export const DEMO_SEED = 2026;
 export const DEMO_ORDER = 5;
 export const DEMO_VOCAB = 512;
+/** The board whose pace the demo's virtual board keeps by default: a common dev kit (ESP32-S3-DevKitC-1-N8R2). */
+export const DEMO_PACE = 's3-n8r2';
 
 /**
  * The demo blob: stories from the seed, one a line; a 512-token BPE
@@ -43,7 +45,8 @@ export function register(program: Command, io: CliIO): void {
     .option('--out <dir>', 'where to write demo-stories.txt and demo.blob', 'out')
     .option('--stories <n>', 'how many stories to generate for training', parsePositiveInt, DEMO_STORIES)
     .option('--no-chat', 'only build the model and print one story from it')
-    .action(async (opts: { out: string; stories: number; chat: boolean }) => {
+    .option('--pace <board>', "the virtual board answers at this board profile's estimated speed (inspect --board), or off for this computer's full speed", DEMO_PACE)
+    .action(async (opts: { out: string; stories: number; chat: boolean; pace: string }) => {
       const t0 = performance.now();
       io.err(`demo: writing ${opts.stories} stories, training a ${DEMO_VOCAB}-token vocabulary and an order-${DEMO_ORDER} model on them...\n`);
       const { blob, corpus, tokens } = buildDemoModel(opts.stories);
@@ -55,8 +58,8 @@ export function register(program: Command, io: CliIO): void {
       // the rest is what any user of a blob would type
       const { runCli } = await import('../program.js');
       const code = opts.chat
-        ? await runCli(['chat', '--sim', '--model', blobPath], io)
-        : await runCli(['generate', '--sim', '--model', blobPath, '-p', 'Once upon a time', '-n', '120', '--seed', '1'], io);
+        ? await runCli(['chat', '--sim', '--model', blobPath, '--pace', opts.pace], io)
+        : await runCli(['generate', '--sim', '--model', blobPath, '-p', 'Once upon a time', '-n', '120', '--seed', '1', '--pace', opts.pace], io);
       if (code !== 0) process.exitCode = code;
     });
 }

@@ -12,6 +12,7 @@ import { coreFloat, DEFAULT_REPEAT_WINDOW, MAX_BANNED, type DoneStats, type Gene
 import type { BoardClient, Generation } from '../board-client.js';
 import type { CliIO } from '../io.js';
 import { parseCoreStats, runNative } from '../native.js';
+import { PACE_HELP, parsePaceOption, simStepDelay } from '../pace.js';
 import { parseBaud } from '../serial.js';
 import { TerminalText } from '../terminal-text.js';
 import { openTarget } from '../target.js';
@@ -100,6 +101,7 @@ interface GenerateOpts extends Omit<SamplingOptions, 'seed'> {
   json?: boolean;
   echo: boolean;
   ctx?: number;
+  pace?: string;
 }
 
 /**
@@ -123,6 +125,7 @@ export function generateParams(o: SamplingOptions, maxTokens: number): GenerateP
 
 /** Exactly one place to run: --model alone, --sim (with or without --model), or --port. */
 function checkWhere(o: GenerateOpts): 'native' | 'serial' {
+  parsePaceOption(o.pace, o.sim);
   if (o.port !== undefined && o.sim) throw new LmflashError('--port and --sim are alternatives: choose one');
   if (o.port !== undefined && o.model)
     throw new LmflashError('--model does not go with --port: a board runs the model flashed on it (for the virtual board use --sim --model M)');
@@ -140,6 +143,7 @@ export function register(program: Command, io: CliIO): void {
     .option('-m, --model <blob>', 'the blob to run: on the native decoder (the same C core as the board), or with --sim on the virtual board')
     .option('--sim', 'run on the virtual board (the board\'s firmware on a pseudo-terminal; give the blob with --model)')
     .option('--port [path]', 'run on the board on this serial port, with the model flashed on it (no path: the only board plugged in)')
+    .option('--pace <board>', PACE_HELP)
     .option('--baud <rate>', 'serial baud rate (USB-Serial-JTAG ignores it)', parseBaud, 115200)
     .option('-p, --prompt <text>', 'the prompt', '')
     .option('--ctx <n>', 'context length (default: the model\'s; native core only)', parsePositiveInt)
@@ -168,7 +172,8 @@ The same seed and sampling options give the same tokens on all three.`,
 
 /** Runs one GENERATE on a board or the virtual board and prints like generateNative. */
 async function generateSerial(opts: GenerateOpts, seed: number, io: CliIO): Promise<void> {
-  const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud });
+  const stepDelayUs = await simStepDelay(opts, io);
+  const target = await openTarget({ port: opts.port, sim: opts.sim, model: opts.model, baud: opts.baud, stepDelayUs });
   try {
     const vocab = await boardVocab(target.client);
     if (opts.ban?.length && vocab.size !== null) checkBannedIds(opts.ban, vocab.size);

@@ -91,6 +91,7 @@ static struct {
     size_t arena_bytes;
     uint32_t ctx;
     unsigned step_delay_us;
+    uint64_t paced_until_ns; /* --step-delay-us: when the current forward pass may end */
     const char *name;
     char no_model[LMF_ERROR_MAX + 200];
     int switch_pending, boot_pending;
@@ -107,6 +108,22 @@ static uint64_t now_ns(void)
 }
 
 static uint32_t now_us(void *ctx) { (void)ctx; return (uint32_t)(now_ns() / 1000u); }
+
+/* --step-delay-us: one forward pass every step_delay_us, on absolute
+ * deadlines, so that neither the host's own compute nor a sleep's overshoot
+ * adds up (the tok/s a client measures is the pace asked for; a late wake-up
+ * on a busy computer is made up by the next steps). After idling (more than
+ * 100 ms behind), the cadence starts over. */
+static void pace_step(void)
+{
+    uint64_t now = now_ns(), period = (uint64_t)B.step_delay_us * 1000u;
+    struct timespec until;
+    if (B.paced_until_ns + 100000000u < now) B.paced_until_ns = now;
+    B.paced_until_ns += period;
+    until.tv_sec = (time_t)(B.paced_until_ns / 1000000000u);
+    until.tv_nsec = (long)(B.paced_until_ns % 1000000000u);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) == EINTR) {}
+}
 
 static void sleep_ns(uint64_t ns)
 {
@@ -531,7 +548,7 @@ static void serve(void)
             if (B.switch_pending) switch_model();
             if (lmf_session_busy(&B.session)) {
                 lmf_session_step(&B.session);
-                if (B.step_delay_us) usleep(B.step_delay_us);
+                if (B.step_delay_us) pace_step();
             }
             lmf_session_tick(&B.session);
         }
