@@ -2,10 +2,14 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { convertModelFile, type ConvertReport } from '../../converter/convert.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
+import { readBlob } from '../../src/blob.js';
+import { LmflashError } from '../../src/errors.js';
+import { readInputFile } from '../../src/input-file.js';
 import { DEFAULT_GROUP_SIZE, groupSizeProblem } from '../../src/quantize.js';
 import { describeConfig } from '../../src/model.js';
 import type { CliIO } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
+import { checkTokenizer, defaultCheckText, tokenizerWarning, type TokenizerCheck } from '../tokenizer-check.js';
 import { parsePositiveInt } from './inspect.js';
 
 function parseGroupSize(value: string): number {
@@ -30,13 +34,29 @@ export function register(program: Command, io: CliIO): void {
       DEFAULT_GROUP_SIZE,
     )
     .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
-    .action(async (checkpoint: string, opts: { tokenizer?: string; output: string; groupSize: number; seqLen?: number }) => {
+    .option('--check-text <file>', 'text in the model\'s language to check the tokenizer with (default: two English stories lmflash writes)')
+    .option('--no-check', 'skip the tokenizer check (scoring a short text with the converted model)')
+    .action(async (checkpoint: string, opts: { tokenizer?: string; output: string; groupSize: number; seqLen?: number; checkText?: string; check: boolean }) => {
       const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'weights', delayMs: 1000 });
       const onWeights = (done: number, total: number) => bar.update('quantizing', done, total, done === total);
       const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, { groupSize: opts.groupSize, seqLen: opts.seqLen, onWeights });
+      // checked before it is written: a check text that cannot be scored leaves nothing behind
+      const check = opts.check ? await runTokenizerCheck(blob, opts.checkText) : null;
       await writeFileAtomic(opts.output, blob);
       io.out(formatReport(report, checkpoint, opts.output));
+      if (check?.absurd) io.err(tokenizerWarning(check));
+      else if (check) io.out(`tokenizer check: perplexity ${check.perplexity.toFixed(1)} on ${check.source} (${check.tokens} tokens; a wrong tokenizer scores above the vocabulary size, ${check.vocabSize})\n`);
     });
+}
+
+/** Scores a short text with the new blob, to tell a wrong tokenizer (host/tokenizer-check.ts). */
+async function runTokenizerCheck(blob: Buffer, checkText: string | undefined): Promise<TokenizerCheck> {
+  const view = readBlob(blob);
+  const text = checkText ? (await readInputFile(checkText, 'check text')).toString('utf8') : defaultCheckText();
+  const source = checkText ? checkText : 'two English demo stories';
+  const c = await checkTokenizer(blob, view.tokenizer, view.config.vocabSize, view.config.seqLen, text, source);
+  if (!c) throw new LmflashError(`${checkText}: no line of it gives two tokens or more to score: give a text of a few sentences (nothing was written)`);
+  return c;
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
