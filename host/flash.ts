@@ -133,14 +133,14 @@ export function readBuildDir(dir: string): BuildDir {
 }
 
 /**
- * A transformer needs RAM the board may not have: refuse, before writing,
- * a model that could not start on the board esptool found (N-gram models
- * need little RAM; their fit is the partition check).
+ * A model needs RAM the board may not have (a transformer its KV cache, an
+ * N-gram 12 bytes a word of its vocabulary): refuse, before writing, a model
+ * that could not start on the board esptool found.
  */
 async function refuseIfModelCannotRun(blob: Uint8Array, source: string, flashSize: string, features: string[]): Promise<void> {
-  if (blobArch(blob) === ARCH_NGRAM) return;
   const board = detectedBoard(flashSize, features);
-  const problems = checkModelFitsBoard(readBlob(blob), board).filter((p) => p.kind !== 'flash');
+  const view = blobArch(blob) === ARCH_NGRAM ? readNgramBlob(blob) : readBlob(blob);
+  const problems = checkModelFitsBoard(view, board).filter((p) => p.kind !== 'flash');
   if (problems.length === 0) return;
   throw new LmflashError(
     `the model ${source} cannot run on this board (looks like ${board.id}: ${board.name}): ${problems.map((p) => p.message).join('; ')}; ` +

@@ -18,6 +18,8 @@ import { cli } from './cli-helpers.js';
 import { writeBlob } from '../src/blob.js';
 import { buildTokenizerData, PIECE_BYTE, PIECE_CONTROL, PIECE_TEXT, TOKENIZER_FLAG_DUMMY_PREFIX } from '../src/tokenizer.js';
 import { TINY_CONFIG, tinyModel } from './vectors.js';
+import { trainNgram } from '../converter/ngram/train.js';
+import { SHARED } from './paths.js';
 
 let blob: string;
 let build: SyntheticBuild;
@@ -111,6 +113,19 @@ describe('inputs refused before anything is written', () => {
     const r = await cli('flash', '--port', sim.path, '--model', wide);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/cannot run on this board \(looks like s3-n4: .*no PSRAM.*\): the model needs [\d.]+ KiB of RAM even for a context of 1 token.*nothing was written/);
+    expect(md5(readFileSync(image))).toBe(before);
+  });
+
+  it('refuses an N-gram whose vocabulary the detected board has no RAM for, before writing', async () => {
+    // the KJV's words as they stand, unigrams only: 0.3 MB of flash, but logits and sampler need ~340 KiB of RAM
+    const lines = readFileSync(path.join(SHARED, 'corpora/kjv-verses.txt'), 'utf8').split('\n').filter(Boolean);
+    const wideNgram = path.join(dir, 'wide-ngram.blob');
+    writeFileSync(wideNgram, trainNgram(lines, { order: 1 }).blob);
+    const { sim, image } = await board('wide-ngram');
+    const before = md5(readFileSync(image));
+    const r = await cli('flash', '--port', sim.path, '--model', wideNgram);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cannot run on this board \(looks like s3-n4: .*\): the model needs 338\.\d KiB of RAM even for a context of 1 token.*use a board with PSRAM .*nothing was written/);
     expect(md5(readFileSync(image))).toBe(before);
   });
 
