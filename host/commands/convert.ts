@@ -8,6 +8,7 @@ import { readInputFile } from '../../src/input-file.js';
 import { DEFAULT_GROUP_SIZE, groupSizeProblem } from '../../src/quantize.js';
 import { describeConfig } from '../../src/model.js';
 import type { CliIO } from '../io.js';
+import { nativeRunnerPath } from '../native.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { checkTokenizer, defaultCheckText, tokenizerWarning, type TokenizerCheck } from '../tokenizer-check.js';
 import { parsePositiveInt } from './inspect.js';
@@ -41,12 +42,23 @@ export function register(program: Command, io: CliIO): void {
       const onWeights = (done: number, total: number) => bar.update('quantizing', done, total, done === total);
       const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, { groupSize: opts.groupSize, seqLen: opts.seqLen, onWeights });
       // checked before it is written: a check text that cannot be scored leaves nothing behind
-      const check = opts.check ? await runTokenizerCheck(blob, opts.checkText) : null;
+      const check = opts.check && nativeBuilt(io) ? await runTokenizerCheck(blob, opts.checkText) : null;
       await writeFileAtomic(opts.output, blob);
       io.out(formatReport(report, checkpoint, opts.output));
       if (check?.absurd) io.err(tokenizerWarning(check));
       else if (check) io.out(`tokenizer check: perplexity ${check.perplexity.toFixed(1)} on ${check.source} (${check.tokens} tokens; a wrong tokenizer scores above the vocabulary size, ${check.vocabSize})\n`);
     });
+}
+
+/** The check runs on the native core: without it (not built), say so and convert anyway. */
+function nativeBuilt(io: CliIO): boolean {
+  try {
+    nativeRunnerPath();
+    return true;
+  } catch (e) {
+    io.err(`lmflash: note: tokenizer check skipped: ${(e as Error).message}\n`);
+    return false;
+  }
 }
 
 /** Scores a short text with the new blob, to tell a wrong tokenizer (host/tokenizer-check.ts). */
