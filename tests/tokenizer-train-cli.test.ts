@@ -31,10 +31,11 @@ describe('lmflash tokenizer train', () => {
     expect(tmpLeft()).toEqual([]);
     const tok = new Tokenizer(tokenizerFromBin(readTokenizerBin(bytes, 512)));
     expect(tok.decodeText(tok.encode('Once upon a time, Lily'))).toBe('Once upon a time, Lily');
-    // stories260K has 512 tokens too: convert packs the model with this tokenizer into a blob
+    // stories260K has 512 tokens too: convert packs the model with this tokenizer into a blob,
+    // and its tokenizer check says that it is not the one stories260K was trained with
     const blob = path.join(dir, 'stories-own-tok.blob');
     const c = await run('convert', STORIES_MODEL, '--tokenizer', out, '-o', blob);
-    expect(c.err).toBe('');
+    expect(c.err).toMatch(/^lmflash: warning: .*the tokenizer is probably not the one the model was trained with/);
     expect(c.code).toBe(0);
     const view = readBlob(readFileSync(blob));
     expect(Buffer.from(view.tokenizer.pieceBytes).equals(Buffer.from(tok.data.pieceBytes))).toBe(true);
