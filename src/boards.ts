@@ -525,7 +525,7 @@ export function estimateTokensPerSecond(view: BlobView, board: BoardProfile, pla
 export const NGRAM_XTENSA_MEASURED = {
   instructionsPerVocabEntry: 74.2,
   floatAddsPerVocabEntry: 1,
-  /** lx106 instructions per soft-float operation: stories260K's profile, 1,177,000 over 22,700 operations (XTENSA_MEASURED) */
+  /** lx106 instructions per soft-float operation: stories260K's profile, 1,177,000 over 26,300 operations (XTENSA_MEASURED) */
   softFloatInstructionsPerOp: XTENSA_MEASURED.softFloatInstructions / XTENSA_MEASURED.floatOps,
 };
 
@@ -549,16 +549,18 @@ export function estimateNgramTokensPerSecond(view: NgramView, board: BoardProfil
   const unigramBytes = uni.entriesBytes;
   const psramBandwidth = board.psram?.mode === 'octal' ? BANDWIDTH.psramOctal80 : BANDWIDTH.psramQuad80;
   const computeS = cycles / CPU_HZ;
-  const memoryS = unigramBytes / BANDWIDTH.flashQuad80 + (place === 'psram' ? (2 * 4 * V) / psramBandwidth : 0);
+  const memory = (flash: number) => unigramBytes / flash + (place === 'psram' ? (2 * 4 * V) / psramBandwidth : 0);
+  const memoryS = memory(BANDWIDTH.flashQuad80);
   const tps = 1 / (computeS + memoryS);
   return {
     atStart: tps,
+    atStartRange: { low: 1 / (computeS + memory(BANDWIDTH.flashQuad80Low)), high: 1 / (computeS + memory(BANDWIDTH.flashQuad80High)) },
     atEnd: tps, // an N-gram's cost does not grow with the position
     computeMsAtStart: 1000 * computeS,
     memoryMsAtStart: 1000 * memoryS,
     computeMsAtEnd: 1000 * computeS,
     memoryMsAtEnd: 1000 * memoryS,
-    note: 'estimate, greedy: lx106 instruction counts measured under QEMU, mapped to the S3 by docs/hardware.md\'s N-gram cost model; bandwidth assumed (not measured on a board)',
+    note: 'estimate, greedy: lx106 instruction counts measured under QEMU, mapped to the S3 by docs/hardware.md\'s N-gram cost model; flash bandwidth assumed 20 MB/s (range 14-40 MB/s), not measured on a board',
   };
 }
 

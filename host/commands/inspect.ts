@@ -164,7 +164,8 @@ function formatBoard(b: BoardReport<{ totalBytes: number }>, arch: 'transformer'
   if (b.speed && arch === 'ngram')
     lines.push(
       `  speed (estimate, greedy): ${b.speed.atStart.toFixed(0)} tok/s at any position (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + unigrams from flash` +
-        `${r.place === 'psram' ? ' and logits in PSRAM' : ''} ${b.speed.memoryMsAtStart.toFixed(1)} ms); N-gram cost model in docs/hardware.md`,
+        `${r.place === 'psram' ? ' and logits in PSRAM' : ''} ${b.speed.memoryMsAtStart.toFixed(1)} ms at 20 MB/s; ` +
+        `${b.speed.atStartRange.low.toFixed(0)}-${b.speed.atStartRange.high.toFixed(0)} tok/s for 14-40 MB/s); N-gram cost model in docs/hardware.md`,
     );
   else if (b.speed)
     lines.push(
