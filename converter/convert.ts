@@ -82,24 +82,40 @@ export function convertFloatModel(
   };
 }
 
+/** A model read from any input lmflash imports, before it is quantized. */
+export interface LoadedModel {
+  model: FloatModel;
+  tokenizer: TokenizerData;
+  format: ConvertReport['checkpointFormat'];
+  source?: string;
+}
+
+/** Reads a llama2.c checkpoint and its tokenizer.bin. */
+export async function loadCheckpoint(checkpointPath: string, tokenizerPath: string): Promise<LoadedModel> {
+  const [checkpoint, tokenizerBin] = await Promise.all([
+    readInputFile(checkpointPath, 'checkpoint'),
+    readInputFile(tokenizerPath, 'tokenizer'),
+  ]);
+  const model = aboutFile(checkpointPath, () => readLlama2cCheckpoint(checkpoint));
+  const tokenizer = aboutFile(tokenizerPath, () => tokenizerFromBin(readTokenizerBin(tokenizerBin, model.config.vocabSize)));
+  return { model, tokenizer, format: model.format };
+}
+
 /** Reads both files and converts them. Does not write anything. */
 export async function convertCheckpoint(
   checkpointPath: string,
   tokenizerPath: string,
   opts: ConvertOptions = {},
 ): Promise<ConvertResult> {
-  const [checkpoint, tokenizer] = await Promise.all([
-    readInputFile(checkpointPath, 'checkpoint'),
-    readInputFile(tokenizerPath, 'tokenizer'),
-  ]);
-  return convertBuffers(checkpoint, tokenizer, opts, { checkpoint: checkpointPath, tokenizer: tokenizerPath });
+  const { model, tokenizer, format } = await loadCheckpoint(checkpointPath, tokenizerPath);
+  return convertFloatModel(model, tokenizer, format, opts);
 }
 
 /**
- * An ONNX model (its tokenizer from the file's lmflash metadata, or
- * `tokenizerPath`) → blob. External data files are read next to the model.
+ * An ONNX model and its tokenizer (from the file's lmflash metadata, or
+ * `tokenizerPath`). External data files are read next to the model.
  */
-export async function convertOnnxFile(onnxPath: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<ConvertResult> {
+export async function loadOnnxFile(onnxPath: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<LoadedModel> {
   const [bytes, tokBytes] = await Promise.all([
     readInputFile(onnxPath, 'ONNX model'),
     tokenizerPath ? readInputFile(tokenizerPath, 'tokenizer') : Promise.resolve(null),
@@ -115,17 +131,28 @@ export async function convertOnnxFile(onnxPath: string, tokenizerPath: string | 
       `${onnxPath} carries no tokenizer (only lmflash's ONNX exports do): pass --tokenizer with the model's llama2.c tokenizer.bin`,
     );
   }
-  return convertFloatModel(imported.model, tokenizer, 'onnx', opts, describeOnnxImport(imported.info));
+  return { model: imported.model, tokenizer, format: 'onnx', source: describeOnnxImport(imported.info) };
 }
 
-/** Converts a llama2.c checkpoint or, by its .onnx extension, an ONNX model. */
-export async function convertModelFile(input: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<ConvertResult> {
-  if (isOnnxPath(input)) return convertOnnxFile(input, tokenizerPath, opts);
+export async function convertOnnxFile(onnxPath: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  const m = await loadOnnxFile(onnxPath, tokenizerPath, opts);
+  return convertFloatModel(m.model, m.tokenizer, 'onnx', opts, m.source);
+}
+
+/** Reads a llama2.c checkpoint or, by its .onnx extension, an ONNX model. */
+export async function loadModelFile(input: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<LoadedModel> {
+  if (isOnnxPath(input)) return loadOnnxFile(input, tokenizerPath, opts);
   if (opts.seqLen !== undefined) {
     throw new LmflashError(`--seq-len applies to ONNX models only; a llama2.c checkpoint (${input}) records its own context length`);
   }
   if (!tokenizerPath) {
     throw new LmflashError(`--tokenizer is required to convert the llama2.c checkpoint ${input}: pass the model's tokenizer.bin (e.g. tok512.bin)`);
   }
-  return convertCheckpoint(input, tokenizerPath, opts);
+  return loadCheckpoint(input, tokenizerPath);
+}
+
+/** Converts a llama2.c checkpoint or, by its .onnx extension, an ONNX model. */
+export async function convertModelFile(input: string, tokenizerPath: string | undefined, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  const m = await loadModelFile(input, tokenizerPath, opts);
+  return convertFloatModel(m.model, m.tokenizer, m.format, opts, m.source);
 }

@@ -16,13 +16,14 @@ import * as generate from './commands/generate.js';
 import * as inspect from './commands/inspect.js';
 import * as monitor from './commands/monitor.js';
 import * as ports from './commands/ports.js';
+import * as prune from './commands/prune.js';
 import * as sim from './commands/sim.js';
 import * as tokenizer from './commands/tokenizer.js';
 import * as train from './commands/train.js';
 import * as uploadModel from './commands/upload-model.js';
 import { processIO, type CliIO } from './io.js';
 
-const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, demo];
+const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, demo, prune];
 
 export function buildProgram(io: CliIO = processIO): Command {
   const program = new Command('lmflash')

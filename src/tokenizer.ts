@@ -222,6 +222,13 @@ export interface EncodeOptions {
   bos?: boolean;
   /** Put the EOS token last (default false). */
   eos?: boolean;
+  /**
+   * Receives every id the encoding passes through: the chunks' pieces, the
+   * byte fallbacks, each merge's result (intermediates included) and the
+   * special tokens. Vocabulary pruning keeps exactly these, so the smaller
+   * vocabulary makes the same merge choices (converter/prune-vocab.ts).
+   */
+  visited?: Set<number>;
 }
 
 /** A min-heap of merge candidates ordered by (score desc, left position asc): run.c's choice of pair. */
@@ -370,9 +377,11 @@ export class Tokenizer {
       i += len;
     }
 
-    const merged = this.merge(ids);
+    if (opts.visited) for (const id of ids) opts.visited.add(id);
+    const merged = this.merge(ids, opts.visited);
     if (opts.bos !== false && t.bosId !== NO_ID) merged.unshift(t.bosId);
     if (opts.eos && t.eosId !== NO_ID) merged.push(t.eosId);
+    if (opts.visited) for (const id of merged) opts.visited.add(id);
     return merged;
   }
 
@@ -428,7 +437,7 @@ export class Tokenizer {
     for (const b of chunk) ids.push(t.byteIds[b]);
   }
 
-  private merge(ids: number[]): number[] {
+  private merge(ids: number[], visited?: Set<number>): number[] {
     const t = this.data;
     const n = ids.length;
     const id = Int32Array.from(ids);
@@ -457,6 +466,7 @@ export class Tokenizer {
       if (id[left] !== a || right < 0 || id[right] !== b) continue;
       id[left] = m;
       id[right] = -1;
+      visited?.add(m);
       next[left] = next[right];
       if (next[right] >= 0) prev[next[right]] = left;
       consider(prev[left]);
