@@ -3,7 +3,8 @@
  * report of what quantization cost. File handling (reading inputs, naming
  * them in errors) lives here; the formats live in src/.
  */
-import { writeBlob, type TensorReport } from '../src/blob.js';
+import { BLOB_MAGIC, blobToFloatModel, readBlob, writeBlob, type TensorReport } from '../src/blob.js';
+import { ARCH_NGRAM, blobArch } from '../src/ngram.js';
 import { LmflashError } from '../src/errors.js';
 import { aboutFile, readInputFile } from '../src/input-file.js';
 import { readLlama2cCheckpoint, readTokenizerBin, type CheckpointFormat } from '../src/llama2c.js';
@@ -156,3 +157,23 @@ export async function convertModelFile(input: string, tokenizerPath: string | un
   const m = await loadModelFile(input, tokenizerPath, opts);
   return convertFloatModel(m.model, m.tokenizer, m.format, opts, m.source);
 }
+
+/** A model from any input lmflash reads (checkpoint, ONNX or transformer blob), with its blob (converted at the default group size when it was not one). */
+export interface AnyModel extends LoadedModel {
+  groupSize: number;
+  blob: Buffer;
+}
+
+export async function loadAnyModel(input: string, tokenizerPath: string | undefined): Promise<AnyModel> {
+  const head = await readInputFile(input, 'model');
+  if (head.subarray(0, 4).toString('latin1') === BLOB_MAGIC) {
+    if (blobArch(head) === ARCH_NGRAM) throw new LmflashError(`${input} is an N-gram blob: this command needs a transformer model`);
+    if (tokenizerPath) throw new LmflashError(`${input} is an lmflash blob, which carries its tokenizer: drop --tokenizer`);
+    const view = aboutFile(input, () => readBlob(head));
+    return { model: blobToFloatModel(view), tokenizer: view.tokenizer, format: 'v1', source: 'lmflash blob', groupSize: view.config.groupSize, blob: head };
+  }
+  const loaded = await loadModelFile(input, tokenizerPath);
+  const groupSize = DEFAULT_GROUP_SIZE;
+  return { ...loaded, groupSize, blob: convertFloatModel(loaded.model, loaded.tokenizer, loaded.format, { groupSize }).blob };
+}
+

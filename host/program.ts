@@ -10,6 +10,7 @@ import * as convert from './commands/convert.js';
 import * as data from './commands/data.js';
 import * as evaluate from './commands/eval.js';
 import * as demo from './commands/demo.js';
+import * as distill from './commands/distill.js';
 import * as exportCmd from './commands/export.js';
 import * as flashCmd from './commands/flash.js';
 import * as generate from './commands/generate.js';
@@ -23,7 +24,7 @@ import * as train from './commands/train.js';
 import * as uploadModel from './commands/upload-model.js';
 import { processIO, type CliIO } from './io.js';
 
-const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, demo, prune];
+const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, demo, prune, distill];
 
 export function buildProgram(io: CliIO = processIO): Command {
   const program = new Command('lmflash')

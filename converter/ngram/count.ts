@@ -44,7 +44,7 @@ export interface NgramCounts {
  * Open addressing over float64 keys (exact integers below 2^53) to int32
  * values: the n-gram dictionary of one order. Keys are prefix id × V + word.
  */
-class KeyTable {
+export class KeyTable {
   private keys: Float64Array;
   private values: Int32Array;
   private mask: number;

@@ -86,7 +86,7 @@ function batches(seqs: number[][], maxChars = 100_000): number[][][] {
  * each position's int8 logits to onRow as they arrive: one row in memory at a
  * time, whatever the corpus length and vocabulary.
  */
-async function forEachNativeRow(blob: string, seqs: number[][], vocab: number, onRow: (logits: Float32Array, seq: number[], pos: number) => void): Promise<void> {
+export async function forEachNativeRow(blob: string, seqs: number[][], vocab: number, onRow: (logits: Float32Array, seq: number[], pos: number) => void): Promise<void> {
   for (const batch of batches(seqs)) {
     const expected = batch.reduce((n, s) => n + s.length, 0);
     let seqIndex = 0;

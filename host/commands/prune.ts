@@ -7,38 +7,17 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { convertFloatModel, loadModelFile, type LoadedModel } from '../../converter/convert.js';
+import { loadAnyModel } from '../../converter/convert.js';
 import { pruneVocabulary, type VocabPruneStats } from '../../converter/prune-vocab.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
-import { BLOB_MAGIC, blobToFloatModel, readBlob, writeBlob, type BlobConfig } from '../../src/blob.js';
+import { readBlob, writeBlob, type BlobConfig } from '../../src/blob.js';
 import { fmtBytes } from '../../src/boards.js';
 import { LmflashError } from '../../src/errors.js';
-import { aboutFile, readInputFile } from '../../src/input-file.js';
+import { readInputFile } from '../../src/input-file.js';
 import { parameterCount, ramPlan } from '../../src/memory-plan.js';
-import { ARCH_NGRAM, blobArch } from '../../src/ngram.js';
-import { DEFAULT_GROUP_SIZE } from '../../src/quantize.js';
 import type { CliIO } from '../io.js';
 import { evaluate, splitLines, type Split } from './eval.js';
 import { parsePositiveInt } from './inspect.js';
-
-/** A model from any input prune accepts, with the blob it is before pruning. */
-interface PruneInput extends LoadedModel {
-  groupSize: number;
-  blob: Buffer;
-}
-
-async function loadPruneInput(input: string, tokenizerPath: string | undefined): Promise<PruneInput> {
-  const head = await readInputFile(input, 'model');
-  if (head.subarray(0, 4).toString('latin1') === BLOB_MAGIC) {
-    if (blobArch(head) === ARCH_NGRAM) throw new LmflashError(`${input} is an N-gram blob: vocabulary pruning applies to transformer models`);
-    if (tokenizerPath) throw new LmflashError(`${input} is an lmflash blob, which carries its tokenizer: drop --tokenizer`);
-    const view = aboutFile(input, () => readBlob(head));
-    return { model: blobToFloatModel(view), tokenizer: view.tokenizer, format: 'v1', source: 'lmflash blob', groupSize: view.config.groupSize, blob: head };
-  }
-  const loaded = await loadModelFile(input, tokenizerPath);
-  const groupSize = DEFAULT_GROUP_SIZE;
-  return { ...loaded, groupSize, blob: convertFloatModel(loaded.model, loaded.tokenizer, loaded.format, { groupSize }).blob };
-}
 
 export interface PruneFigures {
   parameters: number;
@@ -80,7 +59,7 @@ export interface PruneOptions {
 
 /** Prunes and measures; returns the new blob and the report (writes nothing but temp files). */
 export async function pruneModelFile(input: string, opts: PruneOptions): Promise<{ blob: Buffer; report: PruneReport }> {
-  const m = await loadPruneInput(input, opts.tokenizer);
+  const m = await loadAnyModel(input, opts.tokenizer);
   const text = (await readInputFile(opts.vocabFrom, '--vocab-from text')).toString('utf8');
   const lines = splitLines(text, opts.split);
   const pruned = pruneVocabulary(m.model, m.tokenizer, lines);

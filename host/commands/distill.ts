@@ -1,0 +1,144 @@
+/**
+ * `lmflash distill --teacher <model> --ngram --order N [--text <corpus>] [--samples K] -o <student.blob>`:
+ * an N-gram student from a transformer teacher's next-token distributions
+ * (converter/ngram/distill.ts). The teacher runs on the C core (lmf-run):
+ * its logits for every position of the text, its sampled stories for --samples.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { loadAnyModel } from '../../converter/convert.js';
+import { bpeCorpus } from '../../converter/ngram/corpus.js';
+import { estimateTeacherNgram, topKOf, type TeacherTopK } from '../../converter/ngram/distill.js';
+import { DEFAULT_SEQ_LEN } from '../../converter/ngram/train.js';
+import { writeFileAtomic } from '../../src/atomic-write.js';
+import { LmflashError } from '../../src/errors.js';
+import { readInputFile } from '../../src/input-file.js';
+import { NGRAM_MAX_ORDER } from '../../src/ngram.js';
+import { PIECE_CONTROL, Tokenizer, type TokenizerData } from '../../src/tokenizer.js';
+import type { CliIO } from '../io.js';
+import { runNativeCollect } from '../native.js';
+import { forEachNativeRow, splitLines, type Split } from './eval.js';
+import { parsePositiveInt } from './inspect.js';
+
+function parseFraction(value: string): number {
+  const n = Number(value);
+  if (!/^\d*\.?\d+$/.test(value) || !(n >= 0 && n < 1)) throw new InvalidArgumentError('expected a number from 0 to below 1, e.g. 0.5');
+  return n;
+}
+
+function parseOrder(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > NGRAM_MAX_ORDER) throw new InvalidArgumentError(`expected a whole number from 1 to ${NGRAM_MAX_ORDER}`);
+  return n;
+}
+
+/** The teacher's top-k at every position of every sentence (row p of sentence s predicts its token p, the last row </s>). */
+async function teacherTopK(blobFile: string, sentences: ArrayLike<number>[], tok: TokenizerData, seqLen: number, k: number): Promise<TeacherTopK[]> {
+  const seqs = sentences.map((s) => [tok.bosId, ...Array.from(s)].slice(0, seqLen));
+  const out = seqs.map((s) => ({ ids: new Int32Array(s.length * k), probs: new Float32Array(s.length * k), positions: s.length }));
+  let si = 0;
+  await forEachNativeRow(blobFile, seqs, tok.vocabSize, (logits, _seq, p) => {
+    topKOf(logits, k, tok.kinds, out[si].ids, out[si].probs, p * k);
+    if (p + 1 === seqs[si].length) si++;
+  });
+  return out;
+}
+
+/** K stories sampled from the teacher (temperature 1, seeds seed..seed+K-1), cut into sentences at control tokens. */
+async function teacherSamples(blobFile: string, count: number, tok: TokenizerData, steps: number, seed: number): Promise<Int32Array[]> {
+  const sentences: Int32Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const { stdout } = await runNativeCollect(blobFile, ['-n', String(steps), '-t', '1.0', '-s', String(seed + i), '--json']);
+    const run = JSON.parse(stdout.toString('utf8')) as { generated_tokens: number[] };
+    let cur: number[] = [];
+    for (const id of [...run.generated_tokens, tok.bosId]) {
+      if (tok.kinds[id] === PIECE_CONTROL) {
+        if (cur.length > 0) sentences.push(Int32Array.from(cur));
+        cur = [];
+      } else cur.push(id);
+    }
+  }
+  return sentences;
+}
+
+interface DistillOpts {
+  teacher: string;
+  tokenizer?: string;
+  ngram?: boolean;
+  order: number;
+  text?: string;
+  split: string;
+  samples?: number;
+  sampleSteps: number;
+  seed: number;
+  topK: number;
+  teacherWeight: number;
+  scale: number;
+  quantize: number;
+  context: number;
+  output: string;
+}
+
+export function register(program: Command, io: CliIO): void {
+  program
+    .command('distill')
+    .description("a student from a teacher's next-token distributions; --ngram: an N-gram model from the teacher's expected counts on a text and/or its samples")
+    .requiredOption('--teacher <model>', 'the teacher: llama2.c checkpoint (with --tokenizer), ONNX model or lmflash transformer blob')
+    .option('-t, --tokenizer <file>', "the checkpoint's llama2.c tokenizer.bin")
+    .option('--ngram', 'the student is an N-gram model (the only student this command builds so far)')
+    .option('--order <n>', `longest n-gram, 1 to ${NGRAM_MAX_ORDER}`, parseOrder, 3)
+    .option('--text <corpus>', 'text, one sentence a line: the teacher predicts every position of it')
+    .option('--split <which>', 'lines of --text to use: all or train (index % 10 != 0)', 'all')
+    .option('--samples <k>', 'also count k stories sampled from the teacher (temperature 1)', parsePositiveInt)
+    .option('--sample-steps <n>', 'tokens per sampled story', parsePositiveInt, 256)
+    .option('--seed <n>', 'seed of the first sample (each next one adds 1)', parsePositiveInt, 1)
+    .option('--top-k <k>', "teacher tokens per position that get a share of the count", parsePositiveInt, 16)
+    .option('--teacher-weight <a>', "the teacher's share of each position's count (the real token gets 1 - a)", parseFraction, 0.5)
+    .option('--scale <s>', 'counts are multiplied by s and rounded to whole counts for Kneser-Ney', parsePositiveInt, 10)
+    .option('--quantize <bits>', 'bits per stored log-probability and backoff (0: float32)', (v) => Number(v), 8)
+    .option('--context <n>', 'tokens one generation may hold', parsePositiveInt, DEFAULT_SEQ_LEN)
+    .requiredOption('-o, --output <file>', 'student blob to write (replaced atomically)')
+    .action(async (opts: DistillOpts) => {
+      if (!opts.ngram) throw new LmflashError('only N-gram students are built so far: pass --ngram (a transformer student needs the training engine)');
+      if (!opts.text && !opts.samples) throw new LmflashError('give the teacher something to predict: --text CORPUS, --samples K, or both');
+      if (!['all', 'train'].includes(opts.split)) throw new LmflashError(`--split must be all or train, not "${opts.split}"`);
+      const teacher = await loadAnyModel(opts.teacher, opts.tokenizer);
+      const tok = teacher.tokenizer;
+      const lines = opts.text ? splitLines((await readInputFile(opts.text, 'text')).toString('utf8'), opts.split as Split) : [];
+      if (opts.text && lines.length === 0) throw new LmflashError(`${opts.text} has no non-empty lines`);
+      const text = bpeCorpus(lines, new Tokenizer(tok));
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-distill-'));
+      try {
+        const blobFile = path.join(dir, 'teacher.blob');
+        await writeFile(blobFile, teacher.blob);
+        const t0 = performance.now();
+        const top = await teacherTopK(blobFile, text.sentences, tok, teacher.model.config.seqLen, opts.topK);
+        const t1 = performance.now();
+        const samples = opts.samples ? await teacherSamples(blobFile, opts.samples, tok, opts.sampleSteps, opts.seed) : [];
+        const t2 = performance.now();
+        const r = estimateTeacherNgram(text, top, samples, tok, {
+          order: opts.order,
+          topK: opts.topK,
+          teacherWeight: opts.teacherWeight,
+          scale: opts.scale,
+          quantize: opts.quantize,
+          seqLen: opts.context,
+        });
+        await writeFileAtomic(opts.output, r.blob);
+        const positions = top.reduce((n, t) => n + t.positions, 0);
+        const lines2 = [
+          `teacher ${opts.teacher}: ${positions} positions of ${lines.length} lines on the C core in ${((t1 - t0) / 1000).toFixed(1)} s` +
+            (positions ? ` (${Math.round(positions / ((t1 - t0) / 1000))} positions/s)` : ''),
+          ...(opts.samples ? [`${opts.samples} teacher samples: ${samples.length} sentences in ${((t2 - t1) / 1000).toFixed(1)} s`] : []),
+          `counts: top ${opts.topK} teacher tokens × ${opts.teacherWeight} + real token × ${1 - opts.teacherWeight}, scaled by ${opts.scale} and rounded`,
+          ...r.report.orders.map((o) => `  order ${o.order}: ${o.kept} n-grams, discounts ${o.discounts.map((d) => d.toFixed(3)).join(' ')}${o.fallback ? ' (fallback)' : ''}`),
+          `wrote ${opts.output}: ${r.blob.length} bytes`,
+        ];
+        io.out(lines2.join('\n') + '\n');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+}
