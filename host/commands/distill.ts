@@ -35,7 +35,7 @@ function parseOrder(value: string): number {
 }
 
 /** The teacher's top-k at every position of every sentence (row p of sentence s predicts its token p, the last row </s>). */
-async function teacherTopK(blobFile: string, sentences: ArrayLike<number>[], tok: TokenizerData, seqLen: number, k: number): Promise<TeacherTopK[]> {
+export async function teacherTopK(blobFile: string, sentences: ArrayLike<number>[], tok: TokenizerData, seqLen: number, k: number): Promise<TeacherTopK[]> {
   const seqs = sentences.map((s) => [tok.bosId, ...Array.from(s)].slice(0, seqLen));
   const out = seqs.map((s) => ({ ids: new Int32Array(s.length * k), probs: new Float32Array(s.length * k), positions: s.length }));
   let si = 0;
