@@ -95,7 +95,7 @@ export function register(program: Command, io: CliIO): void {
     .option('--sample-steps <n>', 'tokens per sampled story', parsePositiveInt, 256)
     .option('--seed <n>', 'seed of the first sample (each next one adds 1)', parsePositiveInt, 1)
     .option('--top-k <k>', "teacher tokens per position that get a share of the count", parsePositiveInt, 16)
-    .option('--teacher-weight <a>', "the teacher's share of each position's count (the real token gets 1 - a)", parseFraction, 0.5)
+    .option('--teacher-weight <a>', "the teacher's share of each position's count (the real token gets 1 - a)", parseFraction, 0.75)
     .option('--scale <s>', 'counts are multiplied by s and rounded to whole counts for Kneser-Ney', parsePositiveInt, 10)
     .option('--quantize <bits>', 'bits per stored log-probability and backoff (0: float32)', (v) => Number(v), 8)
     .option('--context <n>', 'tokens one generation may hold', parsePositiveInt, DEFAULT_SEQ_LEN)
