@@ -16,12 +16,12 @@ export function buildFirmware(dir: string, cmakeArgs: string[] = []): void {
 }
 
 export function ensureNativeBuild(): void {
-  buildFirmware(path.join(PROJECT_ROOT, 'build/native'), ['-DCMAKE_BUILD_TYPE=Release']);
+  buildFirmware(path.join(PROJECT_ROOT, 'build/native'), ['-DCMAKE_BUILD_TYPE=Release', '-DLMF_TESTS=ON']);
 }
 
 /** The ASan + UBSan build of the core and its test programs. */
 export function ensureSanitizerBuild(): void {
-  buildFirmware(ASAN_DIR, ['-DLMF_SANITIZE=ON', '-DCMAKE_BUILD_TYPE=Debug']);
+  buildFirmware(ASAN_DIR, ['-DLMF_SANITIZE=ON', '-DCMAKE_BUILD_TYPE=Debug', '-DLMF_TESTS=ON']);
 }
 
 export interface CoreRun {
