@@ -102,6 +102,27 @@ interface GenerateOpts extends Omit<SamplingOptions, 'seed'> {
   echo: boolean;
   ctx?: number;
   pace?: string;
+  truncatePrompt?: boolean;
+}
+
+/**
+ * Writes `prefix` (the echoed prompt) just before the first text, or at
+ * flush(): once the core or the board has accepted the prompt. An error
+ * before that (a prompt too long, no model) leaves stdout empty.
+ */
+export function echoBefore(prefix: string, write: (text: string) => void): { write(text: string): void; flush(): void } {
+  let pending = prefix;
+  const flush = () => {
+    if (pending) write(pending);
+    pending = '';
+  };
+  return {
+    write(text) {
+      flush();
+      write(text);
+    },
+    flush,
+  };
 }
 
 /**
@@ -133,6 +154,7 @@ function checkWhere(o: GenerateOpts): 'native' | 'serial' {
     throw new LmflashError('say where to generate: --model M (the native core), --sim --model M (the virtual board) or --port P (a board)');
   if (o.port === undefined && !o.sim) return 'native';
   if (o.ctx) throw new LmflashError("--ctx works only on the native core: a board's context is what fits its RAM");
+  if (o.truncatePrompt) throw new LmflashError('--truncate-prompt works only on the native core (--model without --sim): the board encodes the prompt and refuses one too long; shorten it');
   return 'serial';
 }
 
@@ -147,6 +169,7 @@ export function register(program: Command, io: CliIO): void {
     .option('--baud <rate>', 'serial baud rate (USB-Serial-JTAG ignores it)', parseBaud, 115200)
     .option('-p, --prompt <text>', 'the prompt', '')
     .option('--ctx <n>', 'context length (default: the model\'s; native core only)', parsePositiveInt)
+    .option('--truncate-prompt', 'a prompt longer than the context keeps BOS and its end, leaving room for -n tokens (native core only)')
     .option('--json', 'print prompt ids (null over serial), generated ids, text and stats as one JSON object')
     .option('--no-echo', 'print only the generated text, not the prompt before it');
   addSamplingOptions(cmd)
@@ -163,10 +186,10 @@ The same seed and sampling options give the same tokens on all three.`,
       const where = checkWhere(opts);
       const seed = opts.seed ?? randomInt(0, 2 ** 31);
       if (where === 'serial') return generateSerial(opts, seed, io);
-      if (opts.echo && !opts.json) io.out(opts.prompt);
       const args = ['-p', opts.prompt, '-n', String(opts.steps), ...samplingArgs({ ...opts, seed })];
       if (opts.ctx) args.push('--ctx', String(opts.ctx));
-      await generateNative(opts.model!, args, { seed, json: !!opts.json }, io);
+      if (opts.truncatePrompt) args.push('--truncate-prompt');
+      await generateNative(opts.model!, args, { seed, json: !!opts.json, echo: opts.echo && !opts.json ? opts.prompt : '' }, io);
     });
 }
 
@@ -178,15 +201,16 @@ async function generateSerial(opts: GenerateOpts, seed: number, io: CliIO): Prom
     const vocab = await boardVocab(target.client);
     if (opts.ban?.length && vocab.size !== null) checkBannedIds(opts.ban, vocab.size);
     const gen = target.client.generate(opts.prompt, generateParams({ ...opts, seed }, opts.steps));
-    if (opts.echo && !opts.json) io.out(opts.prompt); // once the board has taken the request
+    const out = echoBefore(opts.echo && !opts.json ? opts.prompt : '', opts.json ? () => {} : io.out);
     const stopOnCtrlC = () => gen.cancel(); // the reply ends with DONE (cancelled) and its stats
     process.once('SIGINT', stopOnCtrlC);
     let reply: SerialReply;
     try {
-      reply = await collectReply(gen, opts.json ? () => {} : io.out, vocab.unkId);
+      reply = await collectReply(gen, out.write, vocab.unkId);
     } finally {
       process.off('SIGINT', stopOnCtrlC);
     }
+    out.flush();
     const { stats } = reply;
     if (reply.ids.length !== stats.generatedTokens)
       io.err(`lmflash: warning: ${stats.generatedTokens - reply.ids.length} of ${stats.generatedTokens} tokens were lost on the line; the text is incomplete\n`);
@@ -240,15 +264,17 @@ export async function collectReply(gen: Generation, write: (text: string) => voi
   throw new LmflashError('the board ended a reply without its DONE (a bug in the firmware)');
 }
 
-async function generateNative(model: string, args: string[], o: { seed: number; json: boolean }, io: CliIO): Promise<void> {
+async function generateNative(model: string, args: string[], o: { seed: number; json: boolean; echo: string }, io: CliIO): Promise<void> {
   const decoder = new TerminalText();
   const json: Buffer[] = [];
+  const out = echoBefore(o.echo, io.out);
   const start = process.hrtime.bigint();
   // text: lmf-run marks <unk> itself (--show-unk), as the serial path does from the ids
   const run = await runNative(model, o.json ? [...args, '--json'] : [...args, '--show-unk'], (chunk) => {
     if (o.json) json.push(chunk);
-    else io.out(decoder.bytes(chunk));
+    else out.write(decoder.bytes(chunk));
   });
+  out.flush();
   const end = process.hrtime.bigint();
   const core = parseCoreStats(run.stderr);
   const seconds = Number(end - start) / 1e9;
@@ -258,6 +284,7 @@ async function generateNative(model: string, args: string[], o: { seed: number; 
     seconds: Number(seconds.toFixed(4)),
     tokens_per_second: core.generated_tokens ? Number((core.generated_tokens / seconds).toFixed(1)) : 0,
     seed: o.seed,
+    ...(core.prompt_dropped ? { prompt_dropped: core.prompt_dropped } : {}),
   };
   if (o.json) {
     let parsed: Record<string, unknown>;
@@ -271,5 +298,6 @@ async function generateNative(model: string, args: string[], o: { seed: number; 
     return;
   }
   io.out(decoder.end());
-  io.err(`\n[${stats.generated_tokens} tokens after a ${stats.prompt_tokens}-token prompt, ${stats.tokens_per_second} tok/s, seed ${o.seed}]\n`);
+  const cut = core.prompt_dropped ? `; --truncate-prompt dropped its first ${core.prompt_dropped} tokens` : '';
+  io.err(`\n[${stats.generated_tokens} tokens after a ${stats.prompt_tokens}-token prompt${cut}, ${stats.tokens_per_second} tok/s, seed ${o.seed}]\n`);
 }

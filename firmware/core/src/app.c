@@ -24,6 +24,8 @@ static const char usage[] =
     "      --repeat-window W    recent tokens the penalty looks at (default 64)\n"
     "      --ban ID[,ID...]     never sample these token ids (at most 16)\n"
     "      --ctx N              context length (default: the model's, or what fits in RAM)\n"
+    "      --truncate-prompt    a prompt longer than the context keeps BOS and its end,\n"
+    "                           leaving room for -n tokens (at most half the context)\n"
     "      --tokens LIST        score token ids instead of generating: ids separated by ',',\n"
     "                           sequences by ';' (the state restarts for each)\n"
     "      --json               print one JSON object with ids, text and stats\n"
@@ -42,7 +44,7 @@ typedef struct job {
     char hex_prompt[MAX_HEX_PROMPT];
     uint32_t steps, ctx;
     const char *tokens;
-    int json, logits, target_logits, check_crc, info, show_unk;
+    int json, logits, target_logits, check_crc, info, show_unk, truncate_prompt;
     lmf_sampler_params sampling;
 } job;
 
@@ -140,6 +142,7 @@ static int parse_args(job *j, int argc, char **argv, const lmf_port *port)
             else if (!strcmp(a, "--target-logits")) j->target_logits = 1;
             else if (!strcmp(a, "--no-crc")) j->check_crc = 0;
             else if (!strcmp(a, "--info")) j->info = 1;
+            else if (!strcmp(a, "--truncate-prompt")) j->truncate_prompt = 1;
             else if (!strcmp(a, "-h") || !strcmp(a, "--help")) { port->write_out(port->ctx, usage, sizeof usage - 1); return 1; }
             else { say(port, "lmf-run: unknown option '%s'\n%s", a, usage); return -1; }
         }
@@ -177,6 +180,7 @@ typedef struct run {
     lmf_lm state;        /* the model's state, whatever its architecture */
     uint32_t *ids;       /* prompt then generated tokens */
     uint32_t n_prompt;
+    uint32_t prompt_dropped; /* tokens --truncate-prompt cut from the prompt's start */
 } run;
 
 static void write_logits(const run *r, const float *logits)
@@ -263,6 +267,7 @@ static int generate(run *r, const job *j, uint8_t *sampler_mem)
         emitf(r->port, ",\"ctx\":%u}\n", r->state.ctx);
     }
     say(r->port, "lmf: prompt_tokens=%u generated_tokens=%u forwards=%u ctx=%u", n_prompt, gen, forwards, r->state.ctx);
+    if (r->prompt_dropped) say(r->port, " prompt_dropped=%u", r->prompt_dropped);
     if (r->port->cycle_count) say(r->port, " cycles=%u", c0);
     say(r->port, "\n");
     return 0;
@@ -276,8 +281,27 @@ static int encode_prompt(run *r, const job *j, uint8_t *scratch, size_t scratch_
     uint32_t cap = scratch_bytes / 4 > 0xFFFFFFF ? 0xFFFFFFF : (uint32_t)(scratch_bytes / 4);
     uint32_t *tmp = (uint32_t *)(void *)scratch;
     int32_t n = lmf_encode(&r->blob->tok, j->prompt, len, 1, tmp, cap);
-    if (n < 0 || (uint32_t)n > ctx) {
-        say(r->port, "lmf-run: the prompt is longer than the context of %u tokens: shorten it or raise --ctx\n", ctx);
+    uint32_t max_ctx = r->blob->cfg.seq_len;
+    if (n < 0) {
+        say(r->port, "lmf-run: the prompt is too long to encode in the RAM left beside a context of %u tokens: shorten it\n", ctx);
+        return -1;
+    }
+    if ((uint32_t)n > ctx && j->truncate_prompt) {
+        /* keep BOS and the prompt's end, leaving room for the reply */
+        uint32_t room = j->steps < ctx / 2 ? j->steps : ctx / 2;
+        uint32_t keep = ctx - room; /* at least 1: BOS */
+        memmove(tmp + 1, tmp + (uint32_t)n - (keep - 1), (size_t)(keep - 1) * 4);
+        r->prompt_dropped = (uint32_t)n - keep;
+        n = (int32_t)keep;
+    }
+    if ((uint32_t)n > ctx) {
+        /* advice that can be followed: --ctx only helps below the model's maximum */
+        if (ctx == max_ctx)
+            say(r->port, "lmf-run: the prompt is %u tokens, longer than the model's context of %u tokens (its maximum): shorten it, or pass --truncate-prompt to keep its end\n", (uint32_t)n, ctx);
+        else if (j->ctx)
+            say(r->port, "lmf-run: the prompt is %u tokens, longer than --ctx %u: raise --ctx (the model allows up to %u), or pass --truncate-prompt to keep its end\n", (uint32_t)n, ctx, max_ctx);
+        else
+            say(r->port, "lmf-run: the prompt is %u tokens, longer than the %u-token context that fits in RAM: shorten it, or pass --truncate-prompt to keep its end\n", (uint32_t)n, ctx);
         return -1;
     }
     if (n == 0) { say(r->port, "lmf-run: this vocabulary has no BOS token: give a prompt\n"); return -1; }
