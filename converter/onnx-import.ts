@@ -21,9 +21,10 @@
  * seq_len from the tables, and both, with norm_eps, from lmflash's metadata
  * when present.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LmflashError } from '../src/errors.js';
+import { checkInputFile } from '../src/input-file.js';
 import {
   checkModelShapes,
   configProblems,
@@ -1345,6 +1346,7 @@ export function externalReaderFor(modelPath: string): ExternalReader {
     }
     let data = cache.get(target);
     if (!data) {
+      if (existsSync(target)) checkInputFile(target, `external data file of "${tensorName}"`); // a missing one is explained below
       try {
         data = readFileSync(target);
       } catch (e) {

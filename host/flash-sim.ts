@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { checkInputFile } from '../src/input-file.js';
 import path from 'node:path';
 import { LmflashError } from '../src/errors.js';
 import { appDescription, buildEspImage } from './esp-image.js';
@@ -37,6 +38,7 @@ export interface FlashSim {
 export function startFlashSim(o: FlashSimOptions): Promise<FlashSim> {
   const exe = path.join(o.buildDir ?? path.join(projectRoot(), 'build', 'native'), 'lmf-sim');
   if (!existsSync(exe)) throw new LmflashError(`the virtual board is not built (${exe} is missing): run \`npm run build\``);
+  if (existsSync(o.image)) checkInputFile(o.image, 'flash image'); // a missing one is created
   const args = ['--flash', o.image, ...(o.flashSize ? ['--flash-size', o.flashSize] : []), ...(o.args ?? [])];
   const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
   let err = '';

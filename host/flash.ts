@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { checkInputFile } from '../src/input-file.js';
 import path from 'node:path';
 import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
 import { readBlob } from '../src/blob.js';
@@ -150,6 +151,7 @@ async function refuseIfModelCannotRun(blob: Uint8Array, source: string, flashSiz
 
 /** Reads and fully checks a blob; returns exactly its bytes. */
 export function readModelFile(file: string): Buffer {
+  checkInputFile(file, 'model');
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);

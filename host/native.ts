@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LmflashError } from '../src/errors.js';
+import { checkInputFile } from '../src/input-file.js';
 
 /** The project root: two levels above this file, whether it runs from host/ or dist/host/. */
 export function projectRoot(): string {
@@ -38,6 +39,7 @@ export interface NativeRun {
  */
 export function runNative(model: string, args: string[], onStdout: (chunk: Buffer) => void): Promise<NativeRun> {
   const exe = nativeRunnerPath();
+  checkInputFile(model, 'model'); // the core maps it: a pipe or a folder would fail as "No such device"
   return new Promise((resolve, reject) => {
     const child = spawn(exe, [model, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     const err: Buffer[] = [];

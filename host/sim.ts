@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { LmflashError } from '../src/errors.js';
+import { checkInputFile } from '../src/input-file.js';
 import { projectRoot } from './native.js';
 
 export interface SimOptions {
@@ -64,6 +65,7 @@ function killAllOnExit(): void {
 /** Starts lmf-sim and resolves once it serves on its pseudo-terminal. */
 export function startSim(opts: SimOptions = {}): Promise<Sim> {
   const exe = simPath();
+  if (opts.model) checkInputFile(opts.model, 'model'); // before a child that would map it
   const args = opts.model ? [opts.model] : ['--no-model'];
   if (opts.arenaBytes) args.push('--arena', String(opts.arenaBytes));
   if (opts.stepDelayUs) args.push('--step-delay-us', String(opts.stepDelayUs));

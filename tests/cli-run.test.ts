@@ -68,7 +68,7 @@ describe('lmflash generate --model', () => {
   });
 
   it('says what is wrong with bad options or files', async () => {
-    expect((await run('generate', '-m', path.join(dir, 'none.blob'), '-p', 'x')).err).toMatch(/cannot open .*none\.blob/);
+    expect((await run('generate', '-m', path.join(dir, 'none.blob'), '-p', 'x')).err).toMatch(/cannot read the model .*none\.blob: no such file/);
     expect((await run('generate', '-m', blob, '-p', 'x', '--top-p', '2')).err).toMatch(/expected a number from 0\.01 to 1/);
     const long = await run('generate', '-m', blob, '-p', 'word '.repeat(100), '--ctx', '16');
     expect(long.code).toBe(1);

@@ -6,6 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { LmflashError } from '../../src/errors.js';
+import { checkInputFile } from '../../src/input-file.js';
 import { fmix32, hash32 } from './hash.js';
 import { PLACEHOLDER } from './pii.js';
 
@@ -148,6 +149,7 @@ export function parseBlocklist(text: string): Blocklist {
 }
 
 export async function loadBlocklist(file: string): Promise<Blocklist> {
+  checkInputFile(file, 'blocklist');
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -89,12 +89,17 @@ const tallies = (t: Partial<Record<string, Tally>>) =>
     .map(([k, v]) => `${k} ${count(v!.count)}`)
     .join(', ') || 'none';
 
+/** What removed whole documents, by rule: "too-short 3, exact-duplicate 1". */
+export function formatRemovals(r: CleanReport): string {
+  return tallies(r.removed);
+}
+
 /** The few lines the command prints. */
 export function formatSummary(r: CleanReport, output: string): string {
   const files = r.sources.reduce((n, s) => n + s.files, 0);
   const lines = [
     `read ${count(r.documents.read)} documents from ${count(files)} file${files === 1 ? '' : 's'} in ${r.seconds.toFixed(1)} s (${count(r.documentsPerSecond)} documents/s)`,
-    `removed: ${tallies(r.removed)}`,
+    `removed: ${formatRemovals(r)}`,
     `redacted: ${tallies(r.redacted)}`,
   ];
   if (r.repeatedSegments.count) lines.push(`cut ${count(r.repeatedSegments.count)} repeated segments`);

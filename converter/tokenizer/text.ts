@@ -2,7 +2,6 @@
  * Training text for the tokenizer trainers: documents (one a line), characters
  * as the C core sees them, and character frequencies with the dummy prefix.
  */
-import { LmflashError } from '../../src/errors.js';
 
 /**
  * The documents of a training text: its lines (LF or CRLF), empty lines left
@@ -11,35 +10,6 @@ import { LmflashError } from '../../src/errors.js';
 export function documentsOf(text: string | Iterable<string>): string[] {
   const lines = typeof text === 'string' ? text.split(/\r?\n/) : [...text];
   return lines.filter((l) => l.length > 0);
-}
-
-/**
- * Decodes a training file as UTF-8, refusing invalid bytes: a clean corpus is
- * valid UTF-8, and training on U+FFFD replacements would teach the wrong pieces.
- */
-export function decodeTrainingText(bytes: Uint8Array, name = 'the training text'): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(bytes);
-  } catch {
-    const at = firstInvalidUtf8(bytes);
-    throw new LmflashError(`${name} is not valid UTF-8 (first bad byte at offset ${at}): clean it or convert it to UTF-8 first`);
-  }
-}
-
-function firstInvalidUtf8(b: Uint8Array): number {
-  for (let i = 0; i < b.length; ) {
-    const c = b[i];
-    const n = c < 0x80 ? 1 : c >= 0xc2 && c < 0xe0 ? 2 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xf0 && c < 0xf5 ? 4 : 0;
-    if (n === 0 || i + n > b.length) return i;
-    for (let k = 1; k < n; k++) if ((b[i + k] & 0xc0) !== 0x80) return i;
-    try {
-      new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(i, i + n));
-    } catch {
-      return i;
-    }
-    i += n;
-  }
-  return b.length;
 }
 
 /** The dummy prefix the encoder puts before every non-empty text (blob flag bit 0). */

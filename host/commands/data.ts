@@ -12,7 +12,7 @@ import { DEFAULT_NEAR_DUP } from '../../converter/data/dedup.js';
 import { DEFAULT_QUALITY, loadBlocklist, scriptFilter, type QualityOptions } from '../../converter/data/filters.js';
 import type { ShingleSpec } from '../../converter/data/minhash.js';
 import { AtomicOutput } from '../../converter/data/output.js';
-import { formatSummary } from '../../converter/data/report.js';
+import { formatRemovals, formatSummary, type CleanReport } from '../../converter/data/report.js';
 import type { DocPer } from '../../converter/data/sources.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
@@ -105,6 +105,13 @@ async function cleanOptions(opts: DataCleanOpts, cmd: Command, io: CliIO): Promi
   };
 }
 
+/** Why an empty corpus is refused (an empty output would train nothing, silently). */
+function nothingLeft(report: CleanReport, opts: DataCleanOpts): string {
+  const skipped = report.skippedFiles.map((s) => `${s.file} (${s.why})`).join(', ');
+  const why = report.documents.read === 0 ? `no documents were read${skipped ? `; skipped ${skipped}` : ''}` : `all ${report.documents.read} documents read were removed (${formatRemovals(report)})`;
+  return `nothing left to write: ${why}; ${opts.output} was not written. Give text files${report.documents.read ? ', or loosen the filters (see --report)' : ''}`;
+}
+
 export function register(program: Command, io: CliIO): void {
   const data = program.command('data').description('prepare training text');
   const q = DEFAULT_QUALITY;
@@ -155,6 +162,7 @@ export function register(program: Command, io: CliIO): void {
         status.end();
         // The report first: if it cannot be written, the output is not either.
         if (opts.report) await writeFileAtomic(opts.report, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+        if (report.documents.written === 0) throw new LmflashError(nothingLeft(report, opts));
         await out.commit();
         io.out(formatSummary(report, opts.output));
       } catch (e) {

@@ -10,7 +10,7 @@
  */
 import type { Command } from 'commander';
 import { LmflashError } from '../../src/errors.js';
-import { aboutFile, readInputFile } from '../../src/input-file.js';
+import { aboutFile, readInputFile, readInputText } from '../../src/input-file.js';
 import { readLlama2cCheckpoint } from '../../src/llama2c.js';
 import { NgramLm, type NgramView } from '../../src/ngram.js';
 import { ReferenceModel } from '../../src/reference.js';
@@ -154,7 +154,7 @@ class Tally {
 }
 
 async function readText(textPath: string, split: Split, limit?: number): Promise<string[]> {
-  const text = (await readInputFile(textPath)).toString('utf8');
+  const text = await readInputText(textPath, 'text');
   let docs = splitLines(text, split);
   if (limit) docs = docs.slice(0, limit);
   if (docs.length === 0) throw new LmflashError(`${textPath} has no non-empty lines in the ${split} split`);

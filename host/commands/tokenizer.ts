@@ -1,13 +1,12 @@
 /** `lmflash tokenizer train <text> --vocab N [--type bpe|char|word] -o <tokenizer.bin>` (docs/tokenizers.md) */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { readInputFile } from '../../src/input-file.js';
+import { readInputText } from '../../src/input-file.js';
 import { DEFAULT_MAX_PIECE_CHARS, MAX_PIECE_CHARS } from '../../converter/tokenizer/bpe.js';
-import { decodeTrainingText } from '../../converter/tokenizer/text.js';
 import { tokenizerFileBytes, trainVocabulary, vocabSizeProblem, VOCABULARY_TYPES, type TrainResult } from '../../converter/tokenizer/train.js';
 import type { VocabularyType } from '../../converter/tokenizer/vocab-file.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
-import type { CliIO } from '../io.js';
+import { type CliIO, reportTo } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { parsePositiveInt } from './inspect.js';
 
@@ -54,7 +53,7 @@ export function register(program: Command, io: CliIO): void {
     .argument('<text>', 'the training text: UTF-8, one document a line (e.g. a cleaned corpus)')
     .requiredOption('--vocab <n>', 'vocabulary size, every token counted (the model\'s vocab_size; bpe and char: at least 260, as ids 0..258 are control and byte-fallback tokens)', parsePositiveInt)
     .addOption(new Option('--type <type>', 'kind of vocabulary').choices(VOCABULARY_TYPES).default('bpe'))
-    .requiredOption('-o, --output <file>', 'tokenizer.bin to write (replaced atomically)')
+    .requiredOption('-o, --output <file>', 'tokenizer.bin to write (a file is replaced atomically; - writes to stdout)')
     .option('--max-piece-chars <n>', 'bpe: the longest piece, in characters', parsePieceChars, DEFAULT_MAX_PIECE_CHARS)
     .option('--character-coverage <f>', 'bpe: keep only the most frequent characters covering this fraction of the text (the rest use byte fallback)', parseCoverage, 1)
     .option('--no-split-scripts', 'bpe: let a piece mix Unicode scripts, e.g. letters with punctuation (sentencepiece keeps them apart)')
@@ -69,7 +68,7 @@ export function register(program: Command, io: CliIO): void {
       }
       const sizeProblem = vocabSizeProblem(opts.type, opts.vocab);
       if (sizeProblem) throw new LmflashError(`--vocab ${opts.vocab}: ${sizeProblem}`);
-      const text = decodeTrainingText(await readInputFile(file, 'training text'), file);
+      const text = await readInputText(file, 'training text');
       let result: TrainResult;
       const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'merges', delayMs: 1000 });
       try {
@@ -102,7 +101,7 @@ export function register(program: Command, io: CliIO): void {
       if (result.type === 'bpe') bar.update('bpe merges', result.stats.merges, result.stats.merges, true);
       const bytes = tokenizerFileBytes(result);
       await writeFileAtomic(opts.output, bytes);
-      io.out(describeTraining(result) + `wrote ${opts.output}: ${bytes.length} bytes\n`);
+      reportTo(io, opts.output)(describeTraining(result) + `wrote ${opts.output}: ${bytes.length} bytes\n`);
     });
   // Nested commands inherit neither output nor exit handling from the program: set them here.
   train.configureOutput({ writeOut: io.out, writeErr: io.err }).exitOverride();

@@ -9,11 +9,11 @@ import { writeArpa } from '../../converter/ngram/arpa.js';
 import { DEFAULT_SEQ_LEN, trainNgram, type TrainNgramResult } from '../../converter/ngram/train.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
-import { aboutFile, readInputFile } from '../../src/input-file.js';
+import { aboutFile, readInputFile, readInputText } from '../../src/input-file.js';
 import { decodeTokenizerBin, tokenizerDataFromBin } from '../../converter/tokenizer/vocab-file.js';
 import { MAX_CODE_BITS, NGRAM_MAX_ORDER, NGRAM_MAX_SEQ_LEN } from '../../src/ngram.js';
 import { PIECE_TEXT, pieceOf, TOKENIZER_FLAG_WORDS, type TokenizerData } from '../../src/tokenizer.js';
-import type { CliIO } from '../io.js';
+import { type CliIO, reportTo } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { splitLines, type Split } from './eval.js';
 
@@ -66,14 +66,15 @@ export function register(program: Command, io: CliIO): void {
     .option('--context <n>', 'tokens one generation may hold (prompt and reply; the model looks back order - 1)', parseWhole(1, NGRAM_MAX_SEQ_LEN), DEFAULT_SEQ_LEN)
     .addOption(new Option('--split <which>', 'lines to train on: all, or the project split\'s train part (0-based line index % 10 != 0)').choices(['all', 'train']).default('all'))
     .option('--arpa <file>', 'also write the unquantized model as an ARPA file (word models only), e.g. for KenLM\'s query')
-    .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
+    .requiredOption('-o, --output <file>', 'blob to write (a file is replaced atomically; - writes to stdout)')
     .action(async (file: string, opts: TrainOpts) => {
       if (opts.tokens && opts.tokenizer) throw new LmflashError('--tokens words and --tokenizer are alternatives: choose one');
       const tokenizer = opts.tokenizer ? await readTokenizerFile(opts.tokenizer) : undefined;
       if (opts.arpa && tokenizer && !(tokenizer.flags & TOKENIZER_FLAG_WORDS))
         throw new LmflashError('--arpa needs a word model: ARPA words cannot hold the spaces of BPE pieces');
-      const text = (await readInputFile(file, 'text')).toString('utf8');
+      const text = await readInputText(file, 'text');
       const lines = splitLines(text, opts.split).filter((l) => l.trim().length > 0);
+      if (lines.length === 0) throw new LmflashError(`${file} has no non-empty lines${opts.split === 'train' ? ' in the train split' : ''}: give a text file with one document a line`);
       const t0 = performance.now();
       const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'stages', delayMs: 1000 });
       const onStage = (stage: string, done: number, total: number) => bar.update(`train ngram: ${stage}`, done, total, done === total);
@@ -81,7 +82,7 @@ export function register(program: Command, io: CliIO): void {
       const seconds = (performance.now() - t0) / 1000;
       await writeFileAtomic(opts.output, result.blob);
       if (opts.arpa) await writeFileAtomic(opts.arpa, Buffer.from(writeArpa(result.model, arpaWords(result.tokenizer))));
-      io.out(formatTrainReport(result, file, opts.output, seconds, opts.quantize));
+      reportTo(io, opts.output)(formatTrainReport(result, file, opts.output, seconds, opts.quantize));
     });
 }
 
