@@ -14,6 +14,7 @@ import { DEFAULT_NEAR_DUP, ExactDedup, NearDupIndex, SegmentDedup, type NearDupO
 import { DEFAULT_QUALITY, qualityVerdict, type DocView, type QualityOptions } from './filters.js';
 import { copiesOf, interleave, sourceCopies } from './mix.js';
 import { normalizeLine, sentences, words } from './normalize.js';
+import { releaseTemp } from '../../src/atomic-write.js';
 import { LineWriter, tempPath } from './output.js';
 import { PII_KINDS, redactPii } from './pii.js';
 import { CleanReport, type Example, type RemovalRule } from './report.js';
@@ -187,6 +188,7 @@ class TempFiles {
     for (const w of this.writers) {
       await w.close().catch(() => undefined); // already closed when all went well
       await unlink(w.file).catch(() => undefined);
+      releaseTemp(w.file);
     }
   }
 }

@@ -4,17 +4,13 @@
  * held in memory; a cleaned corpus may not fit in memory, so it is streamed
  * into the temporary file instead.
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { LmflashError } from '../../src/errors.js';
+import { outputTarget, releaseTemp, removeStaleTemps, stdoutHandle, tempPath, writeError } from '../../src/atomic-write.js';
+
+export { tempPath };
 
 const FLUSH_BYTES = 1 << 20;
-
-/** A hidden temporary file name in `dir`, unique per process and call; *.tmp is ignored by git. */
-export function tempPath(dir: string, name: string): string {
-  return path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-}
 
 export class LineWriter {
   private pending: string[] = [];
@@ -24,13 +20,18 @@ export class LineWriter {
   lines = 0;
 
   private constructor(
-    private readonly handle: FileHandle,
+    private readonly handle: Pick<FileHandle, 'sync' | 'close'> & { write(text: string): Promise<unknown> },
     readonly file: string,
   ) {}
 
   /** Creates `file`, which must not exist yet. */
   static async create(file: string): Promise<LineWriter> {
     return new LineWriter(await open(file, 'wx'), file);
+  }
+
+  /** Writes to a device or a FIFO as it is, or with `-` to stdout. */
+  static async open(file: string): Promise<LineWriter> {
+    return new LineWriter(file === '-' ? stdoutHandle : await open(file, 'w'), file);
   }
 
   /** Appends `line` and a newline. */
@@ -62,13 +63,6 @@ export class LineWriter {
   }
 }
 
-function writeError(file: string, e: unknown): Error {
-  const code = (e as NodeJS.ErrnoException).code;
-  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return new LmflashError(`cannot write ${file}: permission denied (${code})`);
-  if (code === 'ENOSPC') return new LmflashError(`cannot write ${file}: the disk is full`);
-  return e as Error;
-}
-
 /**
  * A text file written line by line into a temporary file beside `file` and
  * renamed over it by commit(): readers see the old file or the complete new
@@ -78,17 +72,23 @@ export class AtomicOutput {
   private constructor(
     readonly file: string,
     readonly writer: LineWriter,
+    /** Written in place (stdout, a device, a FIFO): nothing to rename or remove. */
+    private readonly direct: boolean,
   ) {}
 
   static async open(file: string): Promise<AtomicOutput> {
-    const dir = path.dirname(path.resolve(file));
-    if (!(await stat(dir).catch(() => null))?.isDirectory()) {
-      throw new LmflashError(`cannot write ${file}: folder ${dir} does not exist — create it first or choose another output path`);
-    }
-    // Found now rather than after the whole corpus has been cleaned.
-    if ((await stat(file).catch(() => null))?.isDirectory()) throw new LmflashError(`cannot write ${file}: it is a folder`);
+    // Checked now rather than after the whole corpus has been cleaned.
+    const target = outputTarget(file);
     try {
-      return new AtomicOutput(file, await LineWriter.create(tempPath(dir, path.basename(file))));
+      if (target.mode !== 'replace') return new AtomicOutput(file, await LineWriter.open(target.mode === 'stdout' ? '-' : target.file), true);
+      removeStaleTemps(target.file);
+      const tmp = tempPath(path.dirname(target.file), path.basename(target.file));
+      try {
+        return new AtomicOutput(target.file, await LineWriter.create(tmp), false);
+      } catch (e) {
+        releaseTemp(tmp);
+        throw e;
+      }
     } catch (e) {
       throw writeError(file, e);
     }
@@ -96,16 +96,20 @@ export class AtomicOutput {
 
   async commit(): Promise<void> {
     try {
-      await this.writer.close(true);
-      await rename(this.writer.file, this.file);
+      await this.writer.close(!this.direct);
+      if (!this.direct) await rename(this.writer.file, this.file);
     } catch (e) {
-      await unlink(this.writer.file).catch(() => undefined);
+      if (!this.direct) await unlink(this.writer.file).catch(() => undefined);
       throw writeError(this.file, e);
+    } finally {
+      if (!this.direct) releaseTemp(this.writer.file);
     }
   }
 
   async abort(): Promise<void> {
     await this.writer.close().catch(() => undefined);
+    if (this.direct) return;
     await unlink(this.writer.file).catch(() => undefined);
+    releaseTemp(this.writer.file);
   }
 }

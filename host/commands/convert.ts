@@ -7,7 +7,7 @@ import { LmflashError } from '../../src/errors.js';
 import { readInputFile } from '../../src/input-file.js';
 import { DEFAULT_GROUP_SIZE, groupSizeProblem } from '../../src/quantize.js';
 import { describeConfig } from '../../src/model.js';
-import type { CliIO } from '../io.js';
+import { type CliIO, reportTo } from '../io.js';
 import { nativeRunnerPath } from '../native.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { checkTokenizer, defaultCheckText, tokenizerWarning, type TokenizerCheck } from '../tokenizer-check.js';
@@ -26,7 +26,7 @@ export function register(program: Command, io: CliIO): void {
     .description('convert a llama2.c checkpoint (legacy, version 1 or version 2) and its tokenizer.bin, or an ONNX model, into an lmflash blob')
     .argument('<checkpoint>', 'llama2.c model .bin (e.g. stories260K.bin), or a Llama-style ONNX model (.onnx, docs/onnx.md)')
     .option('-t, --tokenizer <file>', "the model's llama2.c tokenizer.bin (e.g. tok512.bin); optional for an ONNX file exported by lmflash, which carries it")
-    .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
+    .requiredOption('-o, --output <file>', 'blob to write (a file is replaced atomically; - writes to stdout)')
     .option(
       '-g, --group-size <n>',
       'columns per int8 quantization scale: a multiple of 16 from 16 to 256; smaller is more accurate and larger; ' +
@@ -44,9 +44,10 @@ export function register(program: Command, io: CliIO): void {
       // checked before it is written: a check text that cannot be scored leaves nothing behind
       const check = opts.check && nativeBuilt(io) ? await runTokenizerCheck(blob, opts.checkText) : null;
       await writeFileAtomic(opts.output, blob);
-      io.out(formatReport(report, checkpoint, opts.output));
+      const printReport = reportTo(io, opts.output);
+      printReport(formatReport(report, checkpoint, opts.output));
       if (check?.absurd) io.err(tokenizerWarning(check));
-      else if (check) io.out(`tokenizer check: perplexity ${check.perplexity.toFixed(1)} on ${check.source} (${check.tokens} tokens; a wrong tokenizer scores above the vocabulary size, ${check.vocabSize})\n`);
+      else if (check) printReport(`tokenizer check: perplexity ${check.perplexity.toFixed(1)} on ${check.source} (${check.tokens} tokens; a wrong tokenizer scores above the vocabulary size, ${check.vocabSize})\n`);
     });
 }
 

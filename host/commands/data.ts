@@ -6,6 +6,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import os from 'node:os';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { cleanCorpus, DEFAULT_CLEAN, type CleanInput, type CleanOptions } from '../../converter/data/clean.js';
 import { DEFAULT_NEAR_DUP } from '../../converter/data/dedup.js';
@@ -14,9 +15,9 @@ import type { ShingleSpec } from '../../converter/data/minhash.js';
 import { AtomicOutput } from '../../converter/data/output.js';
 import { formatRemovals, formatSummary, type CleanReport } from '../../converter/data/report.js';
 import type { DocPer } from '../../converter/data/sources.js';
-import { writeFileAtomic } from '../../src/atomic-write.js';
+import { outputTarget, writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
-import type { CliIO } from '../io.js';
+import { type CliIO, reportTo } from '../io.js';
 import { StatusLine, stderrIsTty } from '../progress.js';
 import { parseNumberIn } from './generate.js';
 import { parsePositiveInt } from './inspect.js';
@@ -100,9 +101,15 @@ async function cleanOptions(opts: DataCleanOpts, cmd: Command, io: CliIO): Promi
     mix: opts.mix !== undefined,
     seed: opts.seed,
     curriculum: opts.curriculum,
-    tempDir: opts.tempDir ?? path.dirname(path.resolve(opts.output)),
+    tempDir: opts.tempDir ?? spoolDir(opts.output),
     progress: io.err,
   };
+}
+
+/** Spools go beside a file output (same disk, same space); beside a device or stdout they go to the temp folder. */
+function spoolDir(output: string): string {
+  const target = outputTarget(output);
+  return target.mode === 'replace' ? path.dirname(target.file) : os.tmpdir();
 }
 
 /** Why an empty corpus is refused (an empty output would train nothing, silently). */
@@ -119,7 +126,7 @@ export function register(program: Command, io: CliIO): void {
     .command('clean')
     .description('clean text into a training corpus, one document per line: normalise, filter, redact, de-duplicate, mix')
     .argument('[inputs...]', 'text files or folders (every non-hidden file inside, recursively)')
-    .requiredOption('-o, --output <file>', 'the cleaned corpus, one document per line (replaced atomically)')
+    .requiredOption('-o, --output <file>', 'the cleaned corpus, one document per line (a file is replaced atomically; - writes to stdout)')
     .option('--report <file>', 'write what was removed and why, with examples, as JSON')
     .addOption(new Option('--doc-per <unit>', 'a document is a line, or a whole file (its lines are joined by spaces)').choices(['line', 'file']).default(DEFAULT_CLEAN.docPer))
     .option('--min-words <n>', 'remove documents with fewer words (a Han or kana character is a word)', parseWhole, q.minWords)
@@ -164,7 +171,7 @@ export function register(program: Command, io: CliIO): void {
         if (opts.report) await writeFileAtomic(opts.report, Buffer.from(JSON.stringify(report, null, 2) + '\n'));
         if (report.documents.written === 0) throw new LmflashError(nothingLeft(report, opts));
         await out.commit();
-        io.out(formatSummary(report, opts.output));
+        reportTo(io, opts.output)(formatSummary(report, opts.output === '-' ? 'standard output' : opts.output));
       } catch (e) {
         status.end();
         await out.abort();

@@ -14,7 +14,7 @@ import { readLlama2cCheckpoint, readTokenizerBin } from '../../src/llama2c.js';
 import { describeConfig, type FloatModel } from '../../src/model.js';
 import { LmflashError } from '../../src/errors.js';
 import { ARCH_NGRAM, blobArch } from '../../src/ngram.js';
-import type { CliIO } from '../io.js';
+import { type CliIO, reportTo } from '../io.js';
 
 export interface LoadedModel {
   model: FloatModel;
@@ -65,13 +65,13 @@ export function register(program: Command, io: CliIO): void {
     .addArgument(new Argument('<format>', 'output format').choices(['onnx']))
     .argument('<model>', 'llama2.c checkpoint, .onnx file or lmflash blob (a blob exports its dequantized int8 weights)')
     .option('-t, --tokenizer <file>', 'llama2.c tokenizer.bin to embed in the metadata (default: the one the input carries; a checkpoint carries none)')
-    .requiredOption('-o, --output <file>', 'ONNX file to write (replaced atomically)')
+    .requiredOption('-o, --output <file>', 'ONNX file to write (a file is replaced atomically; - writes to stdout)')
     .action(async (_format: string, model: string, opts: { tokenizer?: string; output: string }) => {
       const loaded = await loadAnyModel(model, opts.tokenizer);
       const bytes = exportOnnx(loaded.model, { tokenizerBin: loaded.tokenizerBin, source: `${loaded.kind} ${model}` });
       await writeFileAtomic(opts.output, bytes);
       const c = loaded.model.config;
-      io.out(
+      reportTo(io, opts.output)(
         `${model}: ${loaded.kind}, ${describeConfig(c)}\n` +
           `wrote ${opts.output}: ${bytes.length} bytes, ONNX opset ${ONNX_OPSET}; input input_ids int64 [batch, sequence ≤ ${c.seqLen}], ` +
           `output logits float32 [batch, sequence, ${c.vocabSize}]; ` +
