@@ -110,8 +110,13 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  sim?.kill('SIGTERM');
-  await new Promise((r) => sim?.once('exit', r));
+  // Wait only for a board that started and still runs: one that never
+  // started (beforeAll failed first) or already exited will send no 'exit'.
+  if (sim && sim.exitCode === null && sim.signalCode === null) {
+    const exited = new Promise((r) => sim.once('exit', r));
+    sim.kill('SIGTERM');
+    await exited;
+  }
   expect(simErr).not.toMatch(/Sanitizer|runtime error/);
 });
 
