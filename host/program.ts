@@ -3,7 +3,10 @@
  * and exports `register(program, io)`; add a command by writing such a module
  * and listing it in COMMANDS.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { projectRoot } from './native.js';
 import { LmflashError } from '../src/errors.js';
 import * as chat from './commands/chat.js';
 import * as convert from './commands/convert.js';
@@ -26,15 +29,30 @@ import { processIO, type CliIO } from './io.js';
 
 const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, demo, prune, distill];
 
+/** lmflash's version, from its package.json. */
+export function lmflashVersion(): string {
+  return (JSON.parse(readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * Output for a command and all its subcommands: commander's own errors
+ * (unknown option, missing argument) in lmflash's one format, `lmflash: error: …`.
+ */
+function configureAll(cmd: Command, io: CliIO): void {
+  cmd
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (text, write) => write(text.replace(/^error: /, 'lmflash: error: ')) })
+    .exitOverride();
+  // Subcommands inherit neither output nor exit handling when made before them: set them on each.
+  for (const sub of cmd.commands) configureAll(sub, io);
+}
+
 export function buildProgram(io: CliIO = processIO): Command {
   const program = new Command('lmflash')
     .description('Put a tiny language model on an ESP32-S3 and talk to it over serial')
-    .showHelpAfterError('(run `lmflash help` for usage)')
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .exitOverride();
+    .version(lmflashVersion(), '-V, --version', 'print the version of lmflash')
+    .showHelpAfterError('(run `lmflash help` for usage)');
   for (const c of COMMANDS) c.register(program, io);
-  // Subcommands inherit neither output nor exit handling: set them on each.
-  for (const sub of program.commands) sub.configureOutput({ writeOut: io.out, writeErr: io.err }).exitOverride();
+  configureAll(program, io);
   return program;
 }
 
