@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A real llama2.c model end to end: convert llama2.c's
-# stories260K to an int8 blob, inspect it and generate a story on the same C
-# core the board runs.
+# A real llama2.c model end to end, as `npm run demo` does with the N-gram:
+# convert llama2.c's stories260K to an int8 blob, inspect it, then chat with it
+# on the virtual board (the same C core the board runs). Ctrl-C stops a reply,
+# twice quits.
 #   npm run stories260k [-- MODEL.bin TOKENIZER.bin]
+# The blob goes to ./out (or $LMFLASH_OUT).
 # Without arguments it looks for ../shared/models (this workplace) and then
 # ./models; stories260K.bin and tok512.bin are published with karpathy/llama2.c
 # (Hugging Face: karpathy/tinyllamas, folder stories260K).
@@ -19,8 +21,10 @@ if [ -z "$model" ] || [ -z "$tok" ]; then
   echo "demo: put stories260K.bin and tok512.bin (from karpathy/tinyllamas on Hugging Face, folder stories260K) in ./models, or run: npm run stories260k -- MODEL.bin TOKENIZER.bin" >&2
   exit 1
 fi
-mkdir -p out
-node bin/lmflash.js convert "$model" --tokenizer "$tok" -o out/stories260K.blob
-node bin/lmflash.js inspect out/stories260K.blob --context 256
+out=${LMFLASH_OUT:-out}
+mkdir -p "$out"
+node bin/lmflash.js convert "$model" --tokenizer "$tok" -o "$out/stories260K.blob"
+node bin/lmflash.js inspect "$out/stories260K.blob" --context 256
 echo
-node bin/lmflash.js generate --model out/stories260K.blob -p "Once upon a time" -n 200 --seed 42
+echo 'Type a beginning like "Once upon a time"; Ctrl-C stops a reply, twice quits.'
+exec node bin/lmflash.js chat --sim --model "$out/stories260K.blob"
