@@ -1,8 +1,15 @@
 /**
- * The flashable virtual board from the host side (tests and the bench):
- * starting `lmf-sim --flash IMAGE`, a synthetic but well-formed ESP-IDF build
- * folder (bootloader, partition table, app image, flasher_args.json, laid out
- * as `idf.py build` lays them out), and flash images written directly.
+ * The flashable virtual board from the host side (`lmflash sim --flash`,
+ * `lmflash flash --firmware virtual`, tests and the bench): starting
+ * `lmf-sim --flash IMAGE`, the virtual board's firmware as a well-formed
+ * ESP-IDF build folder (bootloader, partition table, app image,
+ * flasher_args.json, laid out as `idf.py build` lays them out), and flash
+ * images written directly.
+ *
+ * The virtual firmware's images pass every check the ESP32-S3's bootloader
+ * makes (headers, segments at S3 addresses, checksums, SHA-256), which is all
+ * the virtual board needs to boot them: it then runs the C core itself. Their
+ * code is filler, so they must never reach a real chip (host/flash.ts refuses).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -113,7 +120,7 @@ export function firmwarePartitions(flashSize = '4MB'): Partition[] {
  * lmflash.bin and flasher_args.json. The images have real headers,
  * segments at S3 addresses, checksums and SHA-256; the code is filler.
  */
-export function writeSyntheticBuild(dir: string, o: { partitions?: Partition[]; flashSize?: string; appBytes?: number; seed?: number } = {}): SyntheticBuild {
+export function writeSyntheticBuild(dir: string, o: { partitions?: Partition[]; flashSize?: string; appBytes?: number; seed?: number; version?: string } = {}): SyntheticBuild {
   const flashSize = o.flashSize ?? '4MB';
   const partitions = o.partitions ?? firmwarePartitions(flashSize);
   const seed = o.seed ?? 1;
@@ -133,7 +140,7 @@ export function writeSyntheticBuild(dir: string, o: { partitions?: Partition[]; 
     entry: 0x40375a1c,
     spiSpeedSize: 0x1f,
     segments: [
-      { address: 0x3c020020, data: Buffer.concat([appDescription('lmflash', 'v0.1.0-synthetic'), filler(Math.floor(appBytes * 0.3 / 4) * 4, seed + 3)]) },
+      { address: 0x3c020020, data: Buffer.concat([appDescription('lmflash', o.version ?? 'v0.1.0-synthetic'), filler(Math.floor(appBytes * 0.3 / 4) * 4, seed + 3)]) },
       { address: 0x3fc93000, data: filler(0x2000, seed + 4) },
       { address: 0x40374000, data: filler(0x4000, seed + 5) },
       { address: 0x42000020, data: filler(Math.floor(appBytes * 0.6 / 4) * 4, seed + 6) },

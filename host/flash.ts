@@ -15,7 +15,8 @@
  * and the flash.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import { checkInputFile } from '../src/input-file.js';
 import path from 'node:path';
 import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
@@ -24,7 +25,8 @@ import { checkModelFitsBoard, detectedBoard } from '../src/boards.js';
 import { LmflashError } from '../src/errors.js';
 import { ARCH_NGRAM, blobArch, readNgramBlob } from '../src/ngram.js';
 import { parseEspImage, type EspImage } from './esp-image.js';
-import { EsptoolPort, type LineState } from './esptool-adapter.js';
+import { EsptoolPort, virtualLinesPath, type LineState } from './esptool-adapter.js';
+import { writeSyntheticBuild } from './flash-sim.js';
 import type { CliIO } from './io.js';
 import { Progress } from './progress.js';
 import {
@@ -288,10 +290,30 @@ async function usbIdsOf(portPath: string): Promise<{ vendorId?: number; productI
   }
 }
 
+/** `--firmware virtual`: the firmware of lmflash's virtual board, built here (no ESP-IDF needed). */
+export const VIRTUAL_FIRMWARE = 'virtual';
+
+/** The virtual board's firmware, made in a temporary build folder and read back with every check a real build gets. */
+function virtualBuild(): BuildDir {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lmflash-virtual-firmware-'));
+  try {
+    writeSyntheticBuild(dir, { flashSize: '4MB', version: 'virtual-board' });
+    return { ...readBuildDir(dir), dir: 'the virtual firmware' };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The virtual board listens for its modem lines beside its pty: a real port has no such channel. */
+function isVirtualBoard(portPath: string): boolean {
+  return existsSync(virtualLinesPath(portPath));
+}
+
 export async function flash(o: FlashOptions, io: CliIO): Promise<FlashResult> {
-  if (!o.firmware && !o.model) throw new LmflashError('say what to flash: --firmware BUILD_DIR (bootloader, partition table, app), --model MODEL.blob, or both');
+  if (!o.firmware && !o.model) throw new LmflashError('say what to flash: --firmware BUILD_DIR (bootloader, partition table, app), --firmware virtual (the virtual board), --model MODEL.blob, or both');
   // everything that can be checked without the board, before touching it
-  const build = o.firmware ? readBuildDir(o.firmware) : null;
+  const virtual = o.firmware === VIRTUAL_FIRMWARE;
+  const build = o.firmware ? (virtual ? virtualBuild() : readBuildDir(o.firmware)) : null;
   const blob = o.model ? readModelFile(o.model) : null;
   let files: FlashFile[] = build ? [...build.files] : [];
   if (build && blob) {
@@ -305,6 +327,12 @@ export async function flash(o: FlashOptions, io: CliIO): Promise<FlashResult> {
   }
 
   const portPath = await resolvePort(o.port);
+  if (virtual && !isVirtualBoard(portPath)) {
+    throw new LmflashError(
+      `--firmware virtual is the firmware of lmflash's virtual board (\`lmflash sim --flash IMAGE\`), and ${portPath} is not one: its images hold no real code. ` +
+        'For an ESP32-S3 build firmware/esp32s3 with `idf.py build` and pass --firmware firmware/esp32s3/build; nothing was written',
+    );
+  }
   const ids = o.usbIds ?? (await usbIdsOf(portPath));
   const port = new EsptoolPort(portPath, { usbVendorId: ids.vendorId, usbProductId: ids.productId, onLines: o.onLines });
   let resent = 0;

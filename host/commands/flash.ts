@@ -24,7 +24,7 @@ export function register(program: Command, io: CliIO): void {
     .command('flash')
     .description('write the firmware and/or a model to an ESP32-S3 through its bootloader, verify it, and restart the board')
     .option('--port [path]', 'the board\'s serial port (no path or no option: the only board plugged in)')
-    .option('--firmware <build-dir>', 'an ESP-IDF build folder (with flasher_args.json): bootloader, partition table and app')
+    .option('--firmware <build-dir>', "an ESP-IDF build folder (with flasher_args.json): bootloader, partition table and app; or `virtual`: the virtual board's firmware (`lmflash sim --flash IMAGE`), no ESP-IDF needed")
     .option('-m, --model <blob>', 'a model blob for the `model` partition (alone: only the model is written)')
     .option('--baud <rate>', 'baud rate while writing (the bootloader starts at 115200; USB-Serial-JTAG ignores it)', parseBaud, 460800)
     .option('--erase-all', 'erase the whole flash first (also clears Wi-Fi settings and any old model)')
@@ -38,6 +38,7 @@ export function register(program: Command, io: CliIO): void {
 Examples:
   lmflash flash --firmware firmware/esp32s3/build --model model.blob    everything, then the board is ready to chat
   lmflash flash --model model.blob                                      a new model only (the partition table is read from the board)
+  lmflash flash --port /dev/pts/N --firmware virtual --model model.blob the virtual board of \`lmflash sim --flash flash.bin\`, without ESP-IDF
 If the board does not answer: hold BOOT, press RESET, release BOOT, run again; or try another cable or --baud 115200.`,
     )
     .action(async (opts: FlashOpts) => {

@@ -29,7 +29,7 @@ export function register(program: Command, io: CliIO): void {
       const what = opts.flash ? `flash image ${opts.flash}` : opts.model ? `model ${opts.model}` : 'no model';
       io.out(
         `virtual board serving on ${sim.path} (${what})\n` +
-          (opts.flash ? `  lmflash flash --port ${sim.path} --firmware BUILD_DIR --model MODEL.blob\n` : '') +
+          (opts.flash ? `flash it (no ESP-IDF needed):\n  lmflash flash --port ${sim.path} --firmware virtual --model MODEL.blob\n` : '') +
           'talk to it with:\n' +
           `  lmflash chat --port ${sim.path}\n` +
           `  lmflash generate --port ${sim.path} -p "Once upon a time"\n` +
