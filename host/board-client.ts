@@ -319,7 +319,9 @@ export class BoardClient {
       );
     throw new LmflashError(
       `no answer from a board on ${this.name} after ${helloAttempts} tries: is the port in use by another program (a serial monitor, \`cat\`)? ` +
-        'is the lmflash firmware on it (`lmflash flash`)? is the baud rate right (--baud)? is it a board at all (`lmflash ports`)?',
+        'is the lmflash firmware on it (`lmflash flash`)? ' +
+        'was it left in its bootloader\'s download mode by an interrupted flash or another tool (run `lmflash reset`, or press its RESET button)? ' +
+        'is the baud rate right (--baud)? is it a board at all (`lmflash ports`)?',
     );
   }
 

@@ -290,6 +290,65 @@ async function usbIdsOf(portPath: string): Promise<{ vendorId?: number; productI
   }
 }
 
+class Interrupted extends LmflashError {}
+
+/** A promise that rejects on Ctrl-C (SIGINT), while installed. */
+function interruptOnCtrlC(): { promise: Promise<never>; dispose(): void } {
+  let onSignal = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onSignal = () => reject(new Interrupted('interrupted (Ctrl-C)'));
+  });
+  promise.catch(() => undefined);
+  process.once('SIGINT', onSignal);
+  return { promise, dispose: () => process.off('SIGINT', onSignal) };
+}
+
+/** What a flash that stopped early leaves on the board, in words. */
+export function afterFailureState(done: string[], writing: string | null): string {
+  const firmware = ['bootloader', 'partition-table', 'app'];
+  if (!writing) {
+    return done.length === 0 ? 'nothing was written, so it runs what it ran before' : `${done.join(', ')} were written in full`;
+  }
+  const wrote = done.length ? `${done.join(', ')} were written, ` : '';
+  if (firmware.includes(writing)) return `${wrote}the ${writing} only in part, so its firmware is incomplete and it will stay in its bootloader: run the same \`lmflash flash\` again`;
+  return `${wrote}the ${writing} only in part: its firmware runs but without a usable model; run the same \`lmflash flash\` again (or \`lmflash upload-model\`)`;
+}
+
+/** Resets a board left in download mode into its app, saying so; a board that does not answer any more gets the manual way. */
+async function resetAfterFailure(loader: ESPLoader, io: CliIO, state: string): Promise<void> {
+  try {
+    await Promise.race([loader.after('custom_reset', false, HARD_RESET_SEQUENCE), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 3000))]);
+    io.err(`reset: the board restarts out of download mode; ${state}\n`);
+  } catch {
+    io.err(`lmflash: could not reset the board out of download mode (${state}): press its RESET button, or run \`lmflash reset\`\n`);
+  }
+}
+
+/** `lmflash reset`: EN pulsed with IO0 released, so that a board left in its bootloader (download mode) runs its app. */
+export async function resetBoard(o: { port?: string }, io: CliIO): Promise<string> {
+  const portPath = await resolvePort(o.port);
+  const ids = await usbIdsOf(portPath);
+  const port = new EsptoolPort(portPath, { usbVendorId: ids.vendorId, usbProductId: ids.productId });
+  const transport = new Transport(port as unknown as SerialPort, false);
+  (transport as unknown as { trace(m: string): void }).trace = () => {};
+  const terminal: IEspLoaderTerminal = { clean() {}, writeLine() {}, write() {} };
+  try {
+    await transport.connect(ROM_BAUD);
+    const loader = new ESPLoader({ transport, baudrate: ROM_BAUD, romBaudrate: ROM_BAUD, terminal });
+    await loader.after('custom_reset', false, HARD_RESET_SEQUENCE);
+  } catch (e) {
+    throw explainEsptoolError(e, portPath);
+  } finally {
+    try {
+      await transport.disconnect();
+    } catch {
+      await port.close();
+    }
+  }
+  io.err(`reset: the board on ${portPath} restarts into its firmware\n`);
+  return portPath;
+}
+
 /** `--firmware virtual`: the firmware of lmflash's virtual board, built here (no ESP-IDF needed). */
 export const VIRTUAL_FIRMWARE = 'virtual';
 
@@ -360,9 +419,15 @@ export async function flash(o: FlashOptions, io: CliIO): Promise<FlashResult> {
   const loader = new ESPLoader({ transport, baudrate: o.baud, romBaudrate: ROM_BAUD, terminal, debugLogging: true });
   const result: FlashResult = { port: portPath, chip: '', flashSize: '', connectSeconds: 0, files: [], resentBlocks: 0 };
   const t0 = performance.now();
-  try {
+  /** Set once the board was reset into download mode: from then on it must be reset back, whatever happens. */
+  let inDownloadMode = false;
+  /** The file being written when a failure or Ctrl-C came, if any. */
+  let writing: string | null = null;
+  const interrupt = interruptOnCtrlC();
+  const work = (async () => {
     try {
       io.err(`connecting to ${portPath} (reset into download mode)...\n`);
+      inDownloadMode = true;
       result.chip = await loader.main('default_reset');
     } catch (e) {
       throw explainEsptoolError(e, portPath);
@@ -407,6 +472,7 @@ export async function flash(o: FlashOptions, io: CliIO): Promise<FlashResult> {
       let sentTotal = 0;
       const t = performance.now();
       progress.begin();
+      writing = f.name;
       await loader.writeFlash({
         fileArray: [{ data: f.data instanceof Buffer ? new Uint8Array(f.data.buffer, f.data.byteOffset, f.data.length) : f.data, address: f.address }],
         flashMode: 'keep', // "keep" for all three: esptool-js 0.7.0 would leave a stale SHA-256 on a patched bootloader (FACTS §1.6)
@@ -420,6 +486,7 @@ export async function flash(o: FlashOptions, io: CliIO): Promise<FlashResult> {
         },
       });
       result.files.push({ name: f.name, address: f.address, bytes: f.data.length, sent: sentTotal, seconds: (performance.now() - t) / 1000, md5: md5(padded(f.data)), verified: false });
+      writing = null;
     }
     if (o.verify !== false) {
       for (const r of result.files) {
@@ -437,11 +504,20 @@ export async function flash(o: FlashOptions, io: CliIO): Promise<FlashResult> {
     result.resentBlocks = resent;
     if (o.resetAfter !== false) {
       await loader.after('custom_reset', false, HARD_RESET_SEQUENCE);
+      inDownloadMode = false;
       io.err('reset: the board restarts into its firmware\n');
     }
+  })();
+  work.catch(() => undefined); // after Ctrl-C it fails on the closed port, unheard
+  try {
+    await Promise.race([work, interrupt.promise]);
   } catch (e) {
-    throw explainEsptoolError(e, portPath);
+    const err = explainEsptoolError(e, portPath);
+    // A refused, failed or interrupted flash must not leave the chip in its bootloader.
+    if (inDownloadMode && o.resetAfter !== false) await resetAfterFailure(loader, io, afterFailureState(result.files.map((f) => f.name), writing));
+    throw err;
   } finally {
+    interrupt.dispose();
     try {
       await transport.disconnect();
     } catch {

@@ -21,13 +21,14 @@ import * as inspect from './commands/inspect.js';
 import * as monitor from './commands/monitor.js';
 import * as ports from './commands/ports.js';
 import * as prune from './commands/prune.js';
+import * as reset from './commands/reset.js';
 import * as sim from './commands/sim.js';
 import * as tokenizer from './commands/tokenizer.js';
 import * as train from './commands/train.js';
 import * as uploadModel from './commands/upload-model.js';
 import { processIO, type CliIO } from './io.js';
 
-const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, demo, prune, distill];
+const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, reset, demo, prune, distill];
 
 /** lmflash's version, from its package.json. */
 export function lmflashVersion(): string {

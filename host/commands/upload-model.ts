@@ -179,36 +179,50 @@ export async function uploadModel(o: UploadOptions, io: CliIO): Promise<UploadRe
     // failures since the upload last got further than it had ever been
     let best = acked;
     let stuck = 0;
-    while (acked < blob.length) {
-      const inflight: Promise<UploadStatus>[] = [];
-      for (let next = acked; next < blob.length && inflight.length < window; ) {
-        const n = Math.min(chunk, blob.length - next);
-        const data = blob.subarray(next, next + n);
-        const offset = next;
-        inflight.push(l.request((id) => ({ type: 'uploadData', id, offset, crc: crc32(data) >>> 0, data: Buffer.from(data) }), 15_000).then(expectStatus));
-        next += n;
+    // Ctrl-C: finish the chunks in flight, then stop and say what the board holds.
+    let interrupted = false;
+    const onCtrlC = () => void (interrupted = true);
+    process.on('SIGINT', onCtrlC);
+    try {
+      while (acked < blob.length) {
+        if (interrupted) {
+          throw new LmflashError(
+            `interrupted (Ctrl-C) at byte ${acked.toLocaleString('en')} of ${blob.length.toLocaleString('en')}: the board keeps running its current model, ` +
+              `with the ${acked.toLocaleString('en')} bytes sent kept beside it; run the same command again to resume from there`,
+          );
+        }
+        const inflight: Promise<UploadStatus>[] = [];
+        for (let next = acked; next < blob.length && inflight.length < window; ) {
+          const n = Math.min(chunk, blob.length - next);
+          const data = blob.subarray(next, next + n);
+          const offset = next;
+          inflight.push(l.request((id) => ({ type: 'uploadData', id, offset, crc: crc32(data) >>> 0, data: Buffer.from(data) }), 15_000).then(expectStatus));
+          next += n;
+        }
+        const results = await Promise.allSettled(inflight);
+        let failure: Error | null = null;
+        for (const r of results) {
+          if (r.status === 'fulfilled') acked = Math.max(acked, r.value.received);
+          else if (!failure) failure = r.reason as Error;
+        }
+        if (acked > best) {
+          best = acked;
+          stuck = 0;
+        }
+        if (o.progress !== false) progress.update('model upload', acked, blob.length, acked === blob.length);
+        if (!failure) continue;
+        if (!(failure instanceof BoardSaid)) throw failure; // the board went away: the next run resumes
+        if (failure.code === ErrorCode.TOO_BIG || failure.code === ErrorCode.FLASH) throw failure;
+        retries++;
+        if (++stuck > maxRetries) {
+          throw new LmflashError(`the board kept rejecting the data at byte ${acked} (${failure.boardMessage}); it keeps its current model. Run the command again; if it fails the same way the flash may be worn: flash with \`lmflash flash --model ${o.model} --erase-all\``);
+        }
+        if (failure.code !== ErrorCode.UPLOAD_STATE) io.err(`\nlmflash: ${failure.boardMessage}\n`);
+        st = await resync(false);
+        acked = st.received;
       }
-      const results = await Promise.allSettled(inflight);
-      let failure: Error | null = null;
-      for (const r of results) {
-        if (r.status === 'fulfilled') acked = Math.max(acked, r.value.received);
-        else if (!failure) failure = r.reason as Error;
-      }
-      if (acked > best) {
-        best = acked;
-        stuck = 0;
-      }
-      if (o.progress !== false) progress.update('model upload', acked, blob.length, acked === blob.length);
-      if (!failure) continue;
-      if (!(failure instanceof BoardSaid)) throw failure; // the board went away: the next run resumes
-      if (failure.code === ErrorCode.TOO_BIG || failure.code === ErrorCode.FLASH) throw failure;
-      retries++;
-      if (++stuck > maxRetries) {
-        throw new LmflashError(`the board kept rejecting the data at byte ${acked} (${failure.boardMessage}); it keeps its current model. Run the command again; if it fails the same way the flash may be worn: flash with \`lmflash flash --model ${o.model} --erase-all\``);
-      }
-      if (failure.code !== ErrorCode.UPLOAD_STATE) io.err(`\nlmflash: ${failure.boardMessage}\n`);
-      st = await resync(false);
-      acked = st.received;
+    } finally {
+      process.off('SIGINT', onCtrlC);
     }
     let done: Message;
     try {
