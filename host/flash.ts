@@ -86,6 +86,7 @@ function hex(n: number): string {
 export function readBuildDir(dir: string): BuildDir {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LmflashError(`no such build folder ${dir}: pass the \`build\` folder of the ESP-IDF app (firmware/esp32s3/build after \`idf.py build\`)`);
   const argsPath = path.join(dir, 'flasher_args.json');
+  if (existsSync(argsPath)) checkInputFile(argsPath);
   if (!existsSync(argsPath)) {
     throw new LmflashError(
       `${dir} has no flasher_args.json, so it is not an ESP-IDF build folder (or the build did not finish): ` +
@@ -113,6 +114,7 @@ export function readBuildDir(dir: string): BuildDir {
     if (!Number.isInteger(address) || address < 0) throw new LmflashError(`${argsPath} has a bad offset "${offset}"`);
     const file = path.join(dir, rel);
     if (!existsSync(file)) throw new LmflashError(`${argsPath} lists ${rel} at ${offset}, but ${file} is missing: build the firmware again`);
+    checkInputFile(file);
     return { name: named.get(address) ?? rel, address, data: readFileSync(file), source: file };
   });
   for (const key of ['bootloader', 'partition-table', 'app']) {

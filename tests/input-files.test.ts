@@ -5,9 +5,10 @@
  * training or scoring garbage with exit 0.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { writeSyntheticBuild } from '../host/flash-sim.js';
 import { cli } from './cli-helpers.js';
 import { tempDir } from './native-helpers.js';
 
@@ -66,7 +67,7 @@ describe('a file-reading command given a pipe or a folder', () => {
   it.each(READERS)('%s: a FIFO is refused at once, naming it a pipe', async (_, argv) => {
     const r = await cli(...argv(FIFO));
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^lmflash: error: .*pipe(\b|\.pipe)/m);
+    expect(r.err).toMatch(/^lmflash: error: cannot read .*: it is a pipe \(FIFO or <\(…\)\), not a regular file; save it to a file first/m);
     expect(r.out).toBe('');
   }, 5000);
 
@@ -74,6 +75,16 @@ describe('a file-reading command given a pipe or a folder', () => {
     const r = await cli(...argv(FOLDER));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^lmflash: error: .*it is a folder/m);
+  }, 5000);
+
+  it('flash --firmware: an image the build folder lists that is a FIFO is refused', async () => {
+    const build = writeSyntheticBuild(at('fifo-build'));
+    const app = build.files.find((f) => f.name === 'app')!.file;
+    rmSync(app);
+    execFileSync('mkfifo', [app]);
+    const r = await cli('flash', '--port', at('no-such-port'), '--firmware', build.dir);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cannot read .*lmflash\.bin: it is a pipe/);
   }, 5000);
 
   it('no output was written by any of them', () => {

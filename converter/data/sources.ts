@@ -8,6 +8,7 @@ import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
 import { LmflashError } from '../../src/errors.js';
+import { checkInputFile } from '../../src/input-file.js';
 
 export type DocPer = 'line' | 'file';
 
@@ -50,7 +51,8 @@ export async function listFiles(input: string): Promise<string[]> {
     throw readError(input, e);
   });
   if (st.isFile()) return [input];
-  if (!st.isDirectory()) throw new LmflashError(`cannot read ${input}: not a file or a folder`);
+  if (!st.isDirectory()) checkInputFile(input); // throws: a pipe, a device, a socket
+
   const files = await walk(input).catch((e) => {
     throw readError(input, e);
   });
