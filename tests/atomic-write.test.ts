@@ -115,23 +115,40 @@ describe('temporary files', () => {
     }
   });
 
-  it('Ctrl-C during data clean removes its temporary output and spool files', async () => {
+  /** Starts a data clean with --mix and --curriculum that lasts, and resolves once its temp output and spools exist. */
+  async function longClean(work: string) {
     const big = at('big.txt');
-    const work = tempDir('atomic-sigint');
     // different lines, so that nothing is de-duplicated away and the run lasts
-    writeFileSync(big, Array.from({ length: 400_000 }, (_, i) => `document ${i} tells of ${i * 7919 % 100_003} small boards and ${i % 977} wires`).join('\n'));
+    if (!existsSync(big)) writeFileSync(big, Array.from({ length: 400_000 }, (_, i) => `document ${i} tells of ${(i * 7919) % 100_003} small boards and ${i % 977} wires`).join('\n'));
     const child = spawn('node', [CLI, 'data', 'clean', big, '--mix', `${TEXT}:2`, '--curriculum', 'length', '-o', path.join(work, 'out.txt')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (c: string) => (err += c));
-    // wait until it has made its files (the temp output and the spools), then interrupt
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
     const deadline = Date.now() + 20_000;
     while (temps(work).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(temps(work).length, err).toBeGreaterThanOrEqual(2);
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-    child.kill('SIGINT');
-    const { code, signal } = await exited;
-    expect(signal === 'SIGINT' || code === 130, `${code} ${signal} ${err}`).toBe(true);
+    return { child, exited, err: () => err };
+  }
+
+  it('Ctrl-C during data clean removes its temporary output and spool files', async () => {
+    const work = tempDir('atomic-sigint');
+    const run = await longClean(work);
+    run.child.kill('SIGINT');
+    const { code, signal } = await run.exited;
+    expect(signal === 'SIGINT' || code === 130, `${code} ${signal} ${run.err()}`).toBe(true);
     expect(readdirSync(work)).toEqual([]);
+  }, 60_000);
+
+  it('a data clean killed outright (SIGKILL) leaves temps that the next run of the same output removes', async () => {
+    const work = tempDir('atomic-sigkill');
+    const run = await longClean(work);
+    run.child.kill('SIGKILL');
+    await run.exited;
+    const left = temps(work);
+    expect(left.length).toBeGreaterThanOrEqual(2); // the output's temp and a spool
+    const next = await cli('data', 'clean', TEXT, '--mix', `${TEXT}:2`, '--curriculum', 'length', '-o', path.join(work, 'out.txt'));
+    expect(next.code, next.err).toBe(0);
+    expect(temps(work)).toEqual([]);
   }, 60_000);
 });

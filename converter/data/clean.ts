@@ -9,12 +9,13 @@
  */
 import { performance } from 'node:perf_hooks';
 import { unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { LengthOrderSpool } from './curriculum.js';
 import { DEFAULT_NEAR_DUP, ExactDedup, NearDupIndex, SegmentDedup, type NearDupOptions } from './dedup.js';
 import { DEFAULT_QUALITY, qualityVerdict, type DocView, type QualityOptions } from './filters.js';
 import { copiesOf, interleave, sourceCopies } from './mix.js';
 import { normalizeLine, sentences, words } from './normalize.js';
-import { releaseTemp } from '../../src/atomic-write.js';
+import { releaseTemp, removeStaleTemps } from '../../src/atomic-write.js';
 import { LineWriter, tempPath } from './output.js';
 import { PII_KINDS, redactPii } from './pii.js';
 import { CleanReport, type Example, type RemovalRule } from './report.js';
@@ -179,6 +180,7 @@ class TempFiles {
   constructor(private readonly dir: string) {}
 
   async create(name: string): Promise<LineWriter> {
+    removeStaleTemps(path.join(this.dir, name)); // spools a killed run left behind
     const w = await LineWriter.create(tempPath(this.dir, name));
     this.writers.push(w);
     return w;
