@@ -13,9 +13,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { checkInputFile } from '../src/input-file.js';
 import path from 'node:path';
 import { LmflashError } from '../src/errors.js';
+import { checkInputFile } from '../src/input-file.js';
 import { appDescription, buildEspImage } from './esp-image.js';
 import { modelStoreLayout, buildPartitionTable, findAppPartition, findModelPartition, parsePartitionCsv, type Partition } from './partition-table.js';
 import { projectRoot } from './native.js';

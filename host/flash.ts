@@ -17,12 +17,12 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
-import { checkInputFile } from '../src/input-file.js';
 import path from 'node:path';
 import { ESPLoader, Transport, type IEspLoaderTerminal } from 'esptool-js';
 import { readBlob } from '../src/blob.js';
 import { checkModelFitsBoard, detectedBoard } from '../src/boards.js';
 import { LmflashError } from '../src/errors.js';
+import { checkInputFile } from '../src/input-file.js';
 import { ARCH_NGRAM, blobArch, readNgramBlob } from '../src/ngram.js';
 import { parseEspImage, type EspImage } from './esp-image.js';
 import { EsptoolPort, virtualLinesPath, type LineState } from './esptool-adapter.js';
@@ -86,13 +86,13 @@ function hex(n: number): string {
 export function readBuildDir(dir: string): BuildDir {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LmflashError(`no such build folder ${dir}: pass the \`build\` folder of the ESP-IDF app (firmware/esp32s3/build after \`idf.py build\`)`);
   const argsPath = path.join(dir, 'flasher_args.json');
-  if (existsSync(argsPath)) checkInputFile(argsPath);
   if (!existsSync(argsPath)) {
     throw new LmflashError(
       `${dir} has no flasher_args.json, so it is not an ESP-IDF build folder (or the build did not finish): ` +
         'build the firmware with `idf.py build` in firmware/esp32s3 and pass its `build` folder, e.g. --firmware firmware/esp32s3/build',
     );
   }
+  checkInputFile(argsPath);
   let args: FlasherArgs;
   try {
     args = JSON.parse(readFileSync(argsPath, 'utf8')) as FlasherArgs;
@@ -318,11 +318,14 @@ export function afterFailureState(done: string[], writing: string | null): strin
 
 /** Resets a board left in download mode into its app, saying so; a board that does not answer any more gets the manual way. */
 async function resetAfterFailure(loader: ESPLoader, io: CliIO, state: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([loader.after('custom_reset', false, HARD_RESET_SEQUENCE), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 3000))]);
+    await Promise.race([loader.after('custom_reset', false, HARD_RESET_SEQUENCE), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), 3000)))]);
     io.err(`reset: the board restarts out of download mode; ${state}\n`);
   } catch {
     io.err(`lmflash: could not reset the board out of download mode (${state}): press its RESET button, or run \`lmflash reset\`\n`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
