@@ -4,8 +4,8 @@
  * named as one; and text inputs refuse binary or empty files instead of
  * training or scoring garbage with exit 0.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticBuild } from '../host/flash-sim.js';
@@ -59,7 +59,6 @@ const READERS: [string, (f: string) => string[]][] = [
   ['tokenizer train', (f) => ['tokenizer', 'train', f, '--type', 'char', '--vocab', '270', '-o', at('out.bin')]],
   ['train ngram: text', (f) => ['train', 'ngram', f, '--order', '2', '-o', at('out.blob')]],
   ['train ngram: --tokenizer', (f) => ['train', 'ngram', TEXT, '--order', '2', '--tokenizer', f, '-o', at('out.blob')]],
-  ['data clean: input', (f) => ['data', 'clean', f, '-o', at('out.txt')]],
   ['data clean: --blocklist', (f) => ['data', 'clean', TEXT, '--blocklist', f, '-o', at('out.txt')]],
 ];
 
@@ -71,7 +70,7 @@ describe('a file-reading command given a pipe or a folder', () => {
     expect(r.out).toBe('');
   }, 5000);
 
-  it.each(READERS.filter(([name]) => name !== 'data clean: input'))('%s: a folder is refused as a folder', async (_, argv) => {
+  it.each(READERS)('%s: a folder is refused as a folder', async (_, argv) => {
     const r = await cli(...argv(FOLDER));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/^lmflash: error: .*it is a folder/m);
@@ -87,8 +86,33 @@ describe('a file-reading command given a pipe or a folder', () => {
     expect(r.err).toMatch(/cannot read .*lmflash\.bin: it is a pipe/);
   }, 5000);
 
+  it('data clean reads a pipe as a stream, as it reads a file', async () => {
+    const fifo = at('stream');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', TEXT, fifo]);
+    const written = new Promise((r) => writer.once('exit', r));
+    const piped = await cli('data', 'clean', fifo, '--no-dedup', '-o', at('piped.txt'));
+    expect(piped.code, piped.err).toBe(0);
+    await written;
+    expect((await cli('data', 'clean', TEXT, '--no-dedup', '-o', at('direct.txt'))).code).toBe(0);
+    expect(readFileSync(at('piped.txt'), 'utf8')).toBe(readFileSync(at('direct.txt'), 'utf8'));
+    expect(readFileSync(at('piped.txt'), 'utf8').split('\n')).toHaveLength(301);
+  }, 10_000);
+
+  it('data clean skips binary coming through a pipe, and so writes nothing', async () => {
+    const fifo = at('binary-stream');
+    execFileSync('mkfifo', [fifo]);
+    const bin = at('stream.bin');
+    writeFileSync(bin, Buffer.concat([Buffer.from('a first line of text\n'), noise(8192)]));
+    const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', bin, fifo]);
+    const r = await cli('data', 'clean', fifo, '-o', at('bad-stream.txt'));
+    writer.kill();
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/nothing left to write: .*skipped .*binary-stream \(binary: it has NUL bytes\)/);
+  }, 10_000);
+
   it('no output was written by any of them', () => {
-    expect(readdirSync(dir).filter((f) => f.startsWith('out'))).toEqual([]);
+    expect(readdirSync(dir).filter((f) => f.startsWith('out') || f.startsWith('bad'))).toEqual([]);
   });
 });
 

@@ -19,7 +19,7 @@ import { releaseTemp, removeStaleTemps } from '../../src/atomic-write.js';
 import { LineWriter, tempPath } from './output.js';
 import { PII_KINDS, redactPii } from './pii.js';
 import { CleanReport, type Example, type RemovalRule } from './report.js';
-import { listFiles, looksBinary, readDocuments, type DocPer } from './sources.js';
+import { binaryStreamGuard, isPipe, listFiles, looksBinary, readDocuments, type DocPer } from './sources.js';
 
 export interface SegmentOptions {
   /** What counts as a segment: a line of a document, a sentence, or nothing (off). */
@@ -248,13 +248,16 @@ export async function cleanCorpus(inputs: CleanInput[], out: LineWriter, o: Clea
   async function cleanSource(s: number, sink: Sink): Promise<void> {
     const stats = report.sources[s];
     for (const file of fileLists[s]) {
-      if (await looksBinary(file)) {
-        report.skippedFiles.push({ file, why: 'binary: it has NUL bytes' });
+      const skipBinary = () => report.skippedFiles.push({ file, why: 'binary: it has NUL bytes' });
+      const pipe = await isPipe(file);
+      if (!pipe && (await looksBinary(file))) {
+        skipBinary();
         continue;
       }
       const fileIndex = cleaner.addFile(file);
       stats.files++;
-      for await (const raw of readDocuments(file, o.docPer)) {
+      const docs = pipe ? binaryStreamGuard(readDocuments(file, o.docPer), skipBinary) : readDocuments(file, o.docPer);
+      for await (const raw of docs) {
         const lines = raw.lines.map(normalizeLine).filter(Boolean);
         if (lines.length === 0 && o.docPer === 'line') continue; // a blank line separates documents, it is none
         stats.documents++;

@@ -50,14 +50,20 @@ export async function listFiles(input: string): Promise<string[]> {
   const st = await stat(input).catch((e) => {
     throw readError(input, e);
   });
-  if (st.isFile()) return [input];
-  if (!st.isDirectory()) checkInputFile(input); // throws: a pipe, a device, a socket
+  // A pipe (FIFO, <(zcat corpus.gz)) is read as a stream: cleaning reads each input once.
+  if (st.isFile() || st.isFIFO()) return [input];
+  if (!st.isDirectory()) checkInputFile(input); // throws: a device, a socket
 
   const files = await walk(input).catch((e) => {
     throw readError(input, e);
   });
   if (files.length === 0) throw new LmflashError(`${input}: the folder holds no files (hidden ones are skipped)`);
   return files;
+}
+
+/** A FIFO: read once, as it comes, so its binary check is on what it sends first (binaryStreamGuard). */
+export async function isPipe(file: string): Promise<boolean> {
+  return (await stat(file).catch(() => null))?.isFIFO() ?? false;
 }
 
 /** A NUL byte in the first 4 KiB: an image, an archive or a model, not text. */
@@ -70,6 +76,34 @@ export async function looksBinary(file: string): Promise<boolean> {
     return buffer.subarray(0, bytesRead).includes(0);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * The documents of a pipe, held back until its first 4 KiB have been seen:
+ * a NUL there means binary (as looksBinary says for a file), and then none
+ * is yielded and onBinary is called.
+ */
+export async function* binaryStreamGuard(docs: AsyncIterable<RawDocument>, onBinary: () => void): AsyncGenerator<RawDocument> {
+  const it = docs[Symbol.asyncIterator]();
+  const head: RawDocument[] = [];
+  let chars = 0;
+  while (chars < 4096) {
+    const r = await it.next();
+    if (r.done) break;
+    head.push(r.value);
+    chars += r.value.lines.reduce((n, l) => n + l.length + 1, 0);
+  }
+  if (head.some((d) => d.lines.some((l) => l.includes('\0')))) {
+    await it.return?.();
+    onBinary();
+    return;
+  }
+  yield* head;
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return;
+    yield r.value;
   }
 }
 
