@@ -59,6 +59,8 @@ const READERS: [string, (f: string) => string[]][] = [
   ['tokenizer train', (f) => ['tokenizer', 'train', f, '--type', 'char', '--vocab', '270', '-o', at('out.bin')]],
   ['train ngram: text', (f) => ['train', 'ngram', f, '--order', '2', '-o', at('out.blob')]],
   ['train ngram: --tokenizer', (f) => ['train', 'ngram', TEXT, '--order', '2', '--tokenizer', f, '-o', at('out.blob')]],
+  ['prune: model', (f) => ['prune', f, '--vocab-from', TEXT, '-o', at('out.blob')]],
+  ['distill: --teacher', (f) => ['distill', '--teacher', f, '--ngram', '--order', '2', '--text', TEXT, '-o', at('out.blob')]],
   ['data clean: --blocklist', (f) => ['data', 'clean', TEXT, '--blocklist', f, '-o', at('out.txt')]],
 ];
 

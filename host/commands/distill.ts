@@ -14,7 +14,7 @@ import { estimateTeacherNgram, topKOf, type TeacherTopK } from '../../converter/
 import { DEFAULT_SEQ_LEN } from '../../converter/ngram/train.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
-import { readInputFile } from '../../src/input-file.js';
+import { readInputText } from '../../src/input-file.js';
 import { NGRAM_MAX_ORDER } from '../../src/ngram.js';
 import { PIECE_CONTROL, Tokenizer, type TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
@@ -106,7 +106,7 @@ export function register(program: Command, io: CliIO): void {
       if (!['all', 'train'].includes(opts.split)) throw new LmflashError(`--split must be all or train, not "${opts.split}"`);
       const teacher = await loadAnyModel(opts.teacher, opts.tokenizer);
       const tok = teacher.tokenizer;
-      const lines = opts.text ? splitLines((await readInputFile(opts.text, 'text')).toString('utf8'), opts.split as Split) : [];
+      const lines = opts.text ? splitLines(await readInputText(opts.text, 'text'), opts.split as Split) : [];
       if (opts.text && lines.length === 0) throw new LmflashError(`${opts.text} has no non-empty lines`);
       const text = bpeCorpus(lines, new Tokenizer(tok));
       const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-distill-'));

@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../../src/atomic-write.js';
 import { readBlob, writeBlob, type BlobConfig } from '../../src/blob.js';
 import { fmtBytes } from '../../src/boards.js';
 import { LmflashError } from '../../src/errors.js';
-import { readInputFile } from '../../src/input-file.js';
+import { readInputText } from '../../src/input-file.js';
 import { parameterCount, ramPlan } from '../../src/memory-plan.js';
 import type { CliIO } from '../io.js';
 import { evaluate, splitLines, type Split } from './eval.js';
@@ -60,7 +60,7 @@ export interface PruneOptions {
 /** Prunes and measures; returns the new blob and the report (writes nothing but temp files). */
 export async function pruneModelFile(input: string, opts: PruneOptions): Promise<{ blob: Buffer; report: PruneReport }> {
   const m = await loadAnyModel(input, opts.tokenizer);
-  const text = (await readInputFile(opts.vocabFrom, '--vocab-from text')).toString('utf8');
+  const text = await readInputText(opts.vocabFrom, '--vocab-from text');
   const lines = splitLines(text, opts.split);
   const pruned = pruneVocabulary(m.model, m.tokenizer, lines);
   const { blob } = writeBlob(pruned.model, pruned.tokenizer, { groupSize: m.groupSize });
