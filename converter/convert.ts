@@ -3,7 +3,7 @@
  * report of what quantization cost. File handling (reading inputs, naming
  * them in errors) lives here; the formats live in src/.
  */
-import { BLOB_MAGIC, blobToFloatModel, readBlob, writeBlob, type TensorReport } from '../src/blob.js';
+import { BLOB_MAGIC, blobToFloatModel, readBlob, writeBlob, type TensorReport, type WeightBits } from '../src/blob.js';
 import { ARCH_NGRAM, blobArch } from '../src/ngram.js';
 import { LmflashError } from '../src/errors.js';
 import { aboutFile, readInputFile } from '../src/input-file.js';
@@ -16,6 +16,10 @@ import { describeOnnxImport, externalReaderFor, importOnnx, isOnnxPath } from '.
 export interface ConvertOptions {
   /** Columns per quantization group (default 64). */
   groupSize?: number;
+  /** Bits per weight of the layers' matrices (default 8). */
+  bits?: WeightBits;
+  /** Bits per weight of the token embedding and classifier (default: `bits`). */
+  embeddingBits?: WeightBits;
   /** ONNX inputs: the context length to record when the file does not say. */
   seqLen?: number;
   /** Receives the weights quantized so far and in all, after each tensor. */
@@ -28,10 +32,13 @@ export interface ConvertReport {
   source?: string;
   config: ModelConfig;
   groupSize: number;
+  /** Bits per weight of the layers' matrices and of the embedding/classifier. */
+  bits: WeightBits;
+  embeddingBits: WeightBits;
   blobBytes: number;
   /** Every tensor in blob order; f32 tensors have error null. */
   tensors: TensorReport[];
-  /** The q8 tensors with the largest relative max and RMS errors. */
+  /** The quantized tensors with the largest relative max and RMS errors. */
   worstMaxRel: { name: string; value: number };
   worstRmsRel: { name: string; value: number };
 }
@@ -62,7 +69,9 @@ export function convertFloatModel(
   source?: string,
 ): ConvertResult {
   const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
-  const { blob, tensors } = writeBlob(model, tokenizer, { groupSize, onWeights: opts.onWeights });
+  const bits = opts.bits ?? 8;
+  const embeddingBits = opts.embeddingBits ?? bits;
+  const { blob, tensors } = writeBlob(model, tokenizer, { groupSize, bits, embeddingBits, onWeights: opts.onWeights });
   const worst = (key: 'maxRel' | 'rmsRel') =>
     tensors.reduce(
       (best, t) => (t.error && t.error[key] > best.value ? { name: t.name, value: t.error[key] } : best),
@@ -75,6 +84,8 @@ export function convertFloatModel(
       ...(source ? { source } : {}),
       config: model.config,
       groupSize,
+      bits,
+      embeddingBits,
       blobBytes: blob.length,
       tensors,
       worstMaxRel: worst('maxRel'),

@@ -1,5 +1,5 @@
 /**
- * The lmflash blob (docs/blob-format.md, format version 1.0): writer and
+ * The lmflash blob (docs/blob-format.md, format version 1.1): writer and
  * validating reader. The C core reads the same bytes in place from flash, so
  * everything here follows the doc to the byte: little-endian fields, 16-byte
  * aligned tables, zero padding, canonical tensor order, CRC-32 of [16, size).
@@ -22,16 +22,24 @@ import {
   DEFAULT_GROUP_SIZE,
   dequantizeMatrix,
   groupSizeProblem,
+  dequantizeMatrix4,
   Q8_ROW_ALIGN,
+  q4RowStride,
   quantizationError,
   quantizeMatrix,
+  quantizeMatrix4,
   type QuantizationError,
+  type QuantizedMatrix,
+  type QuantizedMatrix4,
 } from './quantize.js';
 import { tokenizerProblems, type TokenizerData } from './tokenizer.js';
 
 export const BLOB_MAGIC = 'LMFB';
 export const BLOB_VERSION_MAJOR = 1;
-export const BLOB_VERSION_MINOR = 0;
+/** 1.1 added the q4 dtype; a blob without q4 tensors is written as 1.0, which 1.0 readers read. */
+export const BLOB_VERSION_MINOR = 1;
+/** The first minor version with q4 tensors. */
+export const BLOB_MINOR_Q4 = 1;
 export const BLOB_HEADER_BYTES = 64;
 export const BLOB_ALIGN = 16;
 export const ARCH_TRANSFORMER = 1;
@@ -45,6 +53,8 @@ export const TENSOR_ENTRY_BYTES = 32;
 export const CONFIG_FLAG_SHARED_CLASSIFIER = 1;
 export const DTYPE_F32 = 1;
 export const DTYPE_Q8 = 2;
+/** Two signed 4-bit values a byte with f32 group scales (format 1.1). */
+export const DTYPE_Q4 = 3;
 export const NO_LAYER = 0xffff;
 /** Unknown section kinds are skipped, but a table of more than this many entries is corruption. */
 const MAX_SECTIONS = 64;
@@ -95,14 +105,14 @@ export interface TensorEntry {
   role: number;
   /** Layer index, or null for tensors outside the layers (0xFFFF in the file). */
   layer: number | null;
-  dtype: typeof DTYPE_F32 | typeof DTYPE_Q8;
+  dtype: typeof DTYPE_F32 | typeof DTYPE_Q8 | typeof DTYPE_Q4;
   rows: number;
   cols: number;
   rowStride: number;
-  /** q8: columns per scale; f32: 0. */
+  /** q8, q4: columns per scale; f32: 0. */
   groupSize: number;
   dataOffset: number;
-  /** q8: offset of rows × ceil(cols / groupSize) f32 scales; f32: 0. */
+  /** q8, q4: offset of rows × ceil(cols / groupSize) f32 scales; f32: 0. */
   scaleOffset: number;
 }
 
@@ -121,11 +131,18 @@ export interface BlobView {
 // ---------------------------------------------------------------------------
 // Writer
 
+/** Bits per weight of a quantized matrix. */
+export type WeightBits = 4 | 8;
+
 export interface WriteBlobOptions {
   /** Columns per quantization group (default 64). */
   groupSize?: number;
   /** Called after each tensor with the weights done so far and in all (a progress bar on big models). */
   onWeights?: (done: number, total: number) => void;
+  /** The layers' matrices (wq … w3): q8 (default) or q4. */
+  bits?: WeightBits;
+  /** The token embedding and a separate classifier: the same as `bits` unless given. */
+  embeddingBits?: WeightBits;
 }
 
 /** Per-tensor outcome of writing a blob; `error` is null for tensors kept in f32. */
@@ -135,7 +152,7 @@ export interface TensorReport {
   layer: number | null;
   rows: number;
   cols: number;
-  dtype: 'f32' | 'q8';
+  dtype: 'f32' | 'q8' | 'q4';
   error: QuantizationError | null;
 }
 
@@ -208,7 +225,7 @@ export function writeTokenizer(buf: Buffer, at: TokenizerPlacement, t: Tokenizer
 
 interface PlannedTensor {
   spec: TensorSpec;
-  dtype: typeof DTYPE_F32 | typeof DTYPE_Q8;
+  dtype: typeof DTYPE_F32 | typeof DTYPE_Q8 | typeof DTYPE_Q4;
   rowStride: number;
   groupSize: number;
   data: Uint8Array; // rows × rowStride bytes
@@ -222,11 +239,11 @@ interface PlannedTensor {
  * The 64-byte header, written last: its CRC covers every byte after the
  * first 16, so everything else must be in place. buf is exactly the blob.
  */
-export function writeBlobHeader(buf: Buffer, arch: number, sectionTable: number, sectionCount: number): void {
+export function writeBlobHeader(buf: Buffer, arch: number, sectionTable: number, sectionCount: number, versionMinor = 0): void {
   const dv = dataView(buf);
   buf.write(BLOB_MAGIC, 0, 'latin1');
   dv.setUint16(4, BLOB_VERSION_MAJOR, true);
-  dv.setUint16(6, BLOB_VERSION_MINOR, true);
+  dv.setUint16(6, versionMinor, true);
   dv.setUint32(8, buf.length, true);
   dv.setUint32(16, arch, true);
   dv.setUint32(20, sectionCount, true);
@@ -252,6 +269,11 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
   const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
   const gsProblem = groupSizeProblem(groupSize);
   if (gsProblem) throw new LmflashError(gsProblem);
+  const bits = opts.bits ?? 8;
+  const embeddingBits = opts.embeddingBits ?? bits;
+  for (const b of [bits, embeddingBits]) {
+    if (b !== 4 && b !== 8) throw new LmflashError(`${b} bits per weight is not supported: use 4 or 8`);
+  }
   const c = model.config;
   const problems = configProblems(c);
   if (problems.length > 0) throw new LmflashError(`model cannot be stored in a blob: ${problems.join('; ')}`);
@@ -289,13 +311,18 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
       const dataOffset = layout.place(w.byteLength);
       return { spec, dtype: DTYPE_F32, rowStride: 4 * spec.cols, groupSize: 0, data: bytesOf(w), scales: null, dataOffset, scaleOffset: 0, error: null };
     }
-    const q = quantizeMatrix(w, spec.rows, spec.cols, groupSize, spec.name);
-    const error = quantizationError(w, dequantizeMatrix(q));
+    const isEmbedding = spec.key === 'tokenEmbedding' || spec.key === 'classifier';
+    const q4 = (isEmbedding ? embeddingBits : bits) === 4;
+    const q = q4 ? quantizeMatrix4(w, spec.rows, spec.cols, groupSize, spec.name) : quantizeMatrix(w, spec.rows, spec.cols, groupSize, spec.name);
+    const restored = q4 ? dequantizeMatrix4(q as QuantizedMatrix4) : dequantizeMatrix(q as QuantizedMatrix);
+    const error = quantizationError(w, restored);
     const dataOffset = layout.place(q.data.byteLength);
     const scaleOffset = layout.place(q.scales.byteLength);
-    return { spec, dtype: DTYPE_Q8, rowStride: q.rowStride, groupSize, data: bytesOf(q.data), scales: q.scales, dataOffset, scaleOffset, error };
+    const dtype = q4 ? DTYPE_Q4 : DTYPE_Q8;
+    return { spec, dtype, rowStride: q.rowStride, groupSize, data: bytesOf(q.data), scales: q.scales, dataOffset, scaleOffset, error };
   });
   opts.onWeights?.(totalWeights, totalWeights);
+  const anyQ4 = planned.some((p) => p.dtype === DTYPE_Q4);
   const tensorsSize = layout.end - tensorsOffset;
   const fileSize = layout.end;
   if (fileSize > 0xffffffff) throw new LmflashError(`blob would be ${fileSize} bytes, more than the format's 4 GiB limit`);
@@ -338,7 +365,8 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
     if (p.scales) buf.set(bytesOf(p.scales), p.scaleOffset);
   });
 
-  writeBlobHeader(buf, ARCH_TRANSFORMER, sectionTable, 3);
+  // a blob without q4 stays 1.0, readable by every 1.x reader
+  writeBlobHeader(buf, ARCH_TRANSFORMER, sectionTable, 3, anyQ4 ? BLOB_MINOR_Q4 : 0);
 
   const tensors: TensorReport[] = planned.map((p) => ({
     name: p.spec.name,
@@ -346,7 +374,7 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
     layer: p.spec.layer,
     rows: p.spec.rows,
     cols: p.spec.cols,
-    dtype: p.dtype === DTYPE_F32 ? 'f32' : 'q8',
+    dtype: p.dtype === DTYPE_F32 ? 'f32' : p.dtype === DTYPE_Q4 ? 'q4' : 'q8',
     error: p.error,
   }));
   return { blob: buf, tensors };
@@ -433,7 +461,7 @@ export function readBlob(buf: Uint8Array, opts: ReadBlobOptions = {}): BlobView 
   };
   const config = readConfig(bytes, section(SECTION_CONFIG, 'CONFIG'));
   const tokenizer = readTokenizer(bytes, section(SECTION_TOKENIZER, 'TOKENIZER'), config);
-  const tensors = readTensors(bytes, section(SECTION_TENSORS, 'TENSORS'), config);
+  const tensors = readTensors(bytes, section(SECTION_TENSORS, 'TENSORS'), config, versionMinor);
   return { bytes, fileSize, versionMajor, versionMinor, arch, config, tokenizer, tensors };
 }
 
@@ -506,7 +534,12 @@ export function readTokenizer(bytes: Uint8Array, s: { offset: number; size: numb
 
 const ROLE_NAMES = new Map<number, RoleName>(Object.entries(ROLES).map(([k, v]) => [v, k as RoleName]));
 
-function readTensors(bytes: Uint8Array, s: { offset: number; size: number }, config: BlobConfig): TensorEntry[] {
+/** The dtypes a matrix may have in a blob of this minor version. */
+function matrixDtypes(versionMinor: number): number[] {
+  return versionMinor >= BLOB_MINOR_Q4 ? [DTYPE_Q8, DTYPE_Q4] : [DTYPE_Q8];
+}
+
+function readTensors(bytes: Uint8Array, s: { offset: number; size: number }, config: BlobConfig, versionMinor: number): TensorEntry[] {
   if (s.size < TENSORS_HEADER_BYTES) throw corrupt('TENSORS section is too short');
   const dv = dataView(bytes);
   const specs = modelTensorSpecs(config);
@@ -537,11 +570,16 @@ function readTensors(bytes: Uint8Array, s: { offset: number; size: number }, con
       scaleOffset: u(28),
     };
     const wantRole = ROLE_OF_KEY[spec.key];
-    const wantDtype = spec.kind === 'vector' ? DTYPE_F32 : DTYPE_Q8;
-    if (role !== wantRole || layerRaw !== (spec.layer ?? NO_LAYER) || dtype !== wantDtype || entry.rows !== spec.rows || entry.cols !== spec.cols) {
+    const wantDtypes = spec.kind === 'vector' ? [DTYPE_F32] : matrixDtypes(versionMinor);
+    if (spec.kind === 'matrix' && !wantDtypes.includes(dtype) && versionMinor > BLOB_VERSION_MINOR) {
+      throw new LmflashError(
+        `blob format 1.${versionMinor} stores ${spec.name} as dtype ${dtype}, which this lmflash (format 1.${BLOB_VERSION_MINOR}) does not know: update lmflash`,
+      );
+    }
+    if (role !== wantRole || layerRaw !== (spec.layer ?? NO_LAYER) || !wantDtypes.includes(dtype) || entry.rows !== spec.rows || entry.cols !== spec.cols) {
       throw corrupt(
         `tensor ${index} is role ${role} layer ${layerRaw} dtype ${dtype} ${entry.rows}×${entry.cols}, ` +
-          `expected ${spec.name} (role ${wantRole} layer ${spec.layer ?? NO_LAYER} dtype ${wantDtype} ${spec.rows}×${spec.cols})`,
+          `expected ${spec.name} (role ${wantRole} layer ${spec.layer ?? NO_LAYER} dtype ${wantDtypes.join(' or ')} ${spec.rows}×${spec.cols})`,
       );
     }
     if (dtype === DTYPE_F32) {
@@ -552,10 +590,11 @@ function readTensors(bytes: Uint8Array, s: { offset: number; size: number }, con
         throw corrupt(`tensor ${spec.name} data lies outside the TENSORS section or is misaligned`);
       }
     } else {
-      if (entry.rowStride !== alignUp(entry.cols, Q8_ROW_ALIGN) || entry.groupSize !== config.groupSize) {
+      const stride = dtype === DTYPE_Q4 ? q4RowStride(entry.cols) : alignUp(entry.cols, Q8_ROW_ALIGN);
+      if (entry.rowStride !== stride || entry.groupSize !== config.groupSize) {
         throw corrupt(
           `tensor ${spec.name} has row stride ${entry.rowStride} and group size ${entry.groupSize}, ` +
-            `expected ${alignUp(entry.cols, Q8_ROW_ALIGN)} and ${config.groupSize}`,
+            `expected ${stride} and ${config.groupSize}`,
         );
       }
       const scales = entry.rows * Math.ceil(entry.cols / entry.groupSize) * 4;
@@ -580,11 +619,22 @@ export function findTensor(view: BlobView, role: number, layer: number | null = 
   return t;
 }
 
-/** A tensor's values as float32 rows × cols: f32 copied, q8 dequantized (q · scale). */
+/** A tensor's values as float32 rows × cols: f32 copied, q8 and q4 dequantized (q · scale). */
 export function tensorValues(view: BlobView, entry: TensorEntry): Float32Array {
   const { bytes } = view;
   if (entry.dtype === DTYPE_F32) return copyF32(bytes, entry.dataOffset, entry.rows * entry.cols);
   const groups = Math.ceil(entry.cols / entry.groupSize);
+  if (entry.dtype === DTYPE_Q4) {
+    return dequantizeMatrix4({
+      rows: entry.rows,
+      cols: entry.cols,
+      groupSize: entry.groupSize,
+      rowStride: entry.rowStride,
+      groupsPerRow: groups,
+      data: bytes.subarray(entry.dataOffset, entry.dataOffset + entry.rows * entry.rowStride),
+      scales: copyF32(bytes, entry.scaleOffset, entry.rows * groups),
+    });
+  }
   return dequantizeMatrix({
     rows: entry.rows,
     cols: entry.cols,

@@ -59,11 +59,19 @@ export function roundHalfAwayFromZero(x: number): number {
 }
 
 /**
- * Quantizes a row-major rows×cols float matrix. `name` only serves error
- * messages. Arithmetic is float32 (Math.fround) so a C implementation of the
- * same formula gets the same bytes.
+ * Quantizes a row-major rows×cols float matrix to integers in [-qmax, qmax]
+ * (127 for q8; quantizeMatrix4 uses 7). `name` only serves error messages.
+ * Arithmetic is float32 (Math.fround) so a C implementation of the same
+ * formula gets the same bytes.
  */
-export function quantizeMatrix(w: Float32Array, rows: number, cols: number, groupSize: number, name = 'tensor'): QuantizedMatrix {
+export function quantizeMatrix(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  groupSize: number,
+  name = 'tensor',
+  qmax = 127,
+): QuantizedMatrix {
   const problem = groupSizeProblem(groupSize);
   if (problem) throw new LmflashError(problem);
   if (w.length !== rows * cols) throw new Error(`${name}: ${w.length} values do not make a ${rows}×${cols} matrix`);
@@ -86,17 +94,134 @@ export function quantizeMatrix(w: Float32Array, rows: number, cols: number, grou
         }
         if (a > m) m = a;
       }
-      const scale = f(m / 127);
+      const scale = f(m / qmax);
       scales[r * groupsPerRow + g] = scale;
       if (scale === 0) continue; // all-zero group (or too tiny to scale): q stays 0
       const out = r * rowStride + g * groupSize - start;
       for (let i = start; i < end; i++) {
         const q = roundHalfAwayFromZero(f(w[i] / scale));
-        data[out + i] = q > 127 ? 127 : q < -127 ? -127 : q;
+        data[out + i] = q > qmax ? qmax : q < -qmax ? -qmax : q;
       }
     }
   }
   return { rows, cols, groupSize, rowStride, groupsPerRow, data, scales };
+}
+
+/** q4 rows start on 16-byte boundaries like q8 rows: ceil(cols / 2) bytes rounded up to 16. */
+export const Q4_ROW_ALIGN = 16;
+/** Largest |q| of a q4 value: symmetric, so -8 never occurs (as -128 never does in q8). */
+export const Q4_MAX = 7;
+
+/** Bytes of one q4 row: two columns a byte, rounded up to a multiple of 16. */
+export function q4RowStride(cols: number): number {
+  return alignUp(Math.ceil(cols / 2), Q4_ROW_ALIGN);
+}
+
+/**
+ * A matrix of signed 4-bit values, two a byte: column 2j in the low nibble of
+ * byte j of its row, column 2j + 1 in the high nibble (two's complement, -7..7).
+ * An odd row's last high nibble and the pad bytes are zero.
+ */
+export interface QuantizedMatrix4 {
+  rows: number;
+  cols: number;
+  groupSize: number;
+  /** Bytes from one row to the next: ceil(cols / 2) rounded up to a multiple of 16. */
+  rowStride: number;
+  groupsPerRow: number;
+  /** rows × rowStride bytes of packed nibbles. */
+  data: Uint8Array;
+  /** rows × groupsPerRow float32 scales. */
+  scales: Float32Array;
+}
+
+/**
+ * The q4 form of a row-major rows×cols float matrix: per group scale =
+ * max|w| / 7 and q = clamp(round_half_away(w / scale), -7, 7), float32 like
+ * quantizeMatrix, so that any implementation produces the same bytes.
+ */
+export function quantizeMatrix4(w: Float32Array, rows: number, cols: number, groupSize: number, name = 'tensor'): QuantizedMatrix4 {
+  const q8 = quantizeMatrix(w, rows, cols, groupSize, name, Q4_MAX);
+  fitQ4Scales(w, q8);
+  const rowStride = q4RowStride(cols);
+  const data = new Uint8Array(rows * rowStride);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const nibble = q8.data[r * q8.rowStride + c] & 0x0f;
+      data[r * rowStride + (c >> 1)] |= c & 1 ? nibble << 4 : nibble;
+    }
+  }
+  return { rows, cols, groupSize, rowStride, groupsPerRow: q8.groupsPerRow, data, scales: q8.scales };
+}
+
+/** Candidate scales of a q4 group, as fractions of max|w| / 7: clipping the largest values trades their error for finer steps. */
+const Q4_SCALE_STEPS = 16;
+const Q4_SCALE_LOWEST = 0.6;
+
+/**
+ * Seven levels are coarse, so max|w| / 7 is rarely the best scale: per group
+ * this tries scales f · max|w| / 7 for f from 1 down to 0.6 in 16 steps,
+ * quantizes with each (round half away from zero, clamp to ±7) and keeps the
+ * one with the least squared error (the first on ties; sums in float64, in
+ * column order), then refits that scale by least squares for its q,
+ * Σ w·q / Σ q², in float32. Replaces q8's values and scales in place.
+ */
+function fitQ4Scales(w: Float32Array, q: QuantizedMatrix): void {
+  const f = Math.fround;
+  for (let r = 0; r < q.rows; r++) {
+    for (let g = 0; g < q.groupsPerRow; g++) {
+      const start = r * q.cols + g * q.groupSize;
+      const end = r * q.cols + Math.min(q.cols, (g + 1) * q.groupSize);
+      const out = r * q.rowStride + g * q.groupSize - start;
+      const base = q.scales[r * q.groupsPerRow + g];
+      if (base === 0) continue;
+      const quantizeWith = (scale: number, i: number) => {
+        const v = roundHalfAwayFromZero(f(w[i] / scale));
+        return v > Q4_MAX ? Q4_MAX : v < -Q4_MAX ? -Q4_MAX : v;
+      };
+      let best = base;
+      let bestErr = Infinity;
+      for (let k = 0; k <= Q4_SCALE_STEPS; k++) {
+        const scale = f(base * f(1 - ((1 - Q4_SCALE_LOWEST) * k) / Q4_SCALE_STEPS));
+        let err = 0;
+        for (let i = start; i < end; i++) {
+          const d = w[i] - f(quantizeWith(scale, i) * scale);
+          err += d * d;
+        }
+        if (err < bestErr) {
+          bestErr = err;
+          best = scale;
+        }
+      }
+      let wq = 0;
+      let qq = 0;
+      for (let i = start; i < end; i++) {
+        const v = quantizeWith(best, i);
+        q.data[out + i] = v;
+        wq += w[i] * v;
+        qq += v * v;
+      }
+      q.scales[r * q.groupsPerRow + g] = qq > 0 && wq > 0 ? f(wq / qq) : best;
+    }
+  }
+}
+
+/** The signed value of column c of a q4 row starting at data[rowStart]. */
+export function q4Value(data: Uint8Array, rowStart: number, c: number): number {
+  const b = data[rowStart + (c >> 1)];
+  const nibble = c & 1 ? b >> 4 : b & 0x0f;
+  return (nibble ^ 8) - 8;
+}
+
+/** The float32 values a q4 matrix represents (q · scale), rows × cols. */
+export function dequantizeMatrix4(q: QuantizedMatrix4): Float32Array {
+  const out = new Float32Array(q.rows * q.cols);
+  for (let r = 0; r < q.rows; r++) {
+    for (let c = 0; c < q.cols; c++) {
+      out[r * q.cols + c] = q4Value(q.data, r * q.rowStride, c) * q.scales[r * q.groupsPerRow + Math.floor(c / q.groupSize)];
+    }
+  }
+  return out;
 }
 
 /** The float32 values a quantized matrix represents (q · scale), rows × cols. */

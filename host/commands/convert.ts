@@ -1,6 +1,7 @@
-/** `lmflash convert <checkpoint|model.onnx> [--tokenizer <file>] -o <out.blob> [--group-size N] [--seq-len N]` */
+/** `lmflash convert <checkpoint|model.onnx> [--tokenizer <file>] -o <out.blob> [--group-size N] [--bits 4|8] [--embedding-bits 4|8] [--seq-len N]` */
 import { InvalidArgumentError, type Command } from 'commander';
 import { convertModelFile, type ConvertReport } from '../../converter/convert.js';
+import type { WeightBits } from '../../src/blob.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { readBlob } from '../../src/blob.js';
 import { LmflashError } from '../../src/errors.js';
@@ -20,6 +21,22 @@ function parseGroupSize(value: string): number {
   return n;
 }
 
+function parseBits(value: string): WeightBits {
+  if (value !== '4' && value !== '8') throw new InvalidArgumentError('use 4 or 8');
+  return Number(value) as WeightBits;
+}
+
+interface ConvertFlags {
+  tokenizer?: string;
+  output: string;
+  groupSize: number;
+  bits: WeightBits;
+  embeddingBits?: WeightBits;
+  seqLen?: number;
+  checkText?: string;
+  check: boolean;
+}
+
 export function register(program: Command, io: CliIO): void {
   program
     .command('convert')
@@ -29,18 +46,31 @@ export function register(program: Command, io: CliIO): void {
     .requiredOption('-o, --output <file>', 'blob to write (a file is replaced atomically; - writes to stdout)')
     .option(
       '-g, --group-size <n>',
-      'columns per int8 quantization scale: a multiple of 16 from 16 to 256; smaller is more accurate and larger; ' +
+      'columns per quantization scale: a multiple of 16 from 16 to 256; smaller is more accurate and larger; ' +
         'a value at least as long as the longest row gives one scale per row',
       parseGroupSize,
       DEFAULT_GROUP_SIZE,
     )
+    .option(
+      '-b, --bits <n>',
+      "bits per weight of the layers' matrices: 8 (int8) or 4 (int4, half the flash; a blob that needs format 1.1 readers)",
+      parseBits,
+      8 as WeightBits,
+    )
+    .option('--embedding-bits <n>', 'bits per weight of the token embedding and classifier (default: --bits)', parseBits)
     .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
     .option('--check-text <file>', 'text in the model\'s language to check the tokenizer with (default: two English stories lmflash writes)')
     .option('--no-check', 'skip the tokenizer check (scoring a short text with the converted model)')
-    .action(async (checkpoint: string, opts: { tokenizer?: string; output: string; groupSize: number; seqLen?: number; checkText?: string; check: boolean }) => {
+    .action(async (checkpoint: string, opts: ConvertFlags) => {
       const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'weights', delayMs: 1000 });
       const onWeights = (done: number, total: number) => bar.update('quantizing', done, total, done === total);
-      const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, { groupSize: opts.groupSize, seqLen: opts.seqLen, onWeights });
+      const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, {
+        groupSize: opts.groupSize,
+        bits: opts.bits,
+        embeddingBits: opts.embeddingBits,
+        seqLen: opts.seqLen,
+        onWeights,
+      });
       // checked before it is written: a check text that cannot be scored leaves nothing behind
       const check = opts.check && nativeBuilt(io) ? await runTokenizerCheck(blob, opts.checkText) : null;
       await writeFileAtomic(opts.output, blob);
@@ -74,21 +104,30 @@ async function runTokenizerCheck(blob: Buffer, checkText: string | undefined): P
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
+/** "int8 quantization" or, with int4 in it, which tensors have which. */
+function quantizationSummary(r: ConvertReport): string {
+  if (r.bits === 8 && r.embeddingBits === 8) return 'int8 quantization';
+  if (r.bits === r.embeddingBits) return 'int4 quantization';
+  return `int${r.bits} layer matrices, int${r.embeddingBits} embedding${r.config.sharedClassifier ? ' (and classifier)' : ' and classifier'}`;
+}
+
 /** The summary the command prints: model, one line per quantized tensor, worst errors, size. */
 export function formatReport(r: ConvertReport, input: string, output: string): string {
   const lines = [
     `${input}: ${r.source ?? `llama2.c ${r.checkpointFormat} checkpoint`}, ${describeConfig(r.config)}, ` +
       `${r.config.sharedClassifier ? 'shared' : 'separate'} classifier`,
-    `int8 quantization, group size ${r.groupSize}; errors relative to each tensor's max |w| and RMS:`,
+    `${quantizationSummary(r)}, group size ${r.groupSize}; errors relative to each tensor's max |w| and RMS:`,
   ];
   const q8 = r.tensors.filter((t) => t.error);
   const nameWidth = Math.max(6, ...q8.map((t) => t.name.length));
   const shapes = q8.map((t) => `${t.rows}x${t.cols}`);
   const shapeWidth = Math.max(5, ...shapes.map((s) => s.length));
-  lines.push(`  ${'tensor'.padEnd(nameWidth)}  ${'shape'.padStart(shapeWidth)}  ${'max err'.padStart(8)}  ${'rms err'.padStart(8)}`);
+  lines.push(`  ${'tensor'.padEnd(nameWidth)}  ${'shape'.padStart(shapeWidth)}  type  ${'max err'.padStart(8)}  ${'rms err'.padStart(8)}`);
   q8.forEach((t, i) => {
     const e = t.error!;
-    lines.push(`  ${t.name.padEnd(nameWidth)}  ${shapes[i].padStart(shapeWidth)}  ${pct(e.maxRel).padStart(8)}  ${pct(e.rmsRel).padStart(8)}`);
+    lines.push(
+      `  ${t.name.padEnd(nameWidth)}  ${shapes[i].padStart(shapeWidth)}  ${t.dtype.padEnd(4)}  ${pct(e.maxRel).padStart(8)}  ${pct(e.rmsRel).padStart(8)}`,
+    );
   });
   const f32 = r.tensors.length - q8.length;
   lines.push(`  (${f32} norm vectors kept as f32, exact)`);

@@ -178,6 +178,11 @@ static int check_tensor(const lmf_blob *b, uint32_t index, lmf_error *err)
     uint32_t role, layer, dtype, rows, cols;
     uint32_t stride = rd32(e + 16), group = rd32(e + 20), data_off = rd32(e + 24), scale_off = rd32(e + 28);
     expected_tensor(&b->cfg, index, &role, &layer, &dtype, &rows, &cols);
+    /* a matrix may be q8, or q4 from format 1.1 on */
+    if (dtype == LMF_DTYPE_Q8 && e[4] == LMF_DTYPE_Q4 && b->version_minor >= LMF_BLOB_MINOR_Q4) dtype = LMF_DTYPE_Q4;
+    if (dtype == LMF_DTYPE_Q8 && e[4] != LMF_DTYPE_Q8 && e[4] != LMF_DTYPE_F32 && b->version_minor > LMF_BLOB_VERSION_MINOR)
+        return lmf_fail(err, "blob tensor %u has weight type %u of blob format 1.%u, newer than this firmware's 1.%u: update the firmware",
+                        index, e[4], b->version_minor, LMF_BLOB_VERSION_MINOR);
     if (rd16(e) != role || rd16(e + 2) != layer || e[4] != dtype || rd32(e + 8) != rows || rd32(e + 12) != cols)
         return lmf_fail(err, "blob tensor %u is role %u layer %u %ux%u, expected role %u layer %u %ux%u: the file is corrupt or from an incompatible converter",
                         index, rd16(e), rd16(e + 2), rd32(e + 8), rd32(e + 12), role, layer, rows, cols);
@@ -188,7 +193,9 @@ static int check_tensor(const lmf_blob *b, uint32_t index, lmf_error *err)
     }
     {
         uint64_t n_groups = (cols + (uint64_t)group - 1) / (group ? group : 1);
-        if (group != b->cfg.group_size || stride < cols || stride % LMF_ALIGN != 0 || stride - cols >= LMF_ALIGN)
+        /* a q4 row is ceil(cols / 2) bytes, rounded up to 16 like a q8 row */
+        uint32_t row_bytes = e[4] == LMF_DTYPE_Q4 ? cols / 2 + cols % 2 : cols;
+        if (group != b->cfg.group_size || stride < row_bytes || stride % LMF_ALIGN != 0 || stride - row_bytes >= LMF_ALIGN)
             return lmf_fail(err, "blob tensor %u has row stride %u / group %u that do not fit %u columns: the file is corrupt", index, stride, group, cols);
         if (!extent_ok(data_off, (uint64_t)rows * stride, 64, b->size) ||
             !extent_ok(scale_off, (uint64_t)rows * n_groups * 4, 64, b->size))
@@ -247,6 +254,7 @@ int lmf_blob_open(lmf_blob *b, const void *data, size_t size, int check_crc, lmf
         return lmf_fail(err, "blob says it is %u bytes but only %lu are present: the file or partition is truncated", file_size, (unsigned long)size);
     b->base = p;
     b->size = file_size;
+    b->version_minor = rd16(p + 6);
     if (check_crc && lmf_crc32(0, p + 16, file_size - 16) != rd32(p + 12))
         return lmf_fail(err, "blob CRC mismatch: the file is corrupt or was not completely written; convert or flash it again");
     b->arch = rd32(p + 16);
@@ -294,7 +302,9 @@ lmf_qmat lmf_blob_qmat(const lmf_blob *b, uint32_t role, uint32_t layer)
     m.stride = rd32(e + 16);
     m.group = rd32(e + 20);
     m.n_groups = (m.cols + m.group - 1) / m.group;
-    m.q = (const int8_t *)(const void *)(b->base + rd32(e + 24));
+    m.dtype = e[4];
+    m.q = m.dtype == LMF_DTYPE_Q8 ? (const int8_t *)(const void *)(b->base + rd32(e + 24)) : NULL;
+    m.q4 = m.dtype == LMF_DTYPE_Q4 ? b->base + rd32(e + 24) : NULL;
     m.scale = (const float *)(const void *)(b->base + rd32(e + 28));
     return m;
 }

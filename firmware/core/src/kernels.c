@@ -346,6 +346,64 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
 }
 #endif
 
+/* ---- int4 matrices ---------------------------------------------------------
+ * Unpacked to int8 a group at a time, then the int8 code above: the integers
+ * and the float order are those of lmf_matvec_q8, so int4 needs no kernel
+ * variant of its own to stay bit-identical across targets. */
+
+/* n int8 values (n even) from n / 2 bytes: low nibble first, signed 4-bit. */
+static void unpack_q4(int8_t *out, const uint8_t *p, uint32_t n)
+{
+    uint32_t j;
+    for (j = 0; j < n / 2; j++) {
+        uint32_t b = p[j];
+        out[2 * j] = (int8_t)((int32_t)((b & 15u) ^ 8u) - 8);
+        out[2 * j + 1] = (int8_t)((int32_t)((b >> 4) ^ 8u) - 8);
+    }
+}
+
+/* Σ_{j<n} w[j] * x[start + j], n a multiple of 16, w 16-byte aligned. */
+static int32_t dot_unpacked(const int8_t *w, const lmf_qvec *x, uint32_t start, uint32_t n, int32_t bias)
+{
+#if defined(LMF_PIE_MATVEC)
+    /* the activations are int8 here (x->x8); plain C, exact like the PIE kernel */
+    const int8_t *xg = x->x8 + start;
+    int32_t sum = 0;
+    uint32_t j;
+    (void)bias;
+    for (j = 0; j < n; j++) sum += w[j] * xg[j];
+    return sum;
+#else
+    return dot_row(w, x->x + start, n, bias);
+#endif
+}
+
+void lmf_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
+{
+    uint32_t r, g, G = w->group, ng = w->n_groups;
+    uint32_t tail = ((w->cols - (ng - 1) * G) + 15) & ~15u;
+    _Alignas(16) int8_t unpacked[LMF_MAX_GROUP];
+    for (r = r0; r < r1; r++) {
+        const uint8_t *row = w->q4 + (size_t)r * w->stride;
+        float acc = 0.0f;
+        for (g = 0; g < ng; g++) {
+            uint32_t len = g + 1 < ng ? G : tail;
+            float p;
+            unpack_q4(unpacked, row + g * G / 2, len);
+            /* |d| < 2^22 as for q8, so the conversion is exact */
+            p = (float)dot_unpacked(unpacked, x, g * G, len, 128 * x->sum[g]) * (w->scale[(size_t)r * ng + g] * x->scale[g]);
+            acc = g == 0 ? p : acc + p;
+        }
+        out[r] = acc;
+    }
+}
+
+void lmf_matvec(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
+{
+    if (w->dtype == LMF_DTYPE_Q4) lmf_matvec_q4(out, w, x, r0, r1);
+    else lmf_matvec_q8(out, w, x, r0, r1);
+}
+
 /* ---- attention ------------------------------------------------------------ */
 
 #if defined(LMF_SSE2_KERNELS)
@@ -490,11 +548,23 @@ void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, u
         for (i = 0; i < hs; i++) acc[i] += w[t] * values[i];
 }
 
+static void dequantize_row_q4(float *out, const lmf_qmat *w, uint32_t row)
+{
+    const uint8_t *q = w->q4 + (size_t)row * w->stride;
+    const float *ws = w->scale + (size_t)row * w->n_groups;
+    uint32_t j;
+    for (j = 0; j < w->cols; j++) {
+        uint32_t b = j % 2 ? q[j / 2] >> 4 : q[j / 2] & 15u;
+        out[j] = (float)((int32_t)(b ^ 8u) - 8) * ws[j / w->group];
+    }
+}
+
 void lmf_dequantize_row(float *out, const lmf_qmat *w, uint32_t row)
 {
     const int8_t *q = w->q + (size_t)row * w->stride;
     const float *ws = w->scale + (size_t)row * w->n_groups;
     uint32_t start, j;
+    if (w->dtype == LMF_DTYPE_Q4) { dequantize_row_q4(out, w, row); return; }
     for (start = 0; start < w->cols; start += w->group, ws++) {
         uint32_t end = start + w->group < w->cols ? start + w->group : w->cols;
         for (j = start; j < end; j++) out[j] = (float)q[j] * ws[0];

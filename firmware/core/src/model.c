@@ -311,7 +311,7 @@ typedef struct matvec_job {
 static void matvec_rows(void *arg, uint32_t r0, uint32_t r1)
 {
     const matvec_job *j = (const matvec_job *)arg;
-    lmf_matvec_q8(j->out, &j->w, j->x, r0, r1);
+    lmf_matvec(j->out, &j->w, j->x, r0, r1);
 }
 
 /* out = w x: on this core, or split by rows through the port's s->parallel. */
@@ -325,7 +325,7 @@ static void matvec(float *out, const lmf_blob *b, uint32_t role, uint32_t layer,
         s->parallel->run(s->parallel->ctx, matvec_rows, &j, j.w.rows);
         return;
     }
-    lmf_matvec_q8(out, &j.w, &s->xq, 0, j.w.rows);
+    lmf_matvec(out, &j.w, &s->xq, 0, j.w.rows);
 }
 
 const float *lmf_forward(lmf_state *s, uint32_t token, uint32_t pos)

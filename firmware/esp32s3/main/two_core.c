@@ -22,7 +22,8 @@
 #include "freertos/task.h"
 
 /* lmf_matvec_q8 needs well under 1 KiB (a 64-byte row buffer and a few
- * words); the rest is margin for the FPU and PIE coprocessor save areas.
+ * words; lmf_matvec_q4 a 256-byte group buffer more); the rest is margin
+ * for the FPU and PIE coprocessor save areas.
  * xTaskCreatePinnedToCore takes the stack size in bytes in ESP-IDF. */
 #define WORKER_STACK_BYTES 4096
 #define WORKER_PRIORITY 5

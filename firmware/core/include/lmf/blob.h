@@ -12,14 +12,16 @@
 
 #define LMF_BLOB_MAGIC "LMFB"
 #define LMF_BLOB_VERSION_MAJOR 1
-#define LMF_BLOB_VERSION_MINOR 0
+/* 1.1 added q4 tensors; a reader accepts any minor, q4 only from 1.1 on. */
+#define LMF_BLOB_VERSION_MINOR 1
+#define LMF_BLOB_MINOR_Q4 1
 #define LMF_BLOB_HEADER_BYTES 64
 #define LMF_ALIGN 16
 #define LMF_NONE 0xFFFFFFFFu
 
 enum { LMF_ARCH_TRANSFORMER = 1, LMF_ARCH_NGRAM = 2 };
 enum { LMF_SECTION_CONFIG = 1, LMF_SECTION_TOKENIZER = 2, LMF_SECTION_TENSORS = 3 };
-enum { LMF_DTYPE_F32 = 1, LMF_DTYPE_Q8 = 2 };
+enum { LMF_DTYPE_F32 = 1, LMF_DTYPE_Q8 = 2, LMF_DTYPE_Q4 = 3 };
 enum { LMF_PIECE_TEXT = 0, LMF_PIECE_BYTE = 1, LMF_PIECE_CONTROL = 2 };
 enum {
     LMF_ROLE_EMBEDDING = 1, LMF_ROLE_ATTN_NORM, LMF_ROLE_WQ, LMF_ROLE_WK, LMF_ROLE_WV,
@@ -42,12 +44,16 @@ typedef struct lmf_config {
     float rope_theta, norm_eps;
 } lmf_config;
 
-/* An int8 matrix: row r starts at q + r*stride; its group g has scale
- * scale[r*n_groups + g]. Pad bytes past cols are zero. */
+/* A quantized matrix: row r starts at q + r*stride (q8) or q4 + r*stride
+ * (q4: column 2j in the low nibble of byte j, 2j+1 in the high one, signed
+ * -7..7); its group g has scale scale[r*n_groups + g]. Pad bytes past the
+ * columns are zero. dtype says which of q and q4 is set (the other is NULL). */
 typedef struct lmf_qmat {
     const int8_t *q;
     const float *scale;
     uint32_t rows, cols, stride, group, n_groups;
+    uint32_t dtype;     /* LMF_DTYPE_Q8 or LMF_DTYPE_Q4 */
+    const uint8_t *q4;
 } lmf_qmat;
 
 typedef struct lmf_tokenizer {
@@ -65,6 +71,7 @@ typedef struct lmf_blob {
     const uint8_t *base;
     uint32_t size;
     uint32_t arch;
+    uint32_t version_minor;
     lmf_config cfg;         /* an N-gram blob fills only vocab_size and seq_len */
     lmf_tokenizer tok;
     const uint8_t *tensors; /* first 32-byte tensor entry */

@@ -49,6 +49,17 @@ void lmf_quantize_vec(lmf_qvec *v, const float *x, uint32_t n, uint32_t group);
 /* out[r] = Σ_j w[r][j] * x[j] for rows [r0, r1); x quantized with w's group size. */
 void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1);
 
+/* The same for a q4 matrix (w->dtype LMF_DTYPE_Q4): each row's groups are
+ * unpacked to int8, one group at a time into a 16-byte aligned stack buffer
+ * (at most LMF_MAX_GROUP bytes), then dotted with x by the same integer code
+ * and scaled and summed in the same float order as lmf_matvec_q8. So a q4
+ * matrix gives bit for bit what the q8 matrix of the same values and scales
+ * gives, on every target. */
+void lmf_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1);
+
+/* lmf_matvec_q8 or lmf_matvec_q4, by w->dtype. */
+void lmf_matvec(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1);
+
 /* Attention over one head's cache, where position t's hs int8 values start
  * at cache + t*hs:
  * dot[t] = Σ_i q[i] * keys[t*hs + i] for t < count, */
@@ -75,7 +86,7 @@ void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, u
  * bits), and by construction it does not matter. */
 void lmf_pie_dots_s8(int32_t *d, const int8_t *w, uint32_t stride, const int8_t *x, uint32_t blocks, uint32_t rows);
 
-/* One row of a q8 matrix back to float (the token embedding lookup). */
+/* One row of a q8 or q4 matrix back to float (the token embedding lookup). */
 void lmf_dequantize_row(float *out, const lmf_qmat *w, uint32_t row);
 
 #endif
