@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readBlob } from '../src/blob.js';
+import { DTYPE_Q4, DTYPE_Q8, readBlob } from '../src/blob.js';
 import { Tokenizer } from '../src/tokenizer.js';
 import { buildVectors, TINY_TEXTS, tinyTokenizer, writeVectors } from './vectors.js';
 
@@ -19,13 +19,15 @@ describe('synthetic test vectors', () => {
     const groups = vectors.map((v) => {
       const view = readBlob(v.blob);
       const w2 = view.tensors.find((t) => t.name === 'layers.0.w2')!;
-      expect(w2.cols).toBe(40);
-      return [view.config.groupSize, view.config.sharedClassifier, view.tensors.length];
+      const emb = view.tensors.find((t) => t.name === 'token_embedding')!;
+      return [view.config.groupSize, view.config.sharedClassifier, view.tensors.length, w2.cols, w2.dtype, emb.dtype, view.versionMinor];
     });
     expect(groups).toEqual([
-      [16, true, 20],
-      [32, false, 21],
-      [48, true, 20],
+      [16, true, 20, 40, DTYPE_Q8, DTYPE_Q8, 0],
+      [32, false, 21, 40, DTYPE_Q8, DTYPE_Q8, 0],
+      [48, true, 20, 40, DTYPE_Q8, DTYPE_Q8, 0],
+      [16, true, 20, 40, DTYPE_Q4, DTYPE_Q4, 1],
+      [32, false, 21, 41, DTYPE_Q4, DTYPE_Q8, 1],
     ]);
   });
 
@@ -57,6 +59,6 @@ describe('synthetic test vectors', () => {
   // Writes the vectors for the C tests when asked: LMFLASH_VECTORS_OUT=<dir>.
   it.runIf(process.env.LMFLASH_VECTORS_OUT)('writes the vectors to LMFLASH_VECTORS_OUT', async () => {
     const files = await writeVectors(process.env.LMFLASH_VECTORS_OUT as string);
-    expect(files.length).toBe(9);
+    expect(files.length).toBe(15);
   });
 });

@@ -14,7 +14,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from '../src/atomic-write.js';
-import { blobToFloatModel, readBlob, writeBlob } from '../src/blob.js';
+import { blobToFloatModel, readBlob, writeBlob, type WeightBits } from '../src/blob.js';
 import { modelTensorSpecs, type FloatModel, type LayerWeights, type ModelConfig } from '../src/model.js';
 import { generateGreedy, ReferenceModel } from '../src/reference.js';
 import {
@@ -139,17 +139,35 @@ export interface TestVector {
   logits: Float32Array;
 }
 
-export const VECTOR_SPECS = [
+/** How a vector's matrices are stored (default: all q8, TINY_CONFIG's hidden_dim). */
+export interface VectorStorage {
+  bits?: WeightBits;
+  embeddingBits?: WeightBits;
+  hiddenDim?: number;
+}
+
+export const VECTOR_SPECS: readonly ({ name: string; groupSize: number; sharedClassifier: boolean } & VectorStorage)[] = [
   { name: 'tiny-g16-shared', groupSize: 16, sharedClassifier: true }, // 40 cols: groups 16, 16, 8
   { name: 'tiny-g32-separate', groupSize: 32, sharedClassifier: false }, // 16 cols: one short group; 40: 32 + 8
   { name: 'tiny-row-shared', groupSize: 48, sharedClassifier: true }, // longer than every row: one scale per row
-] as const;
+  { name: 'tiny-g16-q4', groupSize: 16, sharedClassifier: true, bits: 4 }, // every matrix int4, the embedding too
+  // int4 layers, int8 embedding and classifier; w2 rows of 41 columns: an odd row ends in a half-used byte
+  { name: 'tiny-g32-q4-odd', groupSize: 32, sharedClassifier: false, bits: 4, embeddingBits: 8, hiddenDim: 41 },
+];
 
 /** Builds one vector; everything follows from `seed`. */
-export function buildVector(name: string, seed: number, groupSize: number, sharedClassifier: boolean, steps = 24): TestVector {
-  const model = tinyModel(seed, { sharedClassifier });
+export function buildVector(
+  name: string,
+  seed: number,
+  groupSize: number,
+  sharedClassifier: boolean,
+  steps = 24,
+  storage: VectorStorage = {},
+): TestVector {
+  const config = { ...TINY_CONFIG, hiddenDim: storage.hiddenDim ?? TINY_CONFIG.hiddenDim };
+  const model = tinyModel(seed, { sharedClassifier, config });
   const tokenizerData = tinyTokenizer();
-  const { blob } = writeBlob(model, tokenizerData, { groupSize });
+  const { blob } = writeBlob(model, tokenizerData, { groupSize, bits: storage.bits, embeddingBits: storage.embeddingBits });
   const view = readBlob(blob);
   const tok = new Tokenizer(view.tokenizer);
   const encodings = TINY_TEXTS.map((input) => ({ input, ids: tok.encode(input) }));
@@ -161,7 +179,7 @@ export function buildVector(name: string, seed: number, groupSize: number, share
 }
 
 export function buildVectors(seed = 1): TestVector[] {
-  return VECTOR_SPECS.map((s, i) => buildVector(s.name, seed + i, s.groupSize, s.sharedClassifier));
+  return VECTOR_SPECS.map((s, i) => buildVector(s.name, seed + i, s.groupSize, s.sharedClassifier, 24, s));
 }
 
 /**
