@@ -18,7 +18,7 @@ export interface ConvertOptions {
   groupSize?: number;
   /** Bits per weight of the layers' matrices (default 8). */
   bits?: WeightBits;
-  /** Bits per weight of the token embedding and classifier (default: `bits`). */
+  /** Bits per weight of the token embedding and classifier (default 8). */
   embeddingBits?: WeightBits;
   /** ONNX inputs: the context length to record when the file does not say. */
   seqLen?: number;
@@ -70,7 +70,7 @@ export function convertFloatModel(
 ): ConvertResult {
   const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
   const bits = opts.bits ?? 8;
-  const embeddingBits = opts.embeddingBits ?? bits;
+  const embeddingBits = opts.embeddingBits ?? 8;
   const { blob, tensors } = writeBlob(model, tokenizer, { groupSize, bits, embeddingBits, onWeights: opts.onWeights });
   const worst = (key: 'maxRel' | 'rmsRel') =>
     tensors.reduce(

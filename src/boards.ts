@@ -15,7 +15,7 @@
  *    run it yet), so the RAM figure is conservative and the speed an estimate.
  * docs/hardware.md explains the cost model.
  */
-import { ROLES, type BlobConfig, type BlobView } from './blob.js';
+import { DTYPE_F32, DTYPE_Q4, ROLES, type BlobConfig, type BlobView, type TensorEntry } from './blob.js';
 import { LmflashError } from './errors.js';
 import { ramPlan, type RamPlan } from './memory-plan.js';
 import { ARCH_NGRAM, ngramRamPlan, type NgramRamPlan, type NgramView } from './ngram.js';
@@ -183,6 +183,14 @@ export const COST = {
   cyclesPerRestInstruction: 1,
   cyclesPerAttentionInstruction: 1,
   handOverCyclesPerProduct: 1000,
+  /**
+   * An int4 block's unpacking to int8 (portable C, kernels.c unpack_q4, on
+   * the S3 as on the lx106), measured on the lx106 under QEMU -icount:
+   * stories260K all-int4 minus all-int8, group size 64, 64 greedy forwards
+   * from BOS: 5,121,855 − 2,903,145 = 2,218,710 instructions per token over
+   * its 16,288 int4 blocks = 136 a block, taken at 1 cycle an instruction.
+   */
+  q4UnpackCyclesPerBlock: 136,
 };
 
 // ---------------------------------------------------------------------------
@@ -242,8 +250,10 @@ export function findBoard(id: string): BoardProfile {
 // The model's shape
 
 export interface MatvecShape {
-  /** 16-byte blocks the matrix products read per token */
+  /** 16-column blocks the matrix products compute per token (16 bytes of int8, or 8 of int4) */
   blocks: number;
+  /** of those, the blocks of int4 matrices, which are unpacked to int8 first */
+  q4Blocks: number;
   /** rows x quantization groups of the products per token */
   rowGroups: number;
   /** matrix products per token */
@@ -257,36 +267,38 @@ const PRODUCT_ROLES: number[] = [ROLES.wq, ROLES.wk, ROLES.wv, ROLES.wo, ROLES.w
 export function matvecShape(view: BlobView): MatvecShape {
   const c = view.config;
   let blocks = 0;
+  let q4Blocks = 0;
   let rowGroups = 0;
   let products = 0;
   let weightBytes = 0;
   const groups = (cols: number) => Math.ceil(cols / c.groupSize);
+  // an int4 row computes as many 16-column blocks as an int8 row, from half the bytes
+  const rowBlocks = (t: TensorEntry) => Math.ceil(t.cols / 16);
+  const addProduct = (t: TensorEntry) => {
+    blocks += t.rows * rowBlocks(t);
+    if (t.dtype === DTYPE_Q4) q4Blocks += t.rows * rowBlocks(t);
+    rowGroups += t.rows * groups(t.cols);
+    products++;
+    weightBytes += t.rows * t.rowStride + 4 * t.rows * groups(t.cols);
+  };
   for (const t of view.tensors) {
-    if (t.dtype !== 2) {
+    if (t.dtype === DTYPE_F32) {
       weightBytes += t.rows * t.rowStride; // norm vectors
       continue;
     }
     const isProduct = PRODUCT_ROLES.includes(t.role) || t.role === ROLES.classifier;
-    if (isProduct) {
-      blocks += (t.rows * t.rowStride) / 16;
-      rowGroups += t.rows * groups(t.cols);
-      products++;
-      weightBytes += t.rows * t.rowStride + 4 * t.rows * groups(t.cols);
-    }
+    if (isProduct) addProduct(t);
   }
   const emb = view.tensors.find((t) => t.role === ROLES.token_embedding);
   if (emb) {
     if (c.sharedClassifier) {
       // the classifier is the embedding: a full product per token
-      blocks += (emb.rows * emb.rowStride) / 16;
-      rowGroups += emb.rows * groups(emb.cols);
-      products++;
-      weightBytes += emb.rows * emb.rowStride + 4 * emb.rows * groups(emb.cols);
+      addProduct(emb);
     } else {
       weightBytes += emb.rowStride + 4 * groups(emb.cols); // one row looked up
     }
   }
-  return { blocks, rowGroups, products, weightBytes };
+  return { blocks, q4Blocks, rowGroups, products, weightBytes };
 }
 
 /** KV cache bytes attention reads at position pos: keys, values and their 4-byte scales, all layers and kv heads. */
@@ -321,6 +333,8 @@ export interface BoardPlan<P = RamPlan> {
 }
 
 export interface TokensPerSecond {
+  /** model bytes streamed from flash per token (transformer: matrices with their scales, norms, one embedding row, int4 halving the matrices' part; N-gram: the unigram level) */
+  weightBytesPerToken: number;
   /** at the first position and at the last of the context, with flash at BANDWIDTH.flashQuad80 (assumed) */
   atStart: number;
   /** at the first position with flash at the ends of the range the evidence allows (BANDWIDTH.flashQuad80Low/High) */
@@ -485,7 +499,9 @@ export function estimateTokensPerSecond(view: BlobView, board: BoardProfile, pla
   const X = XTENSA_MEASURED;
   const scale = m.rowGroups / X.rowGroups;
   const units = c.nLayers * c.nHeads * (c.dim / c.nHeads);
-  const matvec = (m.blocks * COST.cyclesPerBlock + m.rowGroups * COST.cyclesPerRowGroup) / 2 + m.products * COST.handOverCyclesPerProduct;
+  const matvec =
+    (m.blocks * COST.cyclesPerBlock + m.q4Blocks * COST.q4UnpackCyclesPerBlock + m.rowGroups * COST.cyclesPerRowGroup) / 2 +
+    m.products * COST.handOverCyclesPerProduct;
   const float = X.floatOps * scale * COST.cyclesPerFloatOp;
   const rest = X.restInstructions * scale * COST.cyclesPerRestInstruction;
   const perPosition = X.instructionsPerPosition * (units / X.attentionUnits) * COST.cyclesPerAttentionInstruction;
@@ -499,6 +515,7 @@ export function estimateTokensPerSecond(view: BlobView, board: BoardProfile, pla
   const rate = (t: { computeS: number; memoryS: number }) => 1 / (t.computeS + t.memoryS);
   const end = at(Math.max(0, context - 1));
   return {
+    weightBytesPerToken: m.weightBytes,
     atStart: rate(start),
     atStartRange: { low: rate(at(0, BANDWIDTH.flashQuad80Low)), high: rate(at(0, BANDWIDTH.flashQuad80High)) },
     atEnd: 1 / (end.computeS + end.memoryS),
@@ -553,6 +570,7 @@ export function estimateNgramTokensPerSecond(view: NgramView, board: BoardProfil
   const memoryS = memory(BANDWIDTH.flashQuad80);
   const tps = 1 / (computeS + memoryS);
   return {
+    weightBytesPerToken: unigramBytes,
     atStart: tps,
     atStartRange: { low: 1 / (computeS + memory(BANDWIDTH.flashQuad80Low)), high: 1 / (computeS + memory(BANDWIDTH.flashQuad80High)) },
     atEnd: tps, // an N-gram's cost does not grow with the position

@@ -155,12 +155,12 @@ export function quantizeMatrix4(w: Float32Array, rows: number, cols: number, gro
 }
 
 /** Candidate scales of a q4 group, as fractions of max|w| / 7: clipping the largest values trades their error for finer steps. */
-const Q4_SCALE_STEPS = 16;
+const Q4_SCALE_STEPS = 8;
 const Q4_SCALE_LOWEST = 0.6;
 
 /**
  * Seven levels are coarse, so max|w| / 7 is rarely the best scale: per group
- * this tries scales f · max|w| / 7 for f from 1 down to 0.6 in 16 steps,
+ * this tries scales f · max|w| / 7 for f from 1 down to 0.6 in steps of 0.05,
  * quantizes with each (round half away from zero, clamp to ±7) and keeps the
  * one with the least squared error (the first on ties; sums in float64, in
  * column order), then refits that scale by least squares for its q,
@@ -168,6 +168,7 @@ const Q4_SCALE_LOWEST = 0.6;
  */
 function fitQ4Scales(w: Float32Array, q: QuantizedMatrix): void {
   const f = Math.fround;
+  const factors = Array.from({ length: Q4_SCALE_STEPS + 1 }, (_, k) => f(1 - ((1 - Q4_SCALE_LOWEST) * k) / Q4_SCALE_STEPS));
   for (let r = 0; r < q.rows; r++) {
     for (let g = 0; g < q.groupsPerRow; g++) {
       const start = r * q.cols + g * q.groupSize;
@@ -175,17 +176,14 @@ function fitQ4Scales(w: Float32Array, q: QuantizedMatrix): void {
       const out = r * q.rowStride + g * q.groupSize - start;
       const base = q.scales[r * q.groupsPerRow + g];
       if (base === 0) continue;
-      const quantizeWith = (scale: number, i: number) => {
-        const v = roundHalfAwayFromZero(f(w[i] / scale));
-        return v > Q4_MAX ? Q4_MAX : v < -Q4_MAX ? -Q4_MAX : v;
-      };
       let best = base;
       let bestErr = Infinity;
-      for (let k = 0; k <= Q4_SCALE_STEPS; k++) {
-        const scale = f(base * f(1 - ((1 - Q4_SCALE_LOWEST) * k) / Q4_SCALE_STEPS));
+      for (const factor of factors) {
+        const scale = f(base * factor);
         let err = 0;
         for (let i = start; i < end; i++) {
-          const d = w[i] - f(quantizeWith(scale, i) * scale);
+          const v = quantizeQ4(w[i], scale);
+          const d = w[i] - f(v * scale);
           err += d * d;
         }
         if (err < bestErr) {
@@ -196,7 +194,7 @@ function fitQ4Scales(w: Float32Array, q: QuantizedMatrix): void {
       let wq = 0;
       let qq = 0;
       for (let i = start; i < end; i++) {
-        const v = quantizeWith(best, i);
+        const v = quantizeQ4(w[i], best);
         q.data[out + i] = v;
         wq += w[i] * v;
         qq += v * v;
@@ -204,6 +202,13 @@ function fitQ4Scales(w: Float32Array, q: QuantizedMatrix): void {
       q.scales[r * q.groupsPerRow + g] = qq > 0 && wq > 0 ? f(wq / qq) : best;
     }
   }
+}
+
+/** round_half_away_from_zero(w / scale) in float32, clamped to ±7. */
+function quantizeQ4(w: number, scale: number): number {
+  const x = Math.fround(w / scale);
+  const v = x < 0 ? -Math.floor(-x + 0.5) : Math.floor(x + 0.5);
+  return v > Q4_MAX ? Q4_MAX : v < -Q4_MAX ? -Q4_MAX : v;
 }
 
 /** The signed value of column c of a q4 row starting at data[rowStart]. */

@@ -150,7 +150,7 @@ export const VECTOR_SPECS: readonly ({ name: string; groupSize: number; sharedCl
   { name: 'tiny-g16-shared', groupSize: 16, sharedClassifier: true }, // 40 cols: groups 16, 16, 8
   { name: 'tiny-g32-separate', groupSize: 32, sharedClassifier: false }, // 16 cols: one short group; 40: 32 + 8
   { name: 'tiny-row-shared', groupSize: 48, sharedClassifier: true }, // longer than every row: one scale per row
-  { name: 'tiny-g16-q4', groupSize: 16, sharedClassifier: true, bits: 4 }, // every matrix int4, the embedding too
+  { name: 'tiny-g16-q4', groupSize: 16, sharedClassifier: true, bits: 4, embeddingBits: 4 }, // every matrix int4, the embedding too
   // int4 layers, int8 embedding and classifier; w2 rows of 41 columns: an odd row ends in a half-used byte
   { name: 'tiny-g32-q4-odd', groupSize: 32, sharedClassifier: false, bits: 4, embeddingBits: 8, hiddenDim: 41 },
 ];

@@ -57,7 +57,11 @@ export function register(program: Command, io: CliIO): void {
       parseBits,
       8 as WeightBits,
     )
-    .option('--embedding-bits <n>', 'bits per weight of the token embedding and classifier (default: --bits)', parseBits)
+    .option(
+      '--embedding-bits <n>',
+      'bits per weight of the token embedding and classifier: 8 (default: int4 there costs more quality than in any layer matrix) or 4 (the smallest blob)',
+      parseBits,
+    )
     .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
     .option('--check-text <file>', 'text in the model\'s language to check the tokenizer with (default: two English stories lmflash writes)')
     .option('--no-check', 'skip the tokenizer check (scoring a short text with the converted model)')

@@ -1,6 +1,6 @@
 /** `lmflash inspect <model.blob> [--context N] [--json]`: what is in a blob and what it needs on a board. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { readBlob, type BlobView } from '../../src/blob.js';
+import { DTYPE_F32, DTYPE_Q4, readBlob, ROLES, type BlobView } from '../../src/blob.js';
 import { checkModelFitsBoard, findBoard, fmtBytes, planNgramOnBoard, planOnBoard, type BoardPlan, type FitProblem } from '../../src/boards.js';
 import { LmflashError } from '../../src/errors.js';
 import { aboutFile, readInputFile } from '../../src/input-file.js';
@@ -35,6 +35,8 @@ export interface InspectReport {
   architecture: 'transformer';
   config: BlobView['config'];
   parameters: number;
+  /** how the matrices are stored: "int8", "int4", or "int4 layers, int8 embedding" */
+  weights: string;
   flashBytes: number;
   tokenizer: { vocabSize: number; bos: number | null; eos: number | null; unk: number | null; byteFallback: number };
   ram: { fullContext: RamPlan; atContext?: RamPlan };
@@ -54,6 +56,7 @@ export function inspectReport(file: string, view: BlobView, context?: number, bo
     architecture: 'transformer',
     config: c,
     parameters: parameterCount(c),
+    weights: weightsSummary(view),
     flashBytes: view.fileSize,
     tokenizer: {
       vocabSize: t.vocabSize,
@@ -65,6 +68,19 @@ export function inspectReport(file: string, view: BlobView, context?: number, bo
     ram: { fullContext: ramPlan(c, c.seqLen), ...(context !== undefined ? { atContext: ramPlan(c, context) } : {}) },
     ...(board !== undefined ? { board: boardReport(view, board, context) } : {}),
   };
+}
+
+/** The matrices' storage in a few words: int8, int4, or which is which. */
+function weightsSummary(view: BlobView): string {
+  const bits = (t: { dtype: number }) => (t.dtype === DTYPE_Q4 ? 'int4' : 'int8');
+  const matrices = view.tensors.filter((t) => t.dtype !== DTYPE_F32);
+  const emb = matrices.filter((t) => t.role === ROLES.token_embedding || t.role === ROLES.classifier);
+  const layers = matrices.filter((t) => !emb.includes(t));
+  const kinds = new Set(matrices.map(bits));
+  if (kinds.size === 1) return [...kinds][0];
+  const layerKinds = [...new Set(layers.map(bits))].join('/');
+  const embKinds = [...new Set(emb.map(bits))].join('/');
+  return `${layerKinds} layers, ${embKinds} embedding`;
 }
 
 type BoardReport<P> = BoardPlan<P> & { fits: boolean; problems: FitProblem[] };
@@ -146,6 +162,9 @@ function formatRam(p: RamPlan): string[] {
 const pct = (a: number, b: number) => `${((100 * a) / b).toFixed(1)} %`;
 const hex = (n: number) => `0x${n.toString(16).toUpperCase()}`;
 
+/** Tokens per second: whole numbers, one decimal below 10 (a 15M-class model makes about 1). */
+const rate = (tps: number) => tps.toFixed(tps < 10 ? 1 : 0);
+
 function formatBoard(b: BoardReport<{ totalBytes: number }>, arch: 'transformer' | 'ngram' = 'transformer'): string[] {
   const p = b.board;
   const r = b.ram;
@@ -169,9 +188,10 @@ function formatBoard(b: BoardReport<{ totalBytes: number }>, arch: 'transformer'
     );
   else if (b.speed)
     lines.push(
-      `  speed (estimate): ${b.speed.atStart.toFixed(0)} tok/s at position 0 (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + weights from flash ${b.speed.memoryMsAtStart.toFixed(1)} ms at an assumed 20 MB/s; ` +
-        `${b.speed.atStartRange.low.toFixed(0)}-${b.speed.atStartRange.high.toFixed(0)} tok/s for 14-40 MB/s), ` +
-        `${b.speed.atEnd.toFixed(0)} tok/s at position ${Math.max(0, r.context - 1)}; cost model in docs/hardware.md`,
+      `  speed (estimate): ${rate(b.speed.atStart)} tok/s at position 0 (compute ${b.speed.computeMsAtStart.toFixed(1)} ms + weights from flash ${b.speed.memoryMsAtStart.toFixed(1)} ms at an assumed 20 MB/s; ` +
+        `${rate(b.speed.atStartRange.low)}-${rate(b.speed.atStartRange.high)} tok/s for 14-40 MB/s), ` +
+        `${rate(b.speed.atEnd)} tok/s at position ${Math.max(0, r.context - 1)}; ` +
+        `weights read per token ${fmtBytes(b.speed.weightBytesPerToken)}; cost model in docs/hardware.md`,
     );
   lines.push(b.fits ? `  fits: yes` : `  fits: no`);
   for (const problem of b.problems) lines.push(`  problem (${problem.kind}): ${problem.message}`);
@@ -183,7 +203,7 @@ export function formatInspect(r: InspectReport): string {
   const lines = [
     `${r.file}: lmflash blob v${r.formatVersion}, Llama-style transformer`,
     `  dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nLayers} layers, ${c.nHeads} heads (${c.nKvHeads} kv), vocab ${c.vocabSize}, context ${c.seqLen}`,
-    `  ${r.parameters.toLocaleString('en-US')} parameters, int8 with group size ${c.groupSize}, ${c.sharedClassifier ? 'shared' : 'separate'} classifier`,
+    `  ${r.parameters.toLocaleString('en-US')} parameters, ${r.weights} with group size ${c.groupSize}, ${c.sharedClassifier ? 'shared' : 'separate'} classifier`,
     `  tokenizer: ${r.tokenizer.vocabSize} tokens, ${r.tokenizer.byteFallback} byte-fallback, BOS ${r.tokenizer.bos ?? 'none'}, EOS ${r.tokenizer.eos ?? 'none'}`,
     `flash: ${kib(r.flashBytes)}`,
     ...formatRam(r.ram.fullContext),
