@@ -35,7 +35,13 @@ describe('corrupt blobs under ASan/UBSan', () => {
     expect(r.accepted).toBeGreaterThan(0); // some damage (in weights) passes validation and must still run safely
   });
 
-  it('survives 1,000 corruptions of each synthetic vector blob', () => {
+  it('survives 1,000 corruptions of stories260K with int4 layers (and most are rejected)', async () => {
+    const r = fuzz(await storiesBlob(64, 4), 1000, 3);
+    expect(r.rejected).toBeGreaterThan(700);
+    expect(r.accepted).toBeGreaterThan(0);
+  });
+
+  it('survives 1,000 corruptions of each synthetic vector blob (int8 and int4)', () => {
     const dir = tempDir('fuzz-vectors');
     for (const v of buildVectors()) {
       const file = path.join(dir, `${v.name}.blob`);

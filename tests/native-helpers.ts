@@ -54,10 +54,10 @@ export function tempDir(prefix: string): string {
   return mkdtempSync(path.join(process.env.LMFLASH_TEST_TMP ?? os.tmpdir(), `lmflash-${prefix}-`));
 }
 
-/** stories260K converted by lmflash (group size 64 unless asked), in a temp folder. */
-export async function storiesBlob(groupSize = 64): Promise<string> {
-  const file = path.join(tempDir('stories'), `stories260K-g${groupSize}.blob`);
-  const { blob } = await convertCheckpoint(STORIES_MODEL, STORIES_TOKENIZER, { groupSize });
+/** stories260K converted by lmflash (group size 64 and int8 unless asked; bits 4: int4 layers, int8 embedding), in a temp folder. */
+export async function storiesBlob(groupSize = 64, bits: 4 | 8 = 8): Promise<string> {
+  const file = path.join(tempDir('stories'), `stories260K-g${groupSize}-q${bits}.blob`);
+  const { blob } = await convertCheckpoint(STORIES_MODEL, STORIES_TOKENIZER, { groupSize, bits });
   writeFileSync(file, blob);
   return file;
 }

@@ -130,6 +130,25 @@ describe.runIf(toolchain.ok)('QEMU lx106 image', () => {
       expect(other.stdout.toString('utf8')).not.toBe(host.stdout.toString('utf8')); // the seed matters
     }, 300_000);
 
+    // int4 weights: the nibbles unpacked by the same C on both, then the int8 kernels
+    it('int4 layers: greedy tokens and every logit identical on host and lx106', async () => {
+      const q4 = await storiesBlob(64, 4);
+      const gen = ['-p', 'Once upon a time', '-n', '48', '--json'];
+      const hostJson = runCore(q4, ['--arena', String(512 * 1024), ...gen]);
+      const qemuJson = await runOnQemu({ elf: images.elf, blob: q4, args: gen });
+      expect(qemuJson.exitCode).toBe(0);
+      expect(qemuJson.stdout.toString('utf8')).toBe(hostJson.stdout.toString('utf8'));
+      const run = JSON.parse(hostJson.stdout.toString('utf8')) as { prompt_tokens: number[]; generated_tokens: number[] };
+      expect(run.generated_tokens.length).toBe(48);
+      const ids = ['--tokens', [...run.prompt_tokens, ...run.generated_tokens].join(','), '--logits'];
+      const hostLogits = runCore(q4, ['--arena', String(512 * 1024), ...ids]).stdout;
+      const qemuLogits = await runOnQemu({ elf: images.elf, blob: q4, args: ids });
+      expect(hostLogits.length).toBe((run.prompt_tokens.length + 48) * 512 * 4);
+      expect(qemuLogits.stdout.equals(hostLogits)).toBe(true);
+      // and it is not the int8 model's output (the blob did change)
+      expect(runCore(blob, ['--arena', String(512 * 1024), ...ids]).stdout.equals(hostLogits)).toBe(false);
+    }, 300_000);
+
     it('refuses clearly to run without a blob', async () => {
       const r = await runOnQemu({ elf: images.elf, args: ['-n', '1'] });
       expect(r.exitCode).toBe(2);

@@ -1,8 +1,8 @@
 /**
  * `lmflash eval <blob> --text <file> [--reference <checkpoint>] [--split test|train|all]`:
  * perplexity of the blob on a text (one document per line), run on the native
- * core; with a float llama2.c checkpoint as reference, also how far the int8
- * model is from it: mean KL(float ‖ int8) per token, top-1 agreement and the
+ * core; with a float llama2.c checkpoint as reference, also how far the quantized
+ * model is from it: mean KL(float ‖ blob) per token, top-1 agreement and the
  * float model's perplexity. N-gram blobs (architecture 2) are scored as KenLM's
  * query scores a text: every word and one </s> per line, from the model's own
  * log-probabilities (no renormalization), with perplexity including and
@@ -271,13 +271,13 @@ export function formatEval(r: EvalResult): string {
       `(log-probabilities from the ${r.scorer === 'native' ? 'native core' : 'TypeScript scorer, identical to the core\'s'})`,
     ].join('\n') + '\n';
   }
-  const lines = [`${r.documents} documents, ${r.tokens} predicted tokens`, `perplexity (int8 blob): ${r.perplexity.toFixed(4)}`];
+  const lines = [`${r.documents} documents, ${r.tokens} predicted tokens`, `perplexity (blob): ${r.perplexity.toFixed(4)}`];
   if (r.oov > 0) lines.push(`${r.oov} predicted tokens are <unk>; perplexity without them: ${r.perplexityExcludingOov.toFixed(4)}`);
   if (r.reference) {
     const f = r.reference;
     lines.push(
-      `perplexity (float reference): ${f.perplexity.toFixed(4)}  (int8 / float = ${f.perplexityRatio.toFixed(4)})`,
-      `mean KL(float || int8): ${f.meanKl.toFixed(5)} nats/token`,
+      `perplexity (float reference): ${f.perplexity.toFixed(4)}  (blob / float = ${f.perplexityRatio.toFixed(4)})`,
+      `mean KL(float || blob): ${f.meanKl.toFixed(5)} nats/token`,
       `top-1 agreement: ${(100 * f.top1Agreement).toFixed(2)}%`,
     );
   }
