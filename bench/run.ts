@@ -17,6 +17,7 @@ import { nativeRunnerPath, projectRoot } from '../host/native.js';
 import { esp32s3Figures } from './esp32s3.js';
 import { evalMemoryFigures } from './eval-memory.js';
 import { flashFigures } from './flash.js';
+import { int4Figures } from './int4.js';
 import { int8KvCost } from './kv-cost.js';
 import { ngramFigures } from './ngram.js';
 import { serialFigures } from './serial.js';
@@ -122,6 +123,9 @@ async function main(): Promise<void> {
   rows.push(['serial bytes / token', serial.bytesPerToken.value, serial.bytesPerToken.note]);
   rows.push(['token arrival -> stdout (burst)', serial.burst.value, serial.burst.note]);
   rows.push(['token arrival -> stdout (paced)', serial.paced.value, serial.paced.note]);
+
+  // int4 weights: stories260K and a stories15M-shaped model (bench/int4.ts)
+  rows.push(...(await int4Figures(root, dir, MODEL, TOKENIZER)));
 
   rows.push(...(await ngramFigures(root, shared)));
   rows.push(...(await evalMemoryFigures(root, shared, dir)));

@@ -28,7 +28,7 @@ import { q4Value, quantizeMatrix4 } from '../src/quantize.js';
 import { cli } from './cli-helpers.js';
 import { runCore, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, STORIES_MODEL, STORIES_TOKENIZER } from './paths.js';
-import { stories15mShapedModel, syntheticTokenizer } from './stories15m-shape.js';
+import { stories15mShapedModel, syntheticTokenizer } from '../bench/stories15m-shape.js';
 import { buildVectors } from './vectors.js';
 
 /**

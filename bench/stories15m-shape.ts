@@ -3,7 +3,8 @@
  * dim 288, 6 layers, 6 heads, hidden 768, vocab 32000, 256 positions, shared
  * classifier), random weights and a made-up 32000-token vocabulary: what
  * matters for flash and RAM is the shape, not the values. Built in memory by
- * the tests and the bench; nothing is written to the repository.
+ * tests/int4.test.ts and the bench (bench/int4.ts); nothing is written to the
+ * repository.
  */
 import type { FloatModel, LayerWeights, ModelConfig } from '../src/model.js';
 import { modelTensorSpecs } from '../src/model.js';

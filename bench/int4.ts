@@ -1,0 +1,52 @@
+/**
+ * int4 weights (`convert --bits 4`): blob sizes, lx106 instructions per token
+ * and what `inspect --board` says for stories260K and for a stories15M-shaped
+ * model (random weights, bench/stories15m-shape.ts), against int8 in the same run.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { convertCheckpoint } from '../converter/convert.js';
+import { readBlob, writeBlob, type WeightBits } from '../src/blob.js';
+import { BOARD_PROFILES, checkModelFitsBoard, findBoard, fmtBytes, matvecShape, planOnBoard } from '../src/boards.js';
+import { stories15mShapedModel, syntheticTokenizer } from './stories15m-shape.js';
+import { xtensaFigures } from './xtensa.js';
+
+type Row = [string, string, string];
+
+export async function int4Figures(root: string, dir: string, model: string, tokenizer: string): Promise<Row[]> {
+  const rows: Row[] = [];
+  const blobs: { name: string; bits: WeightBits; embeddingBits: WeightBits }[] = [
+    { name: 'int4 layers, int8 embedding', bits: 4, embeddingBits: 8 },
+    { name: 'all int4', bits: 4, embeddingBits: 4 },
+  ];
+  for (const b of blobs) {
+    const { blob } = await convertCheckpoint(model, tokenizer, { groupSize: 64, bits: b.bits, embeddingBits: b.embeddingBits });
+    const file = path.join(dir, `stories260K-q${b.bits}-e${b.embeddingBits}.blob`);
+    writeFileSync(file, blob);
+    rows.push([`flash bytes (blob, ${b.name})`, String(blob.length), 'stories260K, group size 64']);
+    const xt = await xtensaFigures(root, file);
+    rows.push([`Xtensa lx106 instructions / token (${b.name})`, xt.instructionsPerToken.value, 'QEMU -icount, 64 greedy forwards from BOS (int8: the row above)']);
+  }
+
+  // stories15M's shape: int8 fits no board; int4 fits the 16 MB boards' flash
+  const m = stories15mShapedModel();
+  const tok = syntheticTokenizer(32000);
+  const shapes: { name: string; bits: WeightBits; embeddingBits: WeightBits }[] = [
+    { name: 'int8', bits: 8, embeddingBits: 8 },
+    { name: 'int4 layers, int8 embedding', bits: 4, embeddingBits: 8 },
+    { name: 'all int4', bits: 4, embeddingBits: 4 },
+  ];
+  for (const s of shapes) {
+    const view = readBlob(writeBlob(m, tok, { bits: s.bits, embeddingBits: s.embeddingBits }).blob);
+    const flash = BOARD_PROFILES.filter((b) => !checkModelFitsBoard(view, b).some((p) => p.kind === 'flash')).map((b) => b.id);
+    const runs = BOARD_PROFILES.filter((b) => checkModelFitsBoard(view, b).length === 0).map((b) => b.id);
+    const plan = planOnBoard(view, findBoard('s3-n16r8'));
+    const speed = plan.speed ? `, s3-n16r8 estimate ${plan.speed.atStart.toFixed(2)} tok/s at position 0` : '';
+    rows.push([
+      `stories15M shape, ${s.name}: blob`,
+      fmtBytes(view.fileSize),
+      `flash fits: ${flash.join(', ') || 'no board'}; runs on: ${runs.join(', ') || 'no board'}; weights read per token ${fmtBytes(matvecShape(view).weightBytes)}${speed}`,
+    ]);
+  }
+  return rows;
+}
