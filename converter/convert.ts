@@ -10,6 +10,7 @@ import { aboutFile, readInputFile } from '../src/input-file.js';
 import { readLlama2cCheckpoint, readTokenizerBin, type CheckpointFormat } from '../src/llama2c.js';
 import type { FloatModel, ModelConfig } from '../src/model.js';
 import { DEFAULT_GROUP_SIZE } from '../src/quantize.js';
+import { calibrate } from './calibrate.js';
 import { tokenizerFromBin, type TokenizerData } from '../src/tokenizer.js';
 import { describeOnnxImport, externalReaderFor, importOnnx, isOnnxPath } from './onnx-import.js';
 
@@ -20,6 +21,8 @@ export interface ConvertOptions {
   bits?: WeightBits;
   /** Bits per weight of the token embedding and classifier (default 8). */
   embeddingBits?: WeightBits;
+  /** int4: documents to calibrate on (converter/calibrate.ts), and how many tokens of them to run (default 4096). */
+  calibration?: { documents: string[]; maxTokens?: number };
   /** ONNX inputs: the context length to record when the file does not say. */
   seqLen?: number;
   /** Receives the weights quantized so far and in all, after each tensor. */
@@ -35,6 +38,8 @@ export interface ConvertReport {
   /** Bits per weight of the layers' matrices and of the embedding/classifier. */
   bits: WeightBits;
   embeddingBits: WeightBits;
+  /** Tokens the int4 calibration ran (0: plain rounding). */
+  calibrationTokens: number;
   blobBytes: number;
   /** Every tensor in blob order; f32 tensors have error null. */
   tensors: TensorReport[];
@@ -71,7 +76,12 @@ export function convertFloatModel(
   const groupSize = opts.groupSize ?? DEFAULT_GROUP_SIZE;
   const bits = opts.bits ?? 8;
   const embeddingBits = opts.embeddingBits ?? 8;
-  const { blob, tensors } = writeBlob(model, tokenizer, { groupSize, bits, embeddingBits, onWeights: opts.onWeights });
+  if (opts.calibration && bits === 8) {
+    throw new LmflashError('--calibrate tunes the rounding of int4 layer matrices: use it with --bits 4 (int8 needs no calibration)');
+  }
+  const cal = opts.calibration ? calibrate(model, tokenizer, opts.calibration.documents, opts.calibration.maxTokens) : null;
+  if (cal && cal.tokens === 0) throw new LmflashError('the calibration text has no tokens: pass a text file with some lines of the kind of text the model writes');
+  const { blob, tensors } = writeBlob(model, tokenizer, { groupSize, bits, embeddingBits, hessians: cal?.hessians, onWeights: opts.onWeights });
   const worst = (key: 'maxRel' | 'rmsRel') =>
     tensors.reduce(
       (best, t) => (t.error && t.error[key] > best.value ? { name: t.name, value: t.error[key] } : best),
@@ -86,6 +96,7 @@ export function convertFloatModel(
       groupSize,
       bits,
       embeddingBits,
+      calibrationTokens: cal?.tokens ?? 0,
       blobBytes: blob.length,
       tensors,
       worstMaxRel: worst('maxRel'),

@@ -274,3 +274,105 @@ export function quantizationError(original: Float32Array, restored: Float32Array
   const rel = (err: number, ref: number) => (ref > 0 ? err / ref : err > 0 ? Infinity : 0);
   return { maxAbs, rms, maxAbsError, rmsError, maxRel: rel(maxAbsError, maxAbs), rmsRel: rel(rmsError, rms) };
 }
+
+// ---------------------------------------------------------------------------
+// Calibrated int4 (GPTQ-style error feedback)
+
+/** Damping added to the diagonal of a calibration Hessian, as a fraction of its mean (GPTQ's 1 %). */
+const HESSIAN_DAMPING = 0.01;
+
+/** In-place lower Cholesky factor of a symmetric n×n matrix (float64); false when it is not positive definite. */
+function choleskyLower(a: Float64Array, n: number): boolean {
+  for (let j = 0; j < n; j++) {
+    let d = a[j * n + j];
+    for (let k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
+    if (!(d > 0)) return false;
+    const l = Math.sqrt(d);
+    a[j * n + j] = l;
+    for (let i = j + 1; i < n; i++) {
+      let s = a[i * n + j];
+      for (let k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
+      a[i * n + j] = s / l;
+    }
+    for (let k = j + 1; k < n; k++) a[j * n + k] = 0;
+  }
+  return true;
+}
+
+/** U with H⁻¹ = Uᵀ U (upper triangular), from a damped positive-definite H. */
+function inverseUpperCholesky(h: Float64Array, n: number): Float64Array {
+  const l = Float64Array.from(h);
+  if (!choleskyLower(l, n)) throw new Error('calibration Hessian is not positive definite');
+  // H⁻¹ = L⁻ᵀ L⁻¹: invert L (lower) column by column
+  const li = new Float64Array(n * n);
+  for (let c = 0; c < n; c++) {
+    for (let i = c; i < n; i++) {
+      let s = i === c ? 1 : 0;
+      for (let k = c; k < i; k++) s -= l[i * n + k] * li[k * n + c];
+      li[i * n + c] = s / l[i * n + i];
+    }
+  }
+  const inv = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = i; k < n; k++) s += li[k * n + i] * li[k * n + j];
+      inv[i * n + j] = s;
+      inv[j * n + i] = s;
+    }
+  }
+  if (!choleskyLower(inv, n)) throw new Error('inverse calibration Hessian is not positive definite');
+  const u = new Float64Array(n * n); // Lᵀ of H⁻¹'s factor
+  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = inv[i * n + j];
+  return u;
+}
+
+/**
+ * q4 with error feedback from calibration data (GPTQ, Frantar et al. 2022):
+ * `hessian` is Σ x xᵀ over the inputs x (cols values) the matrix saw on
+ * calibration text. Columns are quantized in order; each one's rounding
+ * error is spread over the columns not yet quantized, weighted by the
+ * inverse Hessian, so that the product's output error on such inputs is
+ * least. A group's scale is chosen (as in quantizeMatrix4, without the
+ * refit) when its first column is reached, from the updated weights.
+ */
+export function quantizeMatrix4Calibrated(
+  w: Float32Array,
+  rows: number,
+  cols: number,
+  groupSize: number,
+  hessian: Float64Array,
+  name = 'tensor',
+): QuantizedMatrix4 {
+  const plain = quantizeMatrix4(w, rows, cols, groupSize, name); // validates; its scales are the groups' scales
+  if (hessian.length !== cols * cols) throw new Error(`${name}: calibration Hessian is not ${cols}×${cols}`);
+  const n = cols;
+  // columns in order of decreasing Σ x² (GPTQ's act-order): the most used
+  // ones are rounded first, while the others can still absorb their error
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => hessian[b * n + b] - hessian[a * n + a] || a - b);
+  const h = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) h[i * n + j] = hessian[order[i] * n + order[j]];
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += h[i * n + i];
+  mean /= n;
+  for (let i = 0; i < n; i++) {
+    if (h[i * n + i] === 0) h[i * n + i] = 1; // a column no input ever used: quantized on its own
+    h[i * n + i] += HESSIAN_DAMPING * (mean > 0 ? mean : 1);
+  }
+  const u = inverseUpperCholesky(h, n);
+  const f = Math.fround;
+  const data = new Uint8Array(rows * plain.rowStride);
+  const row = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < cols; j++) row[j] = w[r * cols + order[j]];
+    for (let j = 0; j < cols; j++) {
+      const c = order[j];
+      const scale = plain.scales[r * plain.groupsPerRow + Math.floor(c / groupSize)];
+      const q = scale === 0 ? 0 : quantizeQ4(f(row[j]), scale);
+      data[r * plain.rowStride + (c >> 1)] |= c & 1 ? (q & 0x0f) << 4 : q & 0x0f;
+      const err = (row[j] - q * scale) / u[j * n + j];
+      for (let k = j + 1; k < cols; k++) row[k] -= err * u[j * n + k];
+    }
+  }
+  return { ...plain, data };
+}

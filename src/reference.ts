@@ -104,6 +104,12 @@ export interface ReferenceOptions {
    * as the C core stores them) to measure what the int8 KV cache alone costs.
    */
   int8KvCache?: boolean;
+  /**
+   * Called with the input of each layer's matrix products, named by the
+   * first matrix that reads it (wq: also wk and wv; w1: also w3): what the
+   * converter's int4 calibration collects. The array is reused: copy it.
+   */
+  onMatrixInput?: (layer: number, reader: 'wq' | 'wo' | 'w1' | 'w2', x: Float32Array) => void;
 }
 
 /** Quantizes v[off, off+n) to int8 with one symmetric scale and back, in place. */
@@ -120,6 +126,7 @@ export class ReferenceModel {
   readonly config: ModelConfig;
   readonly maxPositions: number;
   private readonly int8KvCache: boolean;
+  private readonly onMatrixInput: ReferenceOptions['onMatrixInput'];
   private readonly w: ModelWeights;
   private readonly classifier: Float32Array;
   private readonly x: Float32Array;
@@ -144,6 +151,7 @@ export class ReferenceModel {
     this.classifier = model.weights.classifier ?? model.weights.tokenEmbedding;
     this.maxPositions = opts.maxPositions ?? c.seqLen;
     this.int8KvCache = opts.int8KvCache ?? false;
+    this.onMatrixInput = opts.onMatrixInput;
     const kv = kvDim(c);
     this.x = new Float32Array(c.dim);
     this.xb = new Float32Array(c.dim);
@@ -205,6 +213,7 @@ export class ReferenceModel {
       // q, k, v for this position; k and v go straight into the cache.
       const loff = l * this.maxPositions * kv;
       const rowOff = loff + pos * kv;
+      this.onMatrixInput?.(l, 'wq', xb);
       matmul(q, xb, lw.wq, dim, dim);
       matmul(keyCache, xb, lw.wk, dim, kv, rowOff);
       matmul(valueCache, xb, lw.wv, dim, kv, rowOff);
@@ -240,17 +249,20 @@ export class ReferenceModel {
         attendHead(q, h * hs, keyCache, valueCache, kvOff, kv, att, h * this.maxPositions, pos, hs, scale, xb);
       }
 
+      this.onMatrixInput?.(l, 'wo', xb);
       matmul(xb2, xb, lw.wo, dim, dim);
       for (let i = 0; i < dim; i++) x[i] += xb2[i];
 
       // SwiGLU feed-forward: w2(silu(w1 x) * w3 x).
       rmsnorm(xb, x, lw.ffnNorm, dim, eps);
+      this.onMatrixInput?.(l, 'w1', xb);
       matmul(hb, xb, lw.w1, dim, hidden);
       matmul(hb2, xb, lw.w3, dim, hidden);
       for (let i = 0; i < hidden; i++) {
         const g = hb[i];
         hb[i] = (g / (1 + Math.exp(-g))) * hb2[i];
       }
+      this.onMatrixInput?.(l, 'w2', hb);
       matmul(xb, hb, lw.w2, hidden, dim);
       for (let i = 0; i < dim; i++) x[i] += xb[i];
     }

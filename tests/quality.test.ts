@@ -2,13 +2,15 @@
  * The int8 blob against the float model it came from, on held-out text:
  * `lmflash eval` over the test split (line index % 10 == 0) of the samples
  * corpus, int8 logits from the C core, float logits from the TypeScript
- * reference (itself checked against run.c to 1e-4).
+ * reference (itself checked against run.c to 1e-4). The same for int4.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluate, type EvalResult } from '../host/commands/eval.js';
-import { storiesBlob } from './native-helpers.js';
-import { STORIES_MODEL, STORIES_SAMPLES } from './paths.js';
+import path from 'node:path';
+import { cli } from './cli-helpers.js';
+import { storiesBlob, tempDir } from './native-helpers.js';
+import { STORIES_MODEL, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
 
 describe('stories260K int8 blob quality (group size 64)', () => {
   let blob: string;
@@ -34,5 +36,36 @@ describe('stories260K int8 blob quality (group size 64)', () => {
     expect(f.meanKl).toBeLessThanOrEqual(0.01);
     expect(f.top1Agreement).toBeGreaterThanOrEqual(0.97);
     expect(Math.abs(f.perplexityRatio - 1)).toBeLessThanOrEqual(0.01);
+  });
+});
+
+describe('stories260K int4 blob quality (int4 layers calibrated on the train split, int8 embedding, group size 64)', () => {
+  let blob: string;
+  let r: EvalResult;
+
+  beforeAll(async () => {
+    blob = path.join(tempDir('int4-quality'), 'stories260K-q4-cal.blob');
+    const c = await cli('convert', STORIES_MODEL, '--tokenizer', STORIES_TOKENIZER, '-o', blob, '--bits', '4', '--calibrate', STORIES_SAMPLES);
+    expect(c.code, c.err).toBe(0);
+    expect(c.out).toMatch(/int4 calibrated on 4096 tokens/);
+    r = await evaluate(blob, STORIES_SAMPLES, { reference: STORIES_MODEL, split: 'test' });
+  }, 600_000);
+
+  it('takes at most 65 % of the int8 blob', async () => {
+    expect(readFileSync(blob).length).toBeLessThanOrEqual(0.65 * readFileSync(await storiesBlob(64)).length);
+  });
+
+  // measured: KL 0.079 nats/token, top-1 86.7 %, perplexity 1.089 × float (docs/blob-format.md)
+  it('stays within KL 0.09 nats/token, 85 % top-1 agreement and 10 % perplexity of float', () => {
+    const f = r.reference!;
+    expect(r.tokens).toBeGreaterThan(30_000);
+    expect(f.meanKl).toBeLessThanOrEqual(0.09);
+    expect(f.top1Agreement).toBeGreaterThanOrEqual(0.85);
+    expect(Math.abs(f.perplexityRatio - 1)).toBeLessThanOrEqual(0.1);
+  });
+
+  // Issue 13's bar, not met by int4 on this 64-wide model yet: when it is, this turns red; make it an `it`.
+  it.fails('meets the bar of perplexity within 5 % of float (not met yet)', () => {
+    expect(Math.abs(r.reference!.perplexityRatio - 1)).toBeLessThanOrEqual(0.05);
   });
 });

@@ -2,6 +2,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { convertModelFile, type ConvertReport } from '../../converter/convert.js';
 import type { WeightBits } from '../../src/blob.js';
+import { splitLines } from './eval.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { readBlob } from '../../src/blob.js';
 import { LmflashError } from '../../src/errors.js';
@@ -21,6 +22,14 @@ function parseGroupSize(value: string): number {
   return n;
 }
 
+/** The train split of a calibration text (never the test lines `eval --split test` scores). */
+async function readCalibrationText(file: string): Promise<string[]> {
+  const text = Buffer.from(await readInputFile(file, 'calibration text')).toString('utf8');
+  const docs = splitLines(text, 'train');
+  if (docs.length === 0) throw new LmflashError(`${file} has no non-empty lines in its train split (line index % 10 != 0): pass a longer text`);
+  return docs;
+}
+
 function parseBits(value: string): WeightBits {
   if (value !== '4' && value !== '8') throw new InvalidArgumentError('use 4 or 8');
   return Number(value) as WeightBits;
@@ -32,6 +41,8 @@ interface ConvertFlags {
   groupSize: number;
   bits: WeightBits;
   embeddingBits?: WeightBits;
+  calibrate?: string;
+  calibrateTokens?: number;
   seqLen?: number;
   checkText?: string;
   check: boolean;
@@ -62,16 +73,24 @@ export function register(program: Command, io: CliIO): void {
       'bits per weight of the token embedding and classifier: 8 (default: int4 there costs more quality than in any layer matrix) or 4 (the smallest blob)',
       parseBits,
     )
+    .option(
+      '--calibrate <text>',
+      'int4: run the float model over the train split of this text (lines whose index % 10 != 0, as `eval --split train`) and round with error feedback (GPTQ) instead of to nearest',
+    )
+    .option('--calibrate-tokens <n>', 'tokens of --calibrate text to run (default 4096)', parsePositiveInt)
     .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
     .option('--check-text <file>', 'text in the model\'s language to check the tokenizer with (default: two English stories lmflash writes)')
     .option('--no-check', 'skip the tokenizer check (scoring a short text with the converted model)')
     .action(async (checkpoint: string, opts: ConvertFlags) => {
+      if (opts.calibrateTokens !== undefined && !opts.calibrate) throw new LmflashError('--calibrate-tokens needs --calibrate <text>');
+      const calibration = opts.calibrate ? { documents: await readCalibrationText(opts.calibrate), maxTokens: opts.calibrateTokens } : undefined;
       const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'weights', delayMs: 1000 });
       const onWeights = (done: number, total: number) => bar.update('quantizing', done, total, done === total);
       const { blob, report } = await convertModelFile(checkpoint, opts.tokenizer, {
         groupSize: opts.groupSize,
         bits: opts.bits,
         embeddingBits: opts.embeddingBits,
+        calibration,
         seqLen: opts.seqLen,
         onWeights,
       });
@@ -110,9 +129,10 @@ const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 /** "int8 quantization" or, with int4 in it, which tensors have which. */
 function quantizationSummary(r: ConvertReport): string {
+  const cal = r.calibrationTokens > 0 ? ` (int4 calibrated on ${r.calibrationTokens} tokens)` : '';
   if (r.bits === 8 && r.embeddingBits === 8) return 'int8 quantization';
-  if (r.bits === r.embeddingBits) return 'int4 quantization';
-  return `int${r.bits} layer matrices, int${r.embeddingBits} embedding${r.config.sharedClassifier ? ' (and classifier)' : ' and classifier'}`;
+  if (r.bits === r.embeddingBits) return `int4 quantization${cal}`;
+  return `int${r.bits} layer matrices, int${r.embeddingBits} embedding${r.config.sharedClassifier ? ' (and classifier)' : ' and classifier'}${cal}`;
 }
 
 /** The summary the command prints: model, one line per quantized tensor, worst errors, size. */
