@@ -17,7 +17,7 @@ describe('lmflash convert', () => {
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/legacy checkpoint, dim=64, hidden_dim=172/);
-    expect(r.out).toMatch(/layers\.4\.w2 +64x172 +\d+\.\d\d% +\d+\.\d\d%/);
+    expect(r.out).toMatch(/layers\.4\.w2 +64x172 +q8 +\d+\.\d\d% +\d+\.\d\d%/);
     expect(r.out).toMatch(/^worst: max \d+\.\d\d% \(.+\), rms \d+\.\d\d% \(.+\)$/m);
     const bytes = readFileSync(blob);
     expect(r.out).toContain(`wrote ${blob}: ${bytes.length} bytes`);

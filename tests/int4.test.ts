@@ -5,7 +5,7 @@
  * kernel variant), and the flash a stories15M-shaped model takes.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync as fsExists, readFileSync, writeFileSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,8 @@ import {
   type BlobView,
 } from '../src/blob.js';
 import { BOARD_PROFILES, checkModelFitsBoard, findBoard, matvecShape } from '../src/boards.js';
-import { q4Value, quantizeMatrix4 } from '../src/quantize.js';
+import { dequantizeMatrix4, q4Value, quantizeMatrix4, quantizeMatrix4Calibrated } from '../src/quantize.js';
+import { seededRandom } from '../src/random.js';
 import { cli } from './cli-helpers.js';
 import { runCore, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, STORIES_MODEL, STORIES_TOKENIZER } from './paths.js';
@@ -116,6 +117,65 @@ describe('q4 layout (docs/blob-format.md)', () => {
       expect(Math.max(...values.map(Math.abs))).toBe(7);
       expect(q.scales[r * 2 + 1] / q.scales[r * 2]).toBeGreaterThan(100);
     }
+  });
+});
+
+describe('convert --bits 4', () => {
+  it('prints q4 tensors and says int4 in the summary; refuses bad --bits and calibration without int4', async () => {
+    const out = path.join(tempDir('int4-cli'), 'q4.blob');
+    const ok = await cli('convert', STORIES_MODEL, '--tokenizer', STORIES_TOKENIZER, '-o', out, '--bits', '4');
+    expect(ok.code, ok.err).toBe(0);
+    expect(ok.out).toMatch(/^int4 layer matrices, int8 embedding \(and classifier\), group size 64;/m);
+    expect(ok.out).toMatch(/layers\.4\.w2 +64x172 +q4 +\d+\.\d\d% +\d+\.\d\d%/);
+    expect(ok.out).toMatch(/token_embedding +512x64 +q8 /);
+    const five = await cli('convert', STORIES_MODEL, '--tokenizer', STORIES_TOKENIZER, '-o', out + '5', '--bits', '5');
+    expect(five.code).not.toBe(0);
+    expect(five.err).toMatch(/--bits.*use 4 or 8/);
+    const cal8 = await cli('convert', STORIES_MODEL, '--tokenizer', STORIES_TOKENIZER, '-o', out + '8', '--calibrate', STORIES_MODEL);
+    expect(cal8.code).not.toBe(0);
+    expect(cal8.err).toMatch(/--calibrate tunes int4 rounding: use it with --bits 4/);
+    expect(fsExists(out + '5') || fsExists(out + '8')).toBe(false);
+  });
+});
+
+describe('calibrated int4 (GPTQ error feedback)', () => {
+  it('makes a product’s output error smaller than plain rounding on inputs like the calibration’s', () => {
+    const rows = 24;
+    const cols = 64;
+    const next = seededRandom(4);
+    const w = Float32Array.from({ length: rows * cols }, () => next() * 2 - 1);
+    // correlated inputs: 4 directions plus a little noise
+    const basis = Array.from({ length: 4 }, () => Float64Array.from({ length: cols }, () => next() * 2 - 1));
+    const sample = () => {
+      const x = new Float64Array(cols);
+      for (const b of basis) {
+        const a = next() * 2 - 1;
+        for (let i = 0; i < cols; i++) x[i] += a * b[i];
+      }
+      for (let i = 0; i < cols; i++) x[i] += 0.05 * (next() * 2 - 1);
+      return x;
+    };
+    const h = new Float64Array(cols * cols);
+    for (let t = 0; t < 512; t++) {
+      const x = sample();
+      for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] += x[i] * x[j];
+    }
+    const outputError = (q: ReturnType<typeof quantizeMatrix4>) => {
+      const wq = dequantizeMatrix4(q);
+      let e = 0;
+      for (let t = 0; t < 256; t++) {
+        const x = sample();
+        for (let r = 0; r < rows; r++) {
+          let d = 0;
+          for (let c = 0; c < cols; c++) d += (w[r * cols + c] - wq[r * cols + c]) * x[c];
+          e += d * d;
+        }
+      }
+      return e;
+    };
+    const plain = outputError(quantizeMatrix4(w, rows, cols, 32));
+    const calibrated = outputError(quantizeMatrix4Calibrated(w, rows, cols, 32, h));
+    expect(calibrated).toBeLessThan(0.5 * plain);
   });
 });
 
