@@ -187,7 +187,7 @@ export const COST = {
    * An int4 block's unpacking to int8 (portable C, kernels.c unpack_q4, on
    * the S3 as on the lx106), measured on the lx106 under QEMU -icount:
    * stories260K all-int4 minus all-int8, group size 64, 64 greedy forwards
-   * from BOS: 5,121,855 − 2,903,145 = 2,218,710 instructions per token over
+   * from BOS: 5,121,984 − 2,903,275 = 2,218,709 instructions per token over
    * its 16,288 int4 blocks = 136 a block, taken at 1 cycle an instruction.
    */
   q4UnpackCyclesPerBlock: 136,
