@@ -560,10 +560,12 @@ static void dequantize_row_q4(float *out, const lmf_qmat *w, uint32_t row)
 
 void lmf_dequantize_row(float *out, const lmf_qmat *w, uint32_t row)
 {
-    const int8_t *q = w->q + (size_t)row * w->stride;
+    const int8_t *q;
     const float *ws = w->scale + (size_t)row * w->n_groups;
     uint32_t start, j;
+    /* before any arithmetic on w->q, which is NULL for a q4 matrix */
     if (w->dtype == LMF_DTYPE_Q4) { dequantize_row_q4(out, w, row); return; }
+    q = w->q + (size_t)row * w->stride;
     for (start = 0; start < w->cols; start += w->group, ws++) {
         uint32_t end = start + w->group < w->cols ? start + w->group : w->cols;
         for (j = start; j < end; j++) out[j] = (float)q[j] * ws[0];
