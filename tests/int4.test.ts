@@ -133,7 +133,7 @@ describe('convert --bits 4', () => {
     expect(five.err).toMatch(/--bits.*use 4 or 8/);
     const cal8 = await cli('convert', STORIES_MODEL, '--tokenizer', STORIES_TOKENIZER, '-o', out + '8', '--calibrate', STORIES_MODEL);
     expect(cal8.code).not.toBe(0);
-    expect(cal8.err).toMatch(/--calibrate tunes int4 rounding: use it with --bits 4/);
+    expect(cal8.err).toMatch(/--calibrate tunes the rounding of int4 layer matrices: use it with --bits 4/);
     expect(fsExists(out + '5') || fsExists(out + '8')).toBe(false);
   });
 });

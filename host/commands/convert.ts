@@ -1,4 +1,7 @@
-/** `lmflash convert <checkpoint|model.onnx> [--tokenizer <file>] -o <out.blob> [--group-size N] [--bits 4|8] [--embedding-bits 4|8] [--seq-len N]` */
+/**
+ * `lmflash convert <checkpoint|model.onnx> [--tokenizer <file>] -o <out.blob> [--group-size N]
+ *   [--bits 4|8] [--embedding-bits 4|8] [--calibrate <text>] [--calibrate-tokens N] [--seq-len N]`
+ */
 import { InvalidArgumentError, type Command } from 'commander';
 import { convertModelFile, type ConvertReport } from '../../converter/convert.js';
 import type { WeightBits } from '../../src/blob.js';
