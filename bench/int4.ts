@@ -25,7 +25,7 @@ export async function int4Figures(root: string, dir: string, model: string, toke
     writeFileSync(file, blob);
     rows.push([`flash bytes (blob, ${b.name})`, String(blob.length), 'stories260K, group size 64']);
     const xt = await xtensaFigures(root, file);
-    rows.push([`Xtensa lx106 instructions / token (${b.name})`, xt.instructionsPerToken.value, `${xt.instructionsPerToken.note.replace(/; target.*/, '')} (int8: the row above)`]);
+    rows.push([`Xtensa lx106 instructions / token (${b.name})`, xt.instructionsPerToken.value, `${xt.instructionsPerToken.note.replace(/; target.*/, '')} (int8: the Xtensa rows above)`]);
     rows.push([`  the same from BOS (${b.name})`, xt.fromBos.value, 'QEMU -icount, 64 greedy forwards from BOS (src/boards.ts COST.q4UnpackCyclesPerBlock)']);
   }
 
