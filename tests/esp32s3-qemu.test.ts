@@ -186,6 +186,26 @@ describe.runIf(toolchain.ok)('the core on an emulated ESP32-S3 (qemu -M sim -cpu
     expect(other.stdout.toString('utf8')).not.toBe(host.stdout.toString('utf8')); // the seed matters
   });
 
+  // int4 weights: unpacked by portable C, then the PIE kernel on the int8 buffer (the C image: the C dot)
+  it('stories260K with int4 layers: greedy tokens and every logit identical to the host, PIE and C kernel images', async () => {
+    const dump = execFileSync(toolchain.objdump, ['-d', images.elf], { encoding: 'utf8', maxBuffer: 1 << 28 });
+    const q4 = dump.split(/\n(?=[0-9a-f]{8} <)/).find((f) => f.includes(' <lmf_matvec_q4>:')) ?? '';
+    expect(q4).toMatch(/call8\s+[0-9a-f]+ <lmf_pie_dots_s8>/);
+    const b4 = await storiesBlob(64, 4);
+    const gen = ['-p', 'Once upon a time', '-n', '48', '--json'];
+    const host = runCore(b4, [...ARENA, ...gen]);
+    const s3 = await qemu(gen, images.elf, b4);
+    expect(s3.exitCode, s3.stderr).toBe(0);
+    expect(s3.stdout.toString('utf8')).toBe(host.stdout.toString('utf8'));
+    const run = JSON.parse(host.stdout.toString('utf8')) as { prompt_tokens: number[]; generated_tokens: number[] };
+    const ids = ['--tokens', [...run.prompt_tokens, ...run.generated_tokens].join(','), '--logits'];
+    const hostLogits = runCore(b4, [...ARENA, ...ids]).stdout;
+    expect(hostLogits.length).toBe((run.prompt_tokens.length + 48) * 512 * 4);
+    expect((await qemu(ids, images.elf, b4)).stdout.equals(hostLogits)).toBe(true);
+    expect((await qemu(ids, images.plainElf, b4)).stdout.equals(hostLogits)).toBe(true);
+    expect(runCore(blob, [...ARENA, ...ids]).stdout.equals(hostLogits)).toBe(false); // int8 differs: the blob did change
+  }, 120_000);
+
   it('the C kernels image (no PIE) gives the same logits too', async () => {
     const ids = ['--tokens', readReferenceRun('once').inputs.slice(0, 64).join(','), '--logits'];
     const s3 = await qemu(ids, images.plainElf);
