@@ -1,5 +1,5 @@
 /**
- * int4 weights (`convert --bits 4`): blob sizes, lx106 instructions per token
+ * int4 weights (`convert --bits 4`): blob sizes, lx106 and ESP32-S3 instructions per token
  * and what `inspect --board` says for stories260K and for a stories15M-shaped
  * model (random weights, bench/stories15m-shape.ts), against int8 in the same run.
  */
@@ -9,9 +9,30 @@ import { convertCheckpoint } from '../converter/convert.js';
 import { readBlob, writeBlob, type WeightBits } from '../src/blob.js';
 import { BOARD_PROFILES, checkModelFitsBoard, findBoard, fmtBytes, matvecShape, planOnBoard } from '../src/boards.js';
 import { stories15mShapedModel, syntheticTokenizer } from './stories15m-shape.js';
+import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu } from '../host/qemu.js';
 import { xtensaFigures } from './xtensa.js';
 
 type Row = [string, string, string];
+
+/** ESP32-S3 instructions per token under QEMU -icount, PIE and C kernel images, over 64 greedy forwards from BOS (an int4 model may end a longer run early). */
+async function esp32s3Rows(root: string, blobPath: string, name: string): Promise<Row[]> {
+  const tc = findEsp32s3Toolchain(root);
+  if (!tc.ok) return [[`ESP32-S3 instructions / token (${name})`, 'n/a', `toolchain missing: ${tc.missing.join('; ')}`]];
+  const images = await buildEsp32s3(root);
+  const rows: Row[] = [];
+  for (const [kernels, elf] of [['PIE', images.elf], ['C', images.plainElf]] as const) {
+    const r = await runOnQemu({ elf, blob: blobPath, args: ['-p', '', '-n', '64'], target: images.target });
+    const forwards = Number(/forwards=(\d+)/.exec(r.stderr)?.[1]);
+    const instructions = Number(/cycles=(\d+)/.exec(r.stderr)?.[1]);
+    if (r.exitCode !== 0 || !forwards || !instructions) throw new Error(`ESP32-S3 QEMU run failed: ${r.stderr}`);
+    rows.push([
+      `ESP32-S3 instructions / token, ${kernels} (${name})`,
+      (instructions / forwards).toFixed(0),
+      `QEMU -icount, ${forwards} greedy forwards from BOS; counts instructions, not cycles`,
+    ]);
+  }
+  return rows;
+}
 
 export async function int4Figures(root: string, dir: string, model: string, tokenizer: string): Promise<Row[]> {
   const rows: Row[] = [];
@@ -27,6 +48,7 @@ export async function int4Figures(root: string, dir: string, model: string, toke
     const xt = await xtensaFigures(root, file);
     rows.push([`Xtensa lx106 instructions / token (${b.name})`, xt.instructionsPerToken.value, `${xt.instructionsPerToken.note.replace(/; target.*/, '')} (int8: the Xtensa rows above)`]);
     rows.push([`  the same from BOS (${b.name})`, xt.fromBos.value, 'QEMU -icount, 64 greedy forwards from BOS (src/boards.ts COST.q4UnpackCyclesPerBlock)']);
+    rows.push(...(await esp32s3Rows(root, file, b.name)));
   }
 
   // stories15M's shape: int8 fits no board; int4 fits the 16 MB boards' flash

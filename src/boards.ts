@@ -184,13 +184,14 @@ export const COST = {
   cyclesPerAttentionInstruction: 1,
   handOverCyclesPerProduct: 1000,
   /**
-   * An int4 block's unpacking to int8 (portable C, kernels.c unpack_q4, on
-   * the S3 as on the lx106), measured on the lx106 under QEMU -icount:
-   * stories260K all-int4 minus all-int8, group size 64, 64 greedy forwards
-   * from BOS: 5,121,984 − 2,903,275 = 2,218,709 instructions per token over
-   * its 16,288 int4 blocks = 136 a block, taken at 1 cycle an instruction.
+   * An int4 block's unpacking to int8 (portable C, kernels.c unpack_q4, then
+   * one lmf_pie_dots_s8 call per row and group), measured on the ESP32-S3
+   * under QEMU -icount (instructions, taken at 1 cycle each): stories260K
+   * all-int4 minus all-int8, group size 64, 64 greedy forwards from BOS,
+   * PIE image: 2,471,528 − 444,749 = 2,026,779 instructions per token over
+   * its 16,288 int4 blocks = 124 a block (the lx106: 136).
    */
-  q4UnpackCyclesPerBlock: 136,
+  q4UnpackCyclesPerBlock: 124,
 };
 
 // ---------------------------------------------------------------------------
