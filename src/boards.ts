@@ -184,14 +184,15 @@ export const COST = {
   cyclesPerAttentionInstruction: 1,
   handOverCyclesPerProduct: 1000,
   /**
-   * An int4 block's unpacking to int8 (portable C, kernels.c unpack_q4, then
-   * one lmf_pie_dots_s8 call per row and group), measured on the ESP32-S3
-   * under QEMU -icount (instructions, taken at 1 cycle each): stories260K
-   * all-int4 minus all-int8, group size 64, 64 greedy forwards from BOS,
-   * PIE image: 2,471,528 − 444,749 = 2,026,779 instructions per token over
-   * its 16,288 int4 blocks = 124 a block (the lx106: 136).
+   * An int4 block's unpacking to int8 (portable C, kernels.c unpack_q4: a
+   * table load and a 16-bit store a byte, then one lmf_pie_dots_s8 call per
+   * row and group), measured on the ESP32-S3 under QEMU -icount
+   * (instructions, taken at 1 cycle each): stories260K all-int4 minus
+   * all-int8, group size 64, 64 greedy forwards from BOS, PIE image:
+   * 1,420,864 − 444,749 = 976,115 instructions per token over its 16,288
+   * int4 blocks = 60 a block (the lx106: 72).
    */
-  q4UnpackCyclesPerBlock: 124,
+  q4UnpackCyclesPerBlock: 60,
 };
 
 // ---------------------------------------------------------------------------

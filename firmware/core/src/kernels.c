@@ -351,15 +351,21 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
  * and the float order are those of lmf_matvec_q8, so int4 needs no kernel
  * variant of its own to stay bit-identical across targets. */
 
+/* A packed byte's two int8 values as the 16-bit little-endian word they make
+ * in memory: the low nibble's value in the low byte. One table load and one
+ * 16-bit store a byte instead of two sign extensions and two byte stores. */
+#define Q4_NIBBLE(v) ((uint16_t)((((v) & 15) ^ 8) - 8) & 0xFFu)
+#define Q4_PAIR(b) (uint16_t)(Q4_NIBBLE(b) | Q4_NIBBLE((b) >> 4) << 8)
+#define Q4_P4(b) Q4_PAIR(b), Q4_PAIR((b) + 1), Q4_PAIR((b) + 2), Q4_PAIR((b) + 3)
+#define Q4_P16(b) Q4_P4(b), Q4_P4((b) + 4), Q4_P4((b) + 8), Q4_P4((b) + 12)
+#define Q4_P64(b) Q4_P16(b), Q4_P16((b) + 16), Q4_P16((b) + 32), Q4_P16((b) + 48)
+static const uint16_t q4_pairs[256] = {Q4_P64(0), Q4_P64(64), Q4_P64(128), Q4_P64(192)};
+
 /* n int8 values (n even) from n / 2 bytes: low nibble first, signed 4-bit. */
 static void unpack_q4(int8_t *out, const uint8_t *p, uint32_t n)
 {
     uint32_t j;
-    for (j = 0; j < n / 2; j++) {
-        uint32_t b = p[j];
-        out[2 * j] = (int8_t)((int32_t)((b & 15u) ^ 8u) - 8);
-        out[2 * j + 1] = (int8_t)((int32_t)((b >> 4) ^ 8u) - 8);
-    }
+    for (j = 0; j < n / 2; j++) memcpy(out + 2 * j, &q4_pairs[p[j]], 2);
 }
 
 /* Σ_{j<n} w[j] * x[start + j], n a multiple of 16, w 16-byte aligned. */
