@@ -62,6 +62,6 @@ describe('hostile prompts under ASan/UBSan', () => {
     const r = runCore(blob, args, ASAN_RUN);
     expect(r.stderr).not.toMatch(/Sanitizer|runtime error/);
     expect([0, 2]).toContain(r.status);
-    if (r.status === 2) expect(r.stderr).toMatch(/^lmf-run: .*(shorten|context)/m);
+    if (r.status === 2) expect(r.stderr).toMatch(/^lmf-run: .*(shorten|context|--ctx)/m);
   });
 });
