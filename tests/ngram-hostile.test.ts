@@ -60,7 +60,7 @@ describe('hostile prompts and runs of an N-gram blob under ASan/UBSan', () => {
       const r = runCore(blobs[name], args, ASAN_RUN);
       expect(r.stderr).not.toMatch(/Sanitizer|runtime error/);
       expect([0, 2]).toContain(r.status);
-      if (r.status === 2) expect(r.stderr).toMatch(/^lmf-run: .*(shorten|context|vocabulary)/m);
+      if (r.status === 2) expect(r.stderr).toMatch(/^lmf-run: .*(shorten|context|--ctx|vocabulary)/m);
     }
   });
 });
