@@ -14,6 +14,12 @@
  * stay below 2^31 (and its softmax denominator below 2^24, exact as a float). */
 #define ATT_CHUNK 512
 
+#if defined(__GNUC__)
+#define LMF_NOINLINE __attribute__((noinline))
+#else
+#define LMF_NOINLINE
+#endif
+
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 typedef struct { uint8_t *next; size_t used; } carver;
@@ -220,21 +226,31 @@ static int32_t fixed_scores(int32_t *score, uint32_t n, const kv_rows *kv, float
 }
 
 /* The weights w[t - start] of positions [start, end) (see above); returns
- * their Σ e_t. e_t <= 2^15 and vm_t < 2^16, so e_t * vm_t < 2^31. */
+ * their Σ e_t. e_t <= 2^15 and vm_t < 2^16, so e_t * vm_t < 2^31, and a
+ * shift by 31 gives the 0 that any larger shift would: min() in place of a
+ * branch (shift >= 17, as vexp_max >= vexp_t). The fields are read into
+ * locals so that the loop keeps them in registers. */
 static uint32_t value_weights(int16_t *w, const int32_t *score, uint32_t start, uint32_t end, int32_t best, const kv_rows *kv)
 {
-    uint32_t sum = 0, t;
-    for (t = start; t < end; t++) {
-        uint32_t e = lmf_exp2_q15(score[t] - best), shift = (uint32_t)(17 + kv->vexp_max - kv->vexp[t]);
+    const int32_t *sc = score + start;
+    const uint16_t *vm = kv->vmant + start;
+    const int16_t *ve = kv->vexp + start;
+    int32_t top = 17 + kv->vexp_max;
+    uint32_t sum = 0, n = end - start, t;
+    for (t = 0; t < n; t++) {
+        uint32_t e = lmf_exp2_q15(sc[t] - best), shift = (uint32_t)(top - ve[t]);
         sum += e;
-        w[t - start] = (int16_t)(shift > 31 ? 0 : (e * kv->vmant[t]) >> shift);
+        w[t] = (int16_t)((e * vm[t]) >> (shift < 31 ? shift : 31));
     }
     return sum;
 }
 
 /* One head of attention at position pos, softmax(q.k / sqrt(hs)) . v, with
- * q the head's quantized query in s->qq. Writes hs floats to out. */
-static void attend_head(lmf_state *s, float *out, uint32_t head, const kv_rows *kv, uint32_t pos)
+ * q the head's quantized query in s->qq. Writes hs floats to out. Not
+ * inlined: in its own register window (the S3's windowed ABI) its loops keep
+ * their values in registers instead of reloading them from lmf_forward's
+ * stack frame. */
+LMF_NOINLINE static void attend_head(lmf_state *s, float *out, uint32_t head, const kv_rows *kv, uint32_t pos)
 {
     uint32_t hs = s->blob->cfg.dim / s->blob->cfg.n_heads, n = pos + 1, q_abs = 0, start, end, i;
     const int16_t *q = s->qq.x + head * hs;
