@@ -521,6 +521,30 @@ static void pie_dots_hs8(int32_t *dot, const int16_t *q, const int8_t *keys, uin
 }
 #endif
 
+#if defined(LMF_PIE_KERNELS)
+void lmf_pie_weighted_sum_hs8(uint32_t raw[10], const int16_t *w, const int8_t *values, uint32_t pairs);
+
+/* Head size 8 on the PIE (kernels_esp32s3.S): two positions a 16-byte block,
+ * widened to int16 and multiplied by their broadcast weights into QACC's
+ * 40-bit lanes, which come back packed (lane i at bit 40i of each half); each
+ * sum is below 2^31 in magnitude (the kernel's bound), so its low 32 bits are
+ * the value. An odd last position in C. */
+static void pie_weighted_sum_hs8(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t count)
+{
+    uint32_t raw[10], i, pairs = count / 2;
+    const uint8_t *bytes = (const uint8_t *)raw;
+    lmf_pie_weighted_sum_hs8(raw, w, values, pairs);
+    for (i = 0; i < 8; i++) {
+        const uint8_t *b = bytes + (i < 4 ? 5 * i : 20 + 5 * (i - 4));
+        acc[i] = (int32_t)((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24);
+    }
+    if (count & 1) {
+        const int8_t *v = values + 16 * pairs;
+        for (i = 0; i < 8; i++) acc[i] += w[count - 1] * v[i];
+    }
+}
+#endif
+
 void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs, uint32_t count)
 {
     uint32_t t, i;
@@ -543,6 +567,13 @@ void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs
 void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t hs, uint32_t count)
 {
     uint32_t t, i;
+#if defined(LMF_PIE_KERNELS)
+    /* its precondition pairs >= 1, and its loads' alignment */
+    if (hs == 8 && count >= 2 && ((uintptr_t)values & 15) == 0) {
+        pie_weighted_sum_hs8(acc, w, values, count);
+        return;
+    }
+#endif
 #if defined(LMF_SSE2_KERNELS)
     if (hs == 8) { weighted_sum_hs8(acc, w, values, count); return; }
 #elif defined(LMF_WORD_KERNELS)

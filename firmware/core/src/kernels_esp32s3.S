@@ -110,3 +110,72 @@ lmf_pie_dots_hs8:
     retw.n
 
     .size   lmf_pie_dots_hs8, . - lmf_pie_dots_hs8
+
+/* lmf_pie_weighted_sum_hs8: attention's weighted sum over the values for
+ * head size 8 (kernels.c's lmf_weighted_sum_i8 uses it on the S3 when the
+ * values are 16-byte aligned).
+ *
+ *   void lmf_pie_weighted_sum_hs8(uint32_t raw[10], const int16_t *w, const int8_t *values, uint32_t pairs)
+ *   lane i = sum over t < 2*pairs of w[t] * values[8t + i], for i < 8
+ *
+ * a2 raw (10 words, 4-byte aligned), a3 w (int16, 2-byte aligned), a4 values
+ * (16-byte aligned: one block holds two positions), a5 pairs (>= 1, checked
+ * by the caller).
+ *
+ * Per pair: the block of two positions loaded; EE.VCMP.LT.S8 against zero
+ * gives each byte's sign (0xFF where negative), and EE.VZIP.8 interleaves
+ * the values with their signs, which sign-extends them: q0 holds position 2p
+ * as eight int16 lanes, q1 position 2p+1. EE.VLDBC.16.IP broadcasts each
+ * position's weight to all lanes, and EE.VMULAS.S16.QACC adds the lane
+ * products into QACC's eight 40-bit lanes (lanes 0-3 in QACC_L, 4-7 in
+ * QACC_H). |w| < 2^14, |v| <= 128 and at most 512 positions (the caller's
+ * chunk) keep every lane below 2^30 in magnitude: no saturation.
+ *
+ * The result is QACC as it is, read with RUR.QACC_L_0..4 and
+ * RUR.QACC_H_0..4 (each register's 160 bits, lane i at bits 40i..40i+39)
+ * into raw[0..4] and raw[5..9]; the caller takes each lane's low 32 bits.
+ * (Not EE.ST.QACC_*.128.IP: Espressif's sources disagree on its layout, the
+ * TRM storing each lane's low 32 bits, its QEMU the register's raw bytes.)
+ * Two instructions separate the last MAC from the first read, as for ACCX. */
+    .align  4
+    .global lmf_pie_weighted_sum_hs8
+    .type   lmf_pie_weighted_sum_hs8, @function
+
+lmf_pie_weighted_sum_hs8:
+    entry   a1, 32
+    ee.zero.qacc
+    ee.zero.q       q7                  /* zeros, for the sign compare */
+    loopgtz a5, .Lws_pairs_end
+    ee.vld.128.ip   q0, a4, 16          /* positions 2p and 2p+1 */
+    ee.vcmp.lt.s8   q1, q0, q7          /* their signs */
+    ee.vldbc.16.ip  q2, a3, 2           /* w[2p] in every lane */
+    ee.vzip.8       q0, q1              /* q0: position 2p as int16, q1: 2p+1 */
+    ee.vldbc.16.ip  q3, a3, 2           /* w[2p+1] in every lane */
+    ee.vmulas.s16.qacc  q0, q2
+    ee.vmulas.s16.qacc  q1, q3
+.Lws_pairs_end:
+    mov.n   a6, a2                      /* the 2-cycle gap before QACC is read */
+    addi    a7, a2, 20
+    rur.qacc_l_0    a8
+    rur.qacc_l_1    a9
+    rur.qacc_l_2    a10
+    rur.qacc_l_3    a11
+    rur.qacc_l_4    a12
+    s32i    a8, a6, 0
+    s32i    a9, a6, 4
+    s32i    a10, a6, 8
+    s32i    a11, a6, 12
+    s32i    a12, a6, 16
+    rur.qacc_h_0    a8
+    rur.qacc_h_1    a9
+    rur.qacc_h_2    a10
+    rur.qacc_h_3    a11
+    rur.qacc_h_4    a12
+    s32i    a8, a7, 0
+    s32i    a9, a7, 4
+    s32i    a10, a7, 8
+    s32i    a11, a7, 12
+    s32i    a12, a7, 16
+    retw.n
+
+    .size   lmf_pie_weighted_sum_hs8, . - lmf_pie_weighted_sum_hs8
