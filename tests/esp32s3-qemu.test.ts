@@ -22,7 +22,7 @@ import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } fro
 import { readTokenizerFile } from '../host/commands/train.js';
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
-import { accxGapProblems, disassembledFunction, pieKernelProblems } from './pie-kernel-check.js';
+import { accxGapProblems, disassembledFunction, pieKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
 import { readReferenceRun } from './reference-runs.js';
 
 const KERNEL = path.join(PROJECT_ROOT, 'firmware/core/src/kernels_esp32s3.S');
@@ -75,6 +75,7 @@ function assembleKernel(source: string): { ok: boolean; stderr: string; problems
     problems: [
       ...pieKernelProblems(disassembledFunction(dump, 'lmf_pie_dots_s8')),
       ...(hs8.length ? accxGapProblems(hs8, 'lmf_pie_dots_hs8') : ['lmf_pie_dots_hs8 is not in the object file']),
+      ...weightedSumKernelProblems(disassembledFunction(dump, 'lmf_pie_weighted_sum_hs8')),
     ],
   };
 }
@@ -107,6 +108,13 @@ describe.runIf(toolchain.ok)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-esp
     ['no gap before ACCX is read', /    add     a3, a3, a4([^\n]*)\n    addi    a7, a7, -1([^\n]*)\n    ee\.srs\.accx     a12, a10, 0\n/, '    ee.srs.accx     a12, a10, 0\n    add     a3, a3, a4\n    addi    a7, a7, -1\n', /2-cycle gap/],
     ['the stride not added', /    add     a3, a3, a4/, '    nop', /advance by the stride/],
     ['attention: an ACCX read right after its MAC', /    mov\.n   a8, a6\n    addi    a2, a2, 8\n    rur\.accx_0  a7\n/, '    rur.accx_0  a7\n    mov.n   a8, a6\n    addi    a2, a2, 8\n', /lmf_pie_dots_hs8: rur\.accx_0 .* only 0 instruction/],
+    ['weighted sum: the zip operands swapped (the signs as the low bytes)', 'ee.vzip.8       q0, q1', 'ee.vzip.8       q1, q0', /lmf_pie_weighted_sum_hs8: PIE instructions are/],
+    ['weighted sum: greater-than for the signs', 'ee.vcmp.lt.s8   q1, q0, q7', 'ee.vcmp.gt.s8   q1, q0, q7', /lmf_pie_weighted_sum_hs8: PIE instructions are/],
+    ['weighted sum: a weight skipped (step 4)', 'ee.vldbc.16.ip  q3, a3, 2', 'ee.vldbc.16.ip  q3, a3, 4', /lmf_pie_weighted_sum_hs8: PIE instructions are/],
+    ['weighted sum: the second MAC after the loop', /    ee\.vmulas\.s16\.qacc  q1, q3\n\.Lws_pairs_end:\n/, '.Lws_pairs_end:\n    ee.vmulas.s16.qacc  q1, q3\n', /pair loop ends at/],
+    ['weighted sum: QACC read right after the MAC', /    mov\.n   a6, a2([^\n]*)\n    addi    a7, a2, 20\n    rur\.qacc_l_0    a8\n/, '    rur.qacc_l_0    a8\n    mov.n   a6, a2\n    addi    a7, a2, 20\n', /only 0 instruction\(s\) between the last MAC and the first QACC read/],
+    ['weighted sum: a QACC word stored in the wrong place', '    s32i    a11, a7, 12', '    s32i    a11, a7, 8', /rur\.qacc_h_3 is stored at raw \+ 28, not raw \+ 32/],
+    ['weighted sum: QACC_H_4 never read', '    rur.qacc_h_4    a12\n', '', /expected each of RUR\.QACC_L_0\.\.4/],
   ])('catches a broken copy: %s', (_what, from, to, expected) => {
     const r = assembleKernel(brokenKernel(from, to));
     expect(r.ok).toBe(true);

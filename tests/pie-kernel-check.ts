@@ -116,3 +116,78 @@ export function accxGapProblems(insns: Insn[], name: string): string[] {
   });
   return problems;
 }
+
+/**
+ * Problems with lmf_pie_weighted_sum_hs8 as disassembled (attention's
+ * weighted sum over the values, head size 8; see kernels_esp32s3.S): the PIE
+ * sequence and its operands (the values' sign-extension, the two broadcast
+ * weights, the two MACs into QACC), the pair loop over exactly that body, QACC
+ * read at least two instructions after the last MAC, and each of the ten
+ * QACC words stored at its place in raw[].
+ */
+export function weightedSumKernelProblems(insns: Insn[]): string[] {
+  const name = 'lmf_pie_weighted_sum_hs8';
+  if (insns.length === 0) return [`${name} is not in the object file`];
+  const problems: string[] = [];
+  const fail = (msg: string) => problems.push(`${name}: ${msg}`);
+  if (insns[0].mnemonic !== 'entry' || insns[0].operands[0] !== 'a1') fail(`first instruction is ${text(insns[0])}, not entry a1, N (windowed ABI)`);
+  if (!/^retw(\.n)?$/.test(insns[insns.length - 1].mnemonic)) fail(`last instruction is ${text(insns[insns.length - 1])}, not retw`);
+
+  const pie = insns.filter((i) => i.mnemonic.startsWith('ee.'));
+  const expected: [string, string][] = [
+    ['ee.zero.qacc', ''],
+    ['ee.zero.q', 'q7'],
+    ['ee.vld.128.ip', 'q0,a4,16'], // positions 2p and 2p+1
+    ['ee.vcmp.lt.s8', 'q1,q0,q7'], // their signs
+    ['ee.vldbc.16.ip', 'q2,a3,2'], // w[2p]
+    ['ee.vzip.8', 'q0,q1'], // values with signs: sign-extended int16
+    ['ee.vldbc.16.ip', 'q3,a3,2'], // w[2p+1]
+    ['ee.vmulas.s16.qacc', 'q0,q2'],
+    ['ee.vmulas.s16.qacc', 'q1,q3'],
+  ];
+  const got = pie.map((i) => `${i.mnemonic} ${i.operands.join(',')}`.trim());
+  const want = expected.map(([m, o]) => `${m} ${o}`.trim());
+  if (got.join('; ') !== want.join('; ')) {
+    fail(`PIE instructions are [${got.join('; ')}], expected [${want.join('; ')}]`);
+    return problems;
+  }
+  const at = (i: Insn) => insns.indexOf(i);
+  const firstLoad = pie[2], lastMac = pie[8];
+  const loop = insns[at(firstLoad) - 1];
+  if (!loop || loop.mnemonic !== 'loopgtz' || loop.operands[0] !== 'a5') fail(`the instruction before the pair loop's load is ${text(loop)}, not loopgtz a5 (pairs)`);
+  else {
+    const end = parseInt(loop.operands[1], 16);
+    const next = insns[at(lastMac) + 1];
+    if (!next || end !== next.addr) fail(`the pair loop ends at 0x${end.toString(16)}, not right after the second MAC: its body must be exactly the seven PIE instructions`);
+    if (at(lastMac) - at(firstLoad) !== 6) fail('the pair loop body is not exactly seven instructions');
+  }
+
+  // QACC read: all ten words, the first at least two instructions after the last MAC.
+  const reads = insns.filter((i) => /^rur\.qacc_[lh]_[0-4]$/.test(i.mnemonic));
+  const names = reads.map((i) => i.mnemonic).sort();
+  const all = ['l', 'h'].flatMap((h) => [0, 1, 2, 3, 4].map((k) => `rur.qacc_${h}_${k}`)).sort();
+  if (names.join() !== all.join()) fail(`QACC is read with [${names.join(', ')}], expected each of RUR.QACC_L_0..4 and RUR.QACC_H_0..4 once`);
+  if (reads.length && at(reads[0]) - at(lastMac) < 3) fail(`only ${at(reads[0]) - at(lastMac) - 1} instruction(s) between the last MAC and the first QACC read: the 2-cycle gap`);
+
+  // Each word stored at raw + 4k (QACC_L_k) or raw + 20 + 4k (QACC_H_k), through copies of a2.
+  const base = new Map<string, number>([['a2', 0]]);
+  const holds = new Map<string, string>(); // register -> the QACC word it holds
+  for (const i of insns.slice(at(lastMac) + 1)) {
+    const [d, s, v] = i.operands;
+    if (/^mov(\.n)?$/.test(i.mnemonic) && base.has(s)) base.set(d, base.get(s)!);
+    else if (/^addi(\.n)?$/.test(i.mnemonic) && base.has(s)) base.set(d, base.get(s)! + imm(v));
+    else if (/^rur\.qacc_/.test(i.mnemonic)) holds.set(d, i.mnemonic);
+    else if (/^s32i(\.n)?$/.test(i.mnemonic)) {
+      const word = holds.get(d);
+      const m = word && /^rur\.qacc_([lh])_([0-4])$/.exec(word);
+      if (!m || !base.has(s)) continue;
+      const want = (m[1] === 'h' ? 20 : 0) + 4 * Number(m[2]);
+      const off = base.get(s)! + imm(v);
+      if (off !== want) fail(`${word} is stored at raw + ${off}, not raw + ${want}`);
+      holds.delete(d);
+      base.set(`stored:${word}`, off);
+    }
+  }
+  for (const w of all) if (!base.has(`stored:${w}`)) fail(`${w} is not stored to raw`);
+  return problems;
+}
