@@ -307,12 +307,15 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
         for (g = 0; g < ng; g++) {
             uint32_t len = g + 1 < ng ? G : tail;
             float xs = x->scale[g];
+            const float *ws = w->scale + (size_t)r * ng + g;
+            float *o = out + r;
             lmf_pie_dots_s8(d, w->q + (size_t)r * w->stride + g * G, w->stride, x->x8 + g * G, len / 16, rows);
-            for (k = 0; k < rows; k++) {
-                /* |d| < 2^22, so the conversion is exact */
-                float p = (float)d[k] * (w->scale[(size_t)(r + k) * ng + g] * xs);
-                out[r + k] = g == 0 ? p : out[r + k] + p;
-            }
+            /* |d| < 2^22, so the conversion is exact; the first group
+             * stores, the others add, each row's sum in group order */
+            if (g == 0)
+                for (k = 0; k < rows; k++, ws += ng) o[k] = (float)d[k] * (*ws * xs);
+            else
+                for (k = 0; k < rows; k++, ws += ng) o[k] = o[k] + (float)d[k] * (*ws * xs);
         }
     }
 }
