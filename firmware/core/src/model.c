@@ -228,19 +228,24 @@ static int32_t fixed_scores(int32_t *score, uint32_t n, const kv_rows *kv, float
 /* The weights w[t - start] of positions [start, end) (see above); returns
  * their Σ e_t. e_t <= 2^15 and vm_t < 2^16, so e_t * vm_t < 2^31, and a
  * shift by 31 gives the 0 that any larger shift would: min() in place of a
- * branch (shift >= 17, as vexp_max >= vexp_t). The fields are read into
- * locals so that the loop keeps them in registers. */
-static uint32_t value_weights(int16_t *w, const int32_t *score, uint32_t start, uint32_t end, int32_t best, const kv_rows *kv)
+ * branch (shift >= 17, as vexp_max >= vexp_t). Two passes, e_t into score[]
+ * (no longer needed) and then the weights, each few enough values to stay
+ * in the S3's registers. */
+static uint32_t value_weights(int16_t *w, int32_t *score, uint32_t start, uint32_t end, int32_t best, const kv_rows *kv)
 {
-    const int32_t *sc = score + start;
+    int32_t *sc = score + start;
     const uint16_t *vm = kv->vmant + start;
     const int16_t *ve = kv->vexp + start;
     int32_t top = 17 + kv->vexp_max;
     uint32_t sum = 0, n = end - start, t;
     for (t = 0; t < n; t++) {
-        uint32_t e = lmf_exp2_q15(sc[t] - best), shift = (uint32_t)(top - ve[t]);
+        uint32_t e = lmf_exp2_q15(sc[t] - best);
         sum += e;
-        w[t] = (int16_t)((e * vm[t]) >> (shift < 31 ? shift : 31));
+        sc[t] = (int32_t)e;
+    }
+    for (t = 0; t < n; t++) {
+        uint32_t shift = (uint32_t)(top - ve[t]);
+        w[t] = (int16_t)(((uint32_t)sc[t] * vm[t]) >> (shift < 31 ? shift : 31));
     }
     return sum;
 }
