@@ -137,10 +137,12 @@ export const BANDWIDTH = {
 /**
  * The core on the emulated lx106 (QEMU -icount: exact instruction counts;
  * firmware/ports/qemu-xtensa, -O2, stories260K group size 64, greedy from
- * BOS). Per token at position p: 2,717,900 + 5,788 p instructions (fit to
- * 16, 64, 256 and 321 forwards: 44,180,875 / 185,813,600 / 884,673,825 /
- * 1,168,577,150 instructions). A per-function profile of the first 8
- * forwards (QEMU -d exec,in_asm) splits a token into the matrix products
+ * BOS). Per token at position p: 2,720,000 + 5,660 p instructions (least
+ * squares, relative error, on 16, 64, 256 and 321 forwards: 44,171,000 /
+ * 185,629,825 / 881,388,900 / 1,163,299,125 instructions; before the
+ * attention changes of issue 13 item 3: 2,717,900 + 5,788 p, from 44,180,875
+ * / 185,813,600 / 884,673,825 / 1,168,577,150). A per-function profile of
+ * the first 8 forwards (QEMU -d exec,in_asm) splits a token into the matrix products
  * (dot_rows + lmf_matvec_q8: 1,351,000), soft-float routines (__mulsf3,
  * __addsf3, __subsf3, __floatsisf, __divsf3: 1,177,000) and the rest
  * (214,000). Float operations: 26,300 soft-float calls for the forward at
@@ -149,8 +151,8 @@ export const BANDWIDTH = {
  * 5,448, div 206, compares 12); an earlier profile had counted 22,700.
  */
 export const XTENSA_MEASURED = {
-  instructionsAtPosition0: 2_717_900,
-  instructionsPerPosition: 5_788,
+  instructionsAtPosition0: 2_720_000,
+  instructionsPerPosition: 5_660,
   matvecInstructions: 1_351_000,
   softFloatInstructions: 1_177_000,
   floatOps: 26_300,
