@@ -22,7 +22,7 @@ import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } fro
 import { readTokenizerFile } from '../host/commands/train.js';
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
-import { accxGapProblems, disassembledFunction, pieKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
+import { accxGapProblems, disassembledFunction, dots4KernelProblems, pieKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
 import { readReferenceRun } from './reference-runs.js';
 
 const KERNEL = path.join(PROJECT_ROOT, 'firmware/core/src/kernels_esp32s3.S');
@@ -76,6 +76,7 @@ function assembleKernel(source: string): { ok: boolean; stderr: string; problems
       ...pieKernelProblems(disassembledFunction(dump, 'lmf_pie_dots_s8')),
       ...(hs8.length ? accxGapProblems(hs8, 'lmf_pie_dots_hs8') : ['lmf_pie_dots_hs8 is not in the object file']),
       ...weightedSumKernelProblems(disassembledFunction(dump, 'lmf_pie_weighted_sum_hs8')),
+      ...dots4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots4_s8')),
     ],
   };
 }
@@ -115,6 +116,11 @@ describe.runIf(toolchain.ok)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-esp
     ['weighted sum: QACC read right after the MAC', /    mov\.n   a6, a2([^\n]*)\n    addi    a7, a2, 20\n    rur\.qacc_l_0    a8\n/, '    rur.qacc_l_0    a8\n    mov.n   a6, a2\n    addi    a7, a2, 20\n', /only 0 instruction\(s\) between the last MAC and the first QACC read/],
     ['weighted sum: a QACC word stored in the wrong place', '    s32i    a11, a7, 12', '    s32i    a11, a7, 8', /rur\.qacc_h_3 is stored at raw \+ 28, not raw \+ 32/],
     ['weighted sum: QACC_H_4 never read', '    rur.qacc_h_4    a12\n', '', /expected each of RUR\.QACC_L_0\.\.4/],
+    ['four blocks: a weight block against the wrong activations', 'ee.vmulas.s8.accx.ld.ip  q0, a3, 16, q0, q3\n', 'ee.vmulas.s8.accx.ld.ip  q0, a3, 16, q0, q2\n', /lmf_pie_dots4_s8: PIE instructions are/],
+    ['four blocks: no EE.ZERO.ACCX (rows would add up)', /loopgtz a6, \.Lrows4_end\n    ee\.zero\.accx\n/, 'loopgtz a6, .Lrows4_end\n', /lmf_pie_dots4_s8: PIE instructions are/],
+    ['four blocks: no gap before ACCX is read', /    add     a3, a3, a9([^\n]*)\n    addi    a2, a2, 4([^\n]*)\n    ee\.srs\.accx     a12, a10, 0\n/, '    ee.srs.accx     a12, a10, 0\n    add     a3, a3, a9\n    addi    a2, a2, 4\n', /lmf_pie_dots4_s8: ee\.srs\.accx .* only 0 instruction/],
+    ['four blocks: the row step without the 64 bytes already walked', '    addi    a9, a4, -64', '    addi    a9, a4, 0', /w does not move on by the stride/],
+    ['four blocks: the store after the loop', /    s32i    a12, a2, 0\n\.Lrows4_end:\n/, '.Lrows4_end:\n    s32i    a12, a2, 0\n', /row loop does not end right after the store/],
   ])('catches a broken copy: %s', (_what, from, to, expected) => {
     const r = assembleKernel(brokenKernel(from, to));
     expect(r.ok).toBe(true);

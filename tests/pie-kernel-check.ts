@@ -191,3 +191,54 @@ export function weightedSumKernelProblems(insns: Insn[]): string[] {
   for (const w of all) if (!base.has(`stored:${w}`)) fail(`${w} is not stored to raw`);
   return problems;
 }
+
+/**
+ * Problems with lmf_pie_dots4_s8 as disassembled (lmf_pie_dots_s8 for four
+ * blocks, the activations held in q1..q4): the activation loads once before
+ * the row loop, per row ACCX cleared, the four weight blocks against q1..q4 in
+ * order, the row loop over exactly the row (rows in a6), the stride step, and
+ * each sum stored at d, which moves on one int32 a row.
+ */
+export function dots4KernelProblems(insns: Insn[]): string[] {
+  const name = 'lmf_pie_dots4_s8';
+  if (insns.length === 0) return [`${name} is not in the object file`];
+  const problems: string[] = [];
+  const fail = (msg: string) => problems.push(`${name}: ${msg}`);
+  if (insns[0].mnemonic !== 'entry' || insns[0].operands[0] !== 'a1') fail(`first instruction is ${text(insns[0])}, not entry a1, N (windowed ABI)`);
+  if (!/^retw(\.n)?$/.test(insns[insns.length - 1].mnemonic)) fail(`last instruction is ${text(insns[insns.length - 1])}, not retw`);
+  const pie = insns.filter((i) => i.mnemonic.startsWith('ee.'));
+  const want = [
+    'ee.vld.128.ip q1,a5,16', 'ee.vld.128.ip q2,a5,16', 'ee.vld.128.ip q3,a5,16', 'ee.vld.128.ip q4,a5,16',
+    'ee.zero.accx', 'ee.vld.128.ip q0,a3,16',
+    'ee.vmulas.s8.accx.ld.ip q0,a3,16,q0,q1', 'ee.vmulas.s8.accx.ld.ip q0,a3,16,q0,q2', 'ee.vmulas.s8.accx.ld.ip q0,a3,16,q0,q3',
+    'ee.vmulas.s8.accx q0,q4',
+  ];
+  const got = pie.map((i) => `${i.mnemonic} ${i.operands.join(',')}`.trim());
+  const srs = pie[pie.length - 1];
+  if (got.slice(0, -1).join('; ') !== want.join('; ') || srs?.mnemonic !== 'ee.srs.accx') {
+    fail(`PIE instructions are [${got.join('; ')}], expected [${want.join('; ')}; ee.srs.accx aR, aS, 0]`);
+    return problems;
+  }
+  const at = (i: Insn) => insns.indexOf(i);
+  const zero = pie[4], mac = pie[9];
+  const [dst, shiftReg, shiftImm] = srs.operands;
+  if (!isAreg(dst) || imm(shiftImm) !== 0) fail(`${text(srs)}: expected ee.srs.accx aR, aS, 0`);
+  const shiftSet = insns.slice(0, at(zero)).filter((i) => /^movi(\.n)?$/.test(i.mnemonic) && i.operands[0] === shiftReg);
+  if (shiftSet.length !== 1 || imm(shiftSet[0].operands[1]) !== 0) fail(`the EE.SRS.ACCX shift register ${shiftReg} is not set to 0 before the rows`);
+  problems.push(...accxGapProblems(insns, name));
+
+  // The row loop: loopgtz a6 over everything from EE.ZERO.ACCX to the store.
+  const loop = insns[at(zero) - 1];
+  const store = insns.slice(at(srs) + 1).find((i) => /^s32i(\.n)?$/.test(i.mnemonic));
+  if (!loop || loop.mnemonic !== 'loopgtz' || loop.operands[0] !== 'a6') fail(`the instruction before EE.ZERO.ACCX is ${text(loop)}, not loopgtz a6 (rows)`);
+  else if (!store || parseInt(loop.operands[1], 16) !== insns[at(store) + 1]?.addr) fail('the row loop does not end right after the store of the row\'s sum');
+  if (!store || store.operands[0] !== dst || store.operands[1] !== 'a2' || imm(store.operands[2]) !== 0) fail(`the sum in ${dst} is not stored at d (s32i ${dst}, a2, 0)`);
+  const body = insns.slice(at(zero), store ? at(store) + 1 : at(zero));
+  if (!body.some((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a2,a2,4')) fail('d does not advance by 4 bytes a row');
+  // w: four 16-byte steps inside the row, then stride - 64 to the next row's start
+  const step = body.find((i) => /^add(\.n)?$/.test(i.mnemonic) && i.operands[0] === 'a3' && i.operands[1] === 'a3');
+  const stepSet = step && insns.slice(0, at(zero)).find((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands[0] === step.operands[2]);
+  if (!step || !stepSet || stepSet.operands[1] !== 'a4' || imm(stepSet.operands[2]) !== -64) fail('w does not move on by the stride a row (add a3, a3, aK with aK = a4 - 64)');
+  if (at(mac) > at(srs)) fail('the last MAC is after the ACCX read');
+  return problems;
+}

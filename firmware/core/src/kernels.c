@@ -296,6 +296,20 @@ void lmf_pie_dots_s8(int32_t *d, const int8_t *w, uint32_t stride, const int8_t 
 }
 #endif
 
+#if defined(LMF_PIE_KERNELS)
+void lmf_pie_dots4_s8(int32_t *d, const int8_t *w, uint32_t stride, const int8_t *x, uint32_t rows);
+
+/* lmf_pie_dots_s8, through the kernel for four blocks (64 columns, the
+ * activations kept in registers) when that is the length: the same sums. */
+static void pie_dots(int32_t *d, const int8_t *w, uint32_t stride, const int8_t *x, uint32_t blocks, uint32_t rows)
+{
+    if (blocks == 4 && stride >= 64) lmf_pie_dots4_s8(d, w, stride, x, rows);
+    else lmf_pie_dots_s8(d, w, stride, x, blocks, rows);
+}
+#else
+#define pie_dots lmf_pie_dots_s8
+#endif
+
 /* Rows a kernel call covers: d[] lives on the stack (a whole matrix's worth
  * would not: esp-nn's trap of 4 bytes per output row on the stack). */
 #define LMF_PIE_ROWS 16
@@ -321,7 +335,7 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
             float xs = x->scale[g];
             const float *ws = w->scale + (size_t)r * ng + g;
             float *o = out + r;
-            lmf_pie_dots_s8(d, w->q + (size_t)r * w->stride + g * G, w->stride, x->x8 + g * G, len / 16, rows);
+            pie_dots(d, w->q + (size_t)r * w->stride + g * G, w->stride, x->x8 + g * G, len / 16, rows);
             /* |d| < 2^22, so the conversion is exact; the first group
              * stores, the others add, each row's sum in group order */
             if (g == 0)
