@@ -10,7 +10,10 @@
  *  - the matrix products only: the ESP32-S3's PIE SIMD (LMF_PIE_KERNELS, set
  *    by the ESP-IDF component for that target: EE.VMULAS.S8.ACCX, 16 int8
  *    products a step into the 40-bit ACCX, kernels_esp32s3.S), or its exact
- *    emulation in C for tests on any host (-DLMF_PIE_EMULATE).
+ *    emulation in C for tests on any host (-DLMF_PIE_EMULATE); in an
+ *    LMF_PIE_KERNELS build also attention at head size 8 (lmf_dots_i8 and
+ *    lmf_weighted_sum_i8, kernels_esp32s3.S; no emulation: the S3 image's
+ *    bit-identity tests check them).
  * Activations are int16 (int8 values widened once per vector), because the
  * lx106 loads an int16 in one instruction and pmaddwd reads int16; the PIE
  * kernels read them as int8 (lmf_qvec.x8). */
