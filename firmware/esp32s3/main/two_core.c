@@ -21,7 +21,7 @@
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
 
-/* lmf_matvec_q8 needs well under 1 KiB (a 64-byte row buffer and a few
+/* lmf_matvec_q8 needs well under 1 KiB (a 256-byte row buffer and a few
  * words; lmf_matvec_q4 a 256-byte group buffer more); the rest is margin
  * for the FPU and PIE coprocessor save areas.
  * xTaskCreatePinnedToCore takes the stack size in bytes in ESP-IDF. */
