@@ -1,0 +1,100 @@
+/**
+ * The one matrix product the trainer needs, C (+)= A · Bᵀ, in swappable
+ * implementations. Every linear layer's forward (Y = X Wᵀ), input gradient
+ * (dX = dY W = dY (Wᵀ)ᵀ) and weight gradient (dW = dYᵀ X = (dYᵀ)(Xᵀ)ᵀ) is
+ * this product once the operands are transposed where needed, so one tuned
+ * kernel serves the whole pass. Transposes cost O(rows·cols), the product
+ * O(rows·cols·tokens).
+ */
+
+export interface Kernels {
+  readonly name: string;
+  /**
+   * C[m][n] = (accumulate ? C[m][n] : 0) + Σ_k A[m][k] · B[n][k], all
+   * row-major (A is M×K, B is N×K, C is M×N).
+   */
+  gemmABt(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number, accumulate: boolean): void;
+}
+
+/** out[j][i] = a[i][j] for a rows×cols matrix. */
+export function transpose(out: Float32Array, a: Float32Array, rows: number, cols: number): void {
+  for (let i = 0; i < rows; i++) {
+    const r = i * cols;
+    for (let j = 0; j < cols; j++) out[j * rows + i] = a[r + j];
+  }
+}
+
+/** The plain triple loop, one sum at a time: the reference the others are measured against. */
+export const naiveKernels: Kernels = {
+  name: 'naive TypeScript',
+  gemmABt(C, A, B, M, N, K, accumulate) {
+    for (let m = 0; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += A[m * K + k] * B[n * K + k];
+        C[m * N + n] = accumulate ? C[m * N + n] + s : s;
+      }
+    }
+  },
+};
+
+/**
+ * Register-blocked Float32Array loops: 2 rows of A against 4 rows of B, eight
+ * independent sums per pass over k, so each loaded value is used 2 or 4 times
+ * and the add chains overlap.
+ */
+export const jsKernels: Kernels = {
+  name: 'blocked TypeScript',
+  gemmABt(C, A, B, M, N, K, accumulate) {
+    const M2 = M & ~1;
+    const N4 = N & ~3;
+    for (let m = 0; m < M2; m += 2) {
+      const a0 = m * K;
+      const a1 = a0 + K;
+      let n = 0;
+      for (; n < N4; n += 4) {
+        const b0 = n * K;
+        const b1 = b0 + K;
+        const b2 = b1 + K;
+        const b3 = b2 + K;
+        let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+        for (let k = 0; k < K; k++) {
+          const x0 = A[a0 + k];
+          const x1 = A[a1 + k];
+          const y0 = B[b0 + k];
+          const y1 = B[b1 + k];
+          const y2 = B[b2 + k];
+          const y3 = B[b3 + k];
+          s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+          s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        }
+        const c0 = m * N + n;
+        const c1 = c0 + N;
+        if (accumulate) {
+          C[c0] += s00; C[c0 + 1] += s01; C[c0 + 2] += s02; C[c0 + 3] += s03;
+          C[c1] += s10; C[c1 + 1] += s11; C[c1 + 2] += s12; C[c1 + 3] += s13;
+        } else {
+          C[c0] = s00; C[c0 + 1] = s01; C[c0 + 2] = s02; C[c0 + 3] = s03;
+          C[c1] = s10; C[c1 + 1] = s11; C[c1 + 2] = s12; C[c1 + 3] = s13;
+        }
+      }
+      for (; n < N; n++) {
+        const b0 = n * K;
+        let s0 = 0, s1 = 0;
+        for (let k = 0; k < K; k++) {
+          s0 += A[a0 + k] * B[b0 + k];
+          s1 += A[a1 + k] * B[b0 + k];
+        }
+        C[m * N + n] = accumulate ? C[m * N + n] + s0 : s0;
+        C[(m + 1) * N + n] = accumulate ? C[(m + 1) * N + n] + s1 : s1;
+      }
+    }
+    for (let m = M2; m < M; m++) {
+      for (let n = 0; n < N; n++) {
+        let s = 0;
+        for (let k = 0; k < K; k++) s += A[m * K + k] * B[n * K + k];
+        C[m * N + n] = accumulate ? C[m * N + n] + s : s;
+      }
+    }
+  },
+};

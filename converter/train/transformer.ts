@@ -1,0 +1,418 @@
+/**
+ * Forward and backward pass of the Llama-style model (src/reference.ts
+ * semantics: RMSNorm, RoPE on interleaved pairs, grouped-query attention,
+ * SwiGLU, shared or separate classifier) with cross-entropy loss, over a
+ * batch of B windows of T tokens at once. Every linear layer runs as one
+ * matrix-matrix product over all B·T tokens (kernels.ts); the attention and
+ * the element-wise steps are plain loops. Activations the backward pass
+ * needs are kept per layer; nothing is allocated per step.
+ */
+import { headSize, kvDim, type LayerWeights, type ModelConfig } from '../../src/model.js';
+import { transpose, type Kernels } from './kernels.js';
+import { weightViews } from './params.js';
+
+/** Activations of one layer saved by the forward pass for the backward pass. */
+interface LayerActs {
+  xIn: Float32Array; // [N][dim] residual stream entering the layer
+  inv1: Float32Array; // [N] 1/rms of xIn
+  xn1: Float32Array; // [N][dim]
+  q: Float32Array; // [N][dim] after RoPE
+  k: Float32Array; // [N][kv] after RoPE
+  v: Float32Array; // [N][kv]
+  p: Float32Array; // [B][H][T][T] attention probabilities (lower triangle)
+  att: Float32Array; // [N][dim] attention output before wo
+  xMid: Float32Array; // [N][dim] residual after attention
+  inv2: Float32Array; // [N]
+  xn2: Float32Array; // [N][dim]
+  h1: Float32Array; // [N][hidden] gate pre-activation
+  h3: Float32Array; // [N][hidden] up projection
+  gate: Float32Array; // [N][hidden] silu(h1) * h3
+}
+
+export class TransformerPass {
+  readonly config: ModelConfig;
+  readonly batch: number;
+  readonly seq: number;
+  private readonly kernels: Kernels;
+  private readonly n: number;
+  private readonly acts: LayerActs[];
+  private readonly xFinal: Float32Array;
+  private readonly invF: Float32Array;
+  private readonly xnF: Float32Array;
+  private readonly logits: Float32Array;
+  private readonly ropeCos: Float32Array;
+  private readonly ropeSin: Float32Array;
+  // backward scratch
+  private readonly dx: Float32Array;
+  private readonly dxn: Float32Array;
+  private readonly dAtt: Float32Array;
+  private readonly dq: Float32Array;
+  private readonly dk: Float32Array;
+  private readonly dv: Float32Array;
+  private readonly dHid1: Float32Array;
+  private readonly dHid3: Float32Array;
+  private readonly dGate: Float32Array;
+  private readonly dRow: Float32Array; // [T] dP of one query row
+  private readonly tA: Float32Array; // transposed activation [cols][N]
+  private readonly tB: Float32Array; // transposed gradient [cols][N]
+  private readonly tW: Float32Array; // transposed weight
+
+  constructor(config: ModelConfig, batch: number, seq: number, kernels: Kernels) {
+    this.config = config;
+    this.batch = batch;
+    this.seq = seq;
+    this.kernels = kernels;
+    const c = config;
+    const N = batch * seq;
+    this.n = N;
+    const kv = kvDim(c);
+    const f = (len: number) => new Float32Array(len);
+    this.acts = Array.from({ length: c.nLayers }, () => ({
+      xIn: f(N * c.dim), inv1: f(N), xn1: f(N * c.dim), q: f(N * c.dim), k: f(N * kv), v: f(N * kv),
+      p: f(batch * c.nHeads * seq * seq), att: f(N * c.dim), xMid: f(N * c.dim), inv2: f(N), xn2: f(N * c.dim),
+      h1: f(N * c.hiddenDim), h3: f(N * c.hiddenDim), gate: f(N * c.hiddenDim),
+    }));
+    this.xFinal = f(N * c.dim);
+    this.invF = f(N);
+    this.xnF = f(N * c.dim);
+    this.logits = f(N * c.vocabSize);
+    const hs = headSize(c);
+    const half = hs / 2;
+    this.ropeCos = f(seq * half);
+    this.ropeSin = f(seq * half);
+    const fr = Math.fround;
+    for (let i = 0; i < half; i++) {
+      // exactly src/reference.ts (run.c): float32 frequency and angle
+      const freq = fr(1 / fr(Math.pow(c.ropeTheta, fr((2 * i) / hs))));
+      for (let pos = 0; pos < seq; pos++) {
+        const val = fr(pos * freq);
+        this.ropeCos[pos * half + i] = Math.cos(val);
+        this.ropeSin[pos * half + i] = Math.sin(val);
+      }
+    }
+    this.dx = f(N * c.dim);
+    this.dxn = f(N * c.dim);
+    this.dAtt = f(N * c.dim);
+    this.dq = f(N * c.dim);
+    this.dk = f(N * kv);
+    this.dv = f(N * kv);
+    this.dHid1 = f(N * c.hiddenDim);
+    this.dHid3 = f(N * c.hiddenDim);
+    this.dGate = f(N * c.hiddenDim);
+    this.dRow = f(seq);
+    const widest = Math.max(c.dim, c.hiddenDim, c.vocabSize);
+    this.tA = f(N * widest);
+    this.tB = f(N * widest);
+    this.tW = f(widest * Math.max(c.dim, c.hiddenDim));
+  }
+
+  /**
+   * Mean cross-entropy of predicting targets[i] after inputs[0..i] within
+   * each window (targets < 0 are not scored). With `grads`, also writes the
+   * gradient of that mean into it (overwriting it).
+   */
+  run(params: Float32Array, inputs: Int32Array, targets: Int32Array, grads: Float32Array | null): number {
+    const c = this.config;
+    const N = this.n;
+    if (inputs.length !== N || targets.length !== N) throw new RangeError(`expected ${N} inputs and targets, got ${inputs.length} and ${targets.length}`);
+    const w = weightViews(c, params);
+    const classifier = w.classifier ?? w.tokenEmbedding;
+    const dim = c.dim;
+
+    // embedding
+    let x = this.acts.length > 0 ? this.acts[0].xIn : this.xFinal;
+    for (let i = 0; i < N; i++) {
+      const tok = inputs[i];
+      if (!(tok >= 0 && tok < c.vocabSize)) throw new RangeError(`token ${tok} is outside the vocabulary (0..${c.vocabSize - 1})`);
+      x.set(w.tokenEmbedding.subarray(tok * dim, tok * dim + dim), i * dim);
+    }
+    for (let l = 0; l < c.nLayers; l++) {
+      const next = l + 1 < c.nLayers ? this.acts[l + 1].xIn : this.xFinal;
+      this.layerForward(this.acts[l], w.layers[l], next);
+      x = next;
+    }
+    rmsnormForward(this.xnF, this.invF, this.xFinal, w.finalNorm, N, dim, c.normEps);
+    this.kernels.gemmABt(this.logits, this.xnF, classifier, N, c.vocabSize, dim, false);
+    const { loss, count } = softmaxCrossEntropy(this.logits, targets, N, c.vocabSize, grads !== null);
+    if (!grads) return loss;
+
+    grads.fill(0);
+    const g = weightViews(c, grads);
+    const gClassifier = g.classifier ?? g.tokenEmbedding;
+    const scaleGrad = count > 0 ? 1 / count : 0;
+    for (let i = 0; i < this.logits.length; i++) this.logits[i] *= scaleGrad;
+    // classifier: dxnF = dlogits · Wc, dWc += dlogitsᵀ · xnF
+    this.linearBackward(this.logits, this.xnF, classifier, gClassifier, c.vocabSize, dim, this.dxn, false);
+    this.dx.fill(0);
+    rmsnormBackward(this.dx, g.finalNorm, this.dxn, this.xFinal, this.invF, w.finalNorm, N, dim);
+    for (let l = c.nLayers - 1; l >= 0; l--) this.layerBackward(this.acts[l], w.layers[l], g.layers[l]);
+    // embedding: scatter-add the gradient reaching the layer-0 input
+    for (let i = 0; i < N; i++) {
+      const o = inputs[i] * dim;
+      for (let j = 0; j < dim; j++) g.tokenEmbedding[o + j] += this.dx[i * dim + j];
+    }
+    return loss;
+  }
+
+  /** Y[N][out] = X[N][in] · Wᵀ */
+  private linear(y: Float32Array, x: Float32Array, wt: Float32Array, out: number, inp: number): void {
+    this.kernels.gemmABt(y, x, wt, this.n, out, inp, false);
+  }
+
+  /**
+   * dW += dYᵀ · X and dX (+)= dY · W for Y = X Wᵀ. `xT` may carry X already
+   * transposed ([in][N]) when several layers read the same input.
+   */
+  private linearBackward(
+    dy: Float32Array, x: Float32Array | null, wt: Float32Array, dw: Float32Array,
+    out: number, inp: number, dxOut: Float32Array | null, accumulate: boolean, xT?: Float32Array,
+  ): void {
+    const N = this.n;
+    const dyT = this.tB;
+    transpose(dyT, dy, N, out);
+    let xt = xT;
+    if (!xt) {
+      transpose(this.tA, x as Float32Array, N, inp);
+      xt = this.tA;
+    }
+    this.kernels.gemmABt(dw, dyT, xt, out, inp, N, true);
+    if (dxOut) {
+      transpose(this.tW, wt, out, inp); // [in][out]
+      this.kernels.gemmABt(dxOut, dy, this.tW, N, inp, out, accumulate);
+    }
+  }
+
+  private layerForward(a: LayerActs, lw: LayerWeights, xOut: Float32Array): void {
+    const c = this.config;
+    const N = this.n;
+    const dim = c.dim;
+    const kv = kvDim(c);
+    const hid = c.hiddenDim;
+    rmsnormForward(a.xn1, a.inv1, a.xIn, lw.attnNorm, N, dim, c.normEps);
+    this.linear(a.q, a.xn1, lw.wq, dim, dim);
+    this.linear(a.k, a.xn1, lw.wk, kv, dim);
+    this.linear(a.v, a.xn1, lw.wv, kv, dim);
+    this.rope(a.q, dim, false);
+    this.rope(a.k, kv, false);
+    this.attentionForward(a);
+    this.linear(a.xMid, a.att, lw.wo, dim, dim);
+    for (let i = 0; i < N * dim; i++) a.xMid[i] += a.xIn[i];
+    rmsnormForward(a.xn2, a.inv2, a.xMid, lw.ffnNorm, N, dim, c.normEps);
+    this.linear(a.h1, a.xn2, lw.w1, hid, dim);
+    this.linear(a.h3, a.xn2, lw.w3, hid, dim);
+    for (let i = 0; i < N * hid; i++) {
+      const h = a.h1[i];
+      a.gate[i] = (h / (1 + Math.exp(-h))) * a.h3[i];
+    }
+    this.linear(xOut, a.gate, lw.w2, dim, hid);
+    for (let i = 0; i < N * dim; i++) xOut[i] += a.xMid[i];
+  }
+
+  /** this.dx holds dLoss/dxOut on entry and dLoss/dxIn on return. */
+  private layerBackward(a: LayerActs, lw: LayerWeights, gw: LayerWeights): void {
+    const c = this.config;
+    const N = this.n;
+    const dim = c.dim;
+    const kv = kvDim(c);
+    const hid = c.hiddenDim;
+    const dx = this.dx;
+    // feed-forward: xOut = xMid + w2(gate)
+    this.linearBackward(dx, a.gate, lw.w2, gw.w2, dim, hid, this.dGate, false);
+    for (let i = 0; i < N * hid; i++) {
+      const h = a.h1[i];
+      const s = 1 / (1 + Math.exp(-h));
+      const dg = this.dGate[i];
+      this.dHid3[i] = dg * h * s;
+      this.dHid1[i] = dg * a.h3[i] * s * (1 + h * (1 - s));
+    }
+    const xn2T = this.tA;
+    transpose(xn2T, a.xn2, N, dim);
+    this.linearBackward(this.dHid1, null, lw.w1, gw.w1, hid, dim, this.dxn, false, xn2T);
+    this.linearBackward(this.dHid3, null, lw.w3, gw.w3, hid, dim, this.dxn, true, xn2T);
+    rmsnormBackward(dx, gw.ffnNorm, this.dxn, a.xMid, a.inv2, lw.ffnNorm, N, dim); // dx now dL/dxMid
+    // attention: xMid = xIn + wo(att)
+    this.linearBackward(dx, a.att, lw.wo, gw.wo, dim, dim, this.dAtt, false);
+    this.attentionBackward(a);
+    this.rope(this.dq, dim, true);
+    this.rope(this.dk, kv, true);
+    const xn1T = this.tA;
+    transpose(xn1T, a.xn1, N, dim);
+    this.linearBackward(this.dq, null, lw.wq, gw.wq, dim, dim, this.dxn, false, xn1T);
+    this.linearBackward(this.dk, null, lw.wk, gw.wk, kv, dim, this.dxn, true, xn1T);
+    this.linearBackward(this.dv, null, lw.wv, gw.wv, kv, dim, this.dxn, true, xn1T);
+    rmsnormBackward(dx, gw.attnNorm, this.dxn, a.xIn, a.inv1, lw.attnNorm, N, dim); // dx now dL/dxIn
+  }
+
+  /**
+   * RoPE on each head's interleaved pairs at each token's position in its
+   * window; `inverse` rotates back, which is the gradient of the rotation.
+   */
+  private rope(m: Float32Array, width: number, inverse: boolean): void {
+    const hs = headSize(this.config);
+    const half = hs / 2;
+    const T = this.seq;
+    const sign = inverse ? -1 : 1;
+    for (let r = 0; r < this.n; r++) {
+      const row = (r % T) * half;
+      const o = r * width;
+      for (let i = 0; i < width; i += 2) {
+        const pair = (i % hs) >> 1;
+        const cs = this.ropeCos[row + pair];
+        const sn = sign * this.ropeSin[row + pair];
+        const a0 = m[o + i];
+        const a1 = m[o + i + 1];
+        m[o + i] = a0 * cs - a1 * sn;
+        m[o + i + 1] = a0 * sn + a1 * cs;
+      }
+    }
+  }
+
+  private attentionForward(a: LayerActs): void {
+    const c = this.config;
+    const T = this.seq;
+    const H = c.nHeads;
+    const hs = headSize(c);
+    const dim = c.dim;
+    const kv = kvDim(c);
+    const kvMul = H / c.nKvHeads;
+    const scale = 1 / Math.sqrt(hs);
+    const { q, k, v, p, att } = a;
+    for (let b = 0; b < this.batch; b++) {
+      for (let h = 0; h < H; h++) {
+        const kh = ((h / kvMul) | 0) * hs;
+        for (let t = 0; t < T; t++) {
+          const qo = (b * T + t) * dim + h * hs;
+          const po = ((b * H + h) * T + t) * T;
+          let max = -Infinity;
+          for (let s = 0; s <= t; s++) {
+            const ko = (b * T + s) * kv + kh;
+            let sum = 0;
+            for (let i = 0; i < hs; i++) sum += q[qo + i] * k[ko + i];
+            const sc = sum * scale;
+            p[po + s] = sc;
+            if (sc > max) max = sc;
+          }
+          let z = 0;
+          for (let s = 0; s <= t; s++) {
+            const e = Math.exp(p[po + s] - max);
+            p[po + s] = e;
+            z += e;
+          }
+          const inv = 1 / z;
+          for (let s = 0; s <= t; s++) p[po + s] *= inv;
+          for (let i = 0; i < hs; i++) att[qo + i] = 0;
+          for (let s = 0; s <= t; s++) {
+            const pr = p[po + s];
+            const vo = (b * T + s) * kv + kh;
+            for (let i = 0; i < hs; i++) att[qo + i] += pr * v[vo + i];
+          }
+        }
+      }
+    }
+  }
+
+  /** From this.dAtt into this.dq, this.dk, this.dv (all overwritten). */
+  private attentionBackward(a: LayerActs): void {
+    const c = this.config;
+    const T = this.seq;
+    const H = c.nHeads;
+    const hs = headSize(c);
+    const dim = c.dim;
+    const kv = kvDim(c);
+    const kvMul = H / c.nKvHeads;
+    const scale = 1 / Math.sqrt(hs);
+    const { q, k, v, p } = a;
+    const { dAtt, dq, dk, dv, dRow } = this;
+    dq.fill(0);
+    dk.fill(0);
+    dv.fill(0);
+    for (let b = 0; b < this.batch; b++) {
+      for (let h = 0; h < H; h++) {
+        const kh = ((h / kvMul) | 0) * hs;
+        for (let t = 0; t < T; t++) {
+          const qo = (b * T + t) * dim + h * hs;
+          const po = ((b * H + h) * T + t) * T;
+          let dot = 0;
+          for (let s = 0; s <= t; s++) {
+            const vo = (b * T + s) * kv + kh;
+            const pr = p[po + s];
+            let d = 0;
+            for (let i = 0; i < hs; i++) {
+              const g = dAtt[qo + i];
+              d += g * v[vo + i];
+              dv[vo + i] += pr * g;
+            }
+            dRow[s] = d;
+            dot += pr * d;
+          }
+          for (let s = 0; s <= t; s++) {
+            const ds = p[po + s] * (dRow[s] - dot) * scale;
+            const ko = (b * T + s) * kv + kh;
+            for (let i = 0; i < hs; i++) {
+              dq[qo + i] += ds * k[ko + i];
+              dk[ko + i] += ds * q[qo + i];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** out = g ⊙ x / rms(x) per row; inv[r] keeps 1/rms for the backward pass. */
+function rmsnormForward(out: Float32Array, inv: Float32Array, x: Float32Array, g: Float32Array, rows: number, dim: number, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    let ss = 0;
+    for (let j = 0; j < dim; j++) ss += x[o + j] * x[o + j];
+    const iv = 1 / Math.sqrt(ss / dim + eps);
+    inv[r] = iv;
+    for (let j = 0; j < dim; j++) out[o + j] = g[j] * (iv * x[o + j]);
+  }
+}
+
+/** dx += dL/dx and dg += dL/dg for out = g ⊙ x · inv, given dy = dL/dout. */
+function rmsnormBackward(dx: Float32Array, dg: Float32Array, dy: Float32Array, x: Float32Array, inv: Float32Array, g: Float32Array, rows: number, dim: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    const iv = inv[r];
+    let dot = 0;
+    for (let j = 0; j < dim; j++) {
+      dg[j] += dy[o + j] * x[o + j] * iv;
+      dot += g[j] * dy[o + j] * x[o + j];
+    }
+    const k = (iv * iv * iv * dot) / dim;
+    for (let j = 0; j < dim; j++) dx[o + j] += iv * g[j] * dy[o + j] - x[o + j] * k;
+  }
+}
+
+/**
+ * Sum of -log softmax(logits)[target] over rows with a target, and (when
+ * `toGrad`) logits replaced in place by softmax - onehot (rows without a
+ * target get zeros). Returns the mean loss and how many rows were scored.
+ */
+function softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, rows: number, V: number, toGrad: boolean): { loss: number; count: number } {
+  let total = 0;
+  let count = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    const t = targets[r];
+    if (t < 0) {
+      if (toGrad) logits.fill(0, o, o + V);
+      continue;
+    }
+    if (t >= V) throw new RangeError(`target ${t} is outside the vocabulary (0..${V - 1})`);
+    let max = -Infinity;
+    for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
+    let z = 0;
+    for (let j = 0; j < V; j++) z += Math.exp(logits[o + j] - max);
+    const lse = max + Math.log(z);
+    total += lse - logits[o + t];
+    count++;
+    if (toGrad) {
+      for (let j = 0; j < V; j++) logits[o + j] = Math.exp(logits[o + j] - lse);
+      logits[o + t] -= 1;
+    }
+  }
+  return { loss: count > 0 ? total / count : 0, count };
+}
