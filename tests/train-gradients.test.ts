@@ -4,7 +4,8 @@
  * final norm, separate classifier), with grouped-query attention.
  */
 import { describe, expect, it } from 'vitest';
-import { jsKernels, naiveKernels } from '../converter/train/kernels.js';
+import { jsKernels, naiveKernels, type Kernels } from '../converter/train/kernels.js';
+import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
 import { normalSampler, paramLayout } from '../converter/train/params.js';
 import { TransformerPass } from '../converter/train/transformer.js';
 import type { ModelConfig } from '../src/model.js';
@@ -30,12 +31,15 @@ function randomTokens(n: number, vocab: number, seed: number): Int32Array {
   return Int32Array.from({ length: n }, () => Math.floor(r() * vocab));
 }
 
-for (const shared of [false, true]) {
-  describe(`gradients, ${shared ? 'shared' : 'separate'} classifier, GQA (4 heads, 2 kv heads)`, () => {
+const wasmKernels = loadWasmKernels();
+const cases: [boolean, Kernels][] = [[false, jsKernels], [true, jsKernels], [false, wasmKernels], [true, wasmKernels]];
+
+for (const [shared, kernels] of cases) {
+  describe(`gradients (${kernels.name}), ${shared ? 'shared' : 'separate'} classifier, GQA (4 heads, 2 kv heads)`, () => {
     const c = tinyConfig(shared);
     const B = 2;
     const T = c.seqLen;
-    const pass = new TransformerPass(c, B, T, jsKernels);
+    const pass = new TransformerPass(c, B, T, kernels);
     const params = randomParams(c, 7);
     const inputs = randomTokens(B * T, c.vocabSize, 1);
     const targets = randomTokens(B * T, c.vocabSize, 2);
@@ -70,16 +74,35 @@ for (const shared of [false, true]) {
 }
 
 describe('kernels', () => {
-  it('the blocked kernel computes the same products as the naive one, edges included', () => {
-    const r = seededRandom(3);
-    for (const [M, N, K] of [[5, 7, 3], [8, 12, 16], [1, 1, 1], [3, 5, 9]]) {
-      const A = Float32Array.from({ length: M * K }, () => r() - 0.5);
-      const Bm = Float32Array.from({ length: N * K }, () => r() - 0.5);
-      const C0 = Float32Array.from({ length: M * N }, () => r());
-      const C1 = C0.slice();
-      naiveKernels.gemmABt(C0, A, Bm, M, N, K, true);
-      jsKernels.gemmABt(C1, A, Bm, M, N, K, true);
-      for (let i = 0; i < M * N; i++) expect(C1[i]).toBeCloseTo(C0[i], 5);
-    }
+  for (const k of [jsKernels, wasmKernels]) {
+    it(`${k.name} computes the same three products as the naive loops, edges included`, () => {
+      const r = seededRandom(3);
+      for (const [M, N, K] of [[5, 7, 3], [8, 12, 16], [1, 1, 1], [3, 5, 9], [9, 33, 17]]) {
+        const A = Float32Array.from({ length: M * K }, () => r() - 0.5);
+        const Bm = Float32Array.from({ length: N * K }, () => r() - 0.5);
+        for (const op of ['gemmABt', 'gemmAB', 'gemmAtB'] as const) {
+          for (const acc of [false, true]) {
+            const C0 = Float32Array.from({ length: M * N }, () => r());
+            const C1 = C0.slice();
+            naiveKernels[op](C0, A, Bm, M, N, K, acc);
+            k[op](C1, A, Bm, M, N, K, acc);
+            for (let i = 0; i < M * N; i++) expect(C1[i], `${op} ${M}x${N}x${K}`).toBeCloseTo(C0[i], 5);
+          }
+        }
+      }
+    });
+  }
+
+  it('the WebAssembly attention gives the loss and gradients of the TypeScript loops (odd window length)', () => {
+    const c = { ...tinyConfig(true), seqLen: 7 };
+    const params = randomParams(c, 9);
+    const inputs = randomTokens(14, c.vocabSize, 4);
+    const targets = randomTokens(14, c.vocabSize, 5);
+    const g0 = new Float32Array(params.length);
+    const g1 = new Float32Array(params.length);
+    const l0 = new TransformerPass(c, 2, 7, jsKernels).run(params, inputs, targets, g0);
+    const l1 = new TransformerPass(c, 2, 7, wasmKernels).run(params, inputs, targets, g1);
+    expect(l1).toBeCloseTo(l0, 5);
+    for (let i = 0; i < g0.length; i++) expect(g1[i]).toBeCloseTo(g0[i], 5);
   });
 });

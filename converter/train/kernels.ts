@@ -14,6 +14,21 @@ export interface Kernels {
    * row-major (A is M×K, B is N×K, C is M×N).
    */
   gemmABt(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number, accumulate: boolean): void;
+  /** C (+)= A · B with A M×K and B K×N (an input gradient dY · W). */
+  gemmAB(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number, accumulate: boolean): void;
+  /** C (+)= Aᵀ · B with A K×M and B K×N (a weight gradient dYᵀ · X summed over K tokens). */
+  gemmAtB(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number, accumulate: boolean): void;
+  /**
+   * Causal attention of one window (q [T][H·hs], k and v [T][KVH·hs] after
+   * RoPE): probabilities into p [H][T][T] (row t, columns 0..t), output into
+   * att [T][H·hs]. Absent: the trainer's own loops run it.
+   */
+  attentionForward?(q: Float32Array, k: Float32Array, v: Float32Array, p: Float32Array, att: Float32Array, T: number, H: number, KVH: number, hs: number, scale: number): void;
+  /** Gradient of attentionForward: dq, dk, dv (overwritten) from datt and the saved p. */
+  attentionBackward?(
+    q: Float32Array, k: Float32Array, v: Float32Array, p: Float32Array, datt: Float32Array,
+    dq: Float32Array, dk: Float32Array, dv: Float32Array, T: number, H: number, KVH: number, hs: number, scale: number,
+  ): void;
 }
 
 /** out[j][i] = a[i][j] for a rows×cols matrix. */
@@ -24,10 +39,34 @@ export function transpose(out: Float32Array, a: Float32Array, rows: number, cols
   }
 }
 
+type GemmABt = Kernels['gemmABt'];
+
+/** gemmAB and gemmAtB from a gemmABt, by transposing operands into scratch first. */
+function viaTransposes(name: string, gemmABt: GemmABt): Kernels {
+  let ta: Float32Array = new Float32Array(0);
+  let tb: Float32Array = new Float32Array(0);
+  const room = (a: Float32Array, n: number) => (a.length >= n ? a : new Float32Array(n));
+  return {
+    name,
+    gemmABt,
+    gemmAB(C, A, B, M, N, K, accumulate) {
+      tb = room(tb, K * N);
+      transpose(tb, B, K, N);
+      gemmABt(C, A, tb, M, N, K, accumulate);
+    },
+    gemmAtB(C, A, B, M, N, K, accumulate) {
+      ta = room(ta, K * M);
+      tb = room(tb, K * N);
+      transpose(ta, A, K, M);
+      transpose(tb, B, K, N);
+      gemmABt(C, ta, tb, M, N, K, accumulate);
+    },
+  };
+}
+
 /** The plain triple loop, one sum at a time: the reference the others are measured against. */
-export const naiveKernels: Kernels = {
-  name: 'naive TypeScript',
-  gemmABt(C, A, B, M, N, K, accumulate) {
+export const naiveKernels: Kernels = viaTransposes('naive TypeScript', (C, A, B, M, N, K, accumulate) => {
+  {
     for (let m = 0; m < M; m++) {
       for (let n = 0; n < N; n++) {
         let s = 0;
@@ -35,17 +74,16 @@ export const naiveKernels: Kernels = {
         C[m * N + n] = accumulate ? C[m * N + n] + s : s;
       }
     }
-  },
-};
+  }
+});
 
 /**
  * Register-blocked Float32Array loops: 2 rows of A against 4 rows of B, eight
  * independent sums per pass over k, so each loaded value is used 2 or 4 times
  * and the add chains overlap.
  */
-export const jsKernels: Kernels = {
-  name: 'blocked TypeScript',
-  gemmABt(C, A, B, M, N, K, accumulate) {
+export const jsKernels: Kernels = viaTransposes('blocked TypeScript', (C, A, B, M, N, K, accumulate) => {
+  {
     const M2 = M & ~1;
     const N4 = N & ~3;
     for (let m = 0; m < M2; m += 2) {
@@ -96,5 +134,5 @@ export const jsKernels: Kernels = {
         C[m * N + n] = accumulate ? C[m * N + n] + s : s;
       }
     }
-  },
-};
+  }
+});

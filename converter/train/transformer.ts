@@ -8,7 +8,7 @@
  * needs are kept per layer; nothing is allocated per step.
  */
 import { headSize, kvDim, type LayerWeights, type ModelConfig } from '../../src/model.js';
-import { transpose, type Kernels } from './kernels.js';
+import type { Kernels } from './kernels.js';
 import { weightViews } from './params.js';
 
 /** Activations of one layer saved by the forward pass for the backward pass. */
@@ -53,9 +53,6 @@ export class TransformerPass {
   private readonly dHid3: Float32Array;
   private readonly dGate: Float32Array;
   private readonly dRow: Float32Array; // [T] dP of one query row
-  private readonly tA: Float32Array; // transposed activation [cols][N]
-  private readonly tB: Float32Array; // transposed gradient [cols][N]
-  private readonly tW: Float32Array; // transposed weight
 
   constructor(config: ModelConfig, batch: number, seq: number, kernels: Kernels) {
     this.config = config;
@@ -100,10 +97,6 @@ export class TransformerPass {
     this.dHid3 = f(N * c.hiddenDim);
     this.dGate = f(N * c.hiddenDim);
     this.dRow = f(seq);
-    const widest = Math.max(c.dim, c.hiddenDim, c.vocabSize);
-    this.tA = f(N * widest);
-    this.tB = f(N * widest);
-    this.tW = f(widest * Math.max(c.dim, c.hiddenDim));
   }
 
   /**
@@ -159,27 +152,13 @@ export class TransformerPass {
     this.kernels.gemmABt(y, x, wt, this.n, out, inp, false);
   }
 
-  /**
-   * dW += dYᵀ · X and dX (+)= dY · W for Y = X Wᵀ. `xT` may carry X already
-   * transposed ([in][N]) when several layers read the same input.
-   */
+  /** dW += dYᵀ · X and dX (+)= dY · W for Y = X Wᵀ (W is out×in). */
   private linearBackward(
-    dy: Float32Array, x: Float32Array | null, wt: Float32Array, dw: Float32Array,
-    out: number, inp: number, dxOut: Float32Array | null, accumulate: boolean, xT?: Float32Array,
+    dy: Float32Array, x: Float32Array, w: Float32Array, dw: Float32Array,
+    out: number, inp: number, dxOut: Float32Array, accumulate: boolean,
   ): void {
-    const N = this.n;
-    const dyT = this.tB;
-    transpose(dyT, dy, N, out);
-    let xt = xT;
-    if (!xt) {
-      transpose(this.tA, x as Float32Array, N, inp);
-      xt = this.tA;
-    }
-    this.kernels.gemmABt(dw, dyT, xt, out, inp, N, true);
-    if (dxOut) {
-      transpose(this.tW, wt, out, inp); // [in][out]
-      this.kernels.gemmABt(dxOut, dy, this.tW, N, inp, out, accumulate);
-    }
+    this.kernels.gemmAtB(dw, dy, x, out, inp, this.n, true);
+    this.kernels.gemmAB(dxOut, dy, w, this.n, inp, out, accumulate);
   }
 
   private layerForward(a: LayerActs, lw: LayerWeights, xOut: Float32Array): void {
@@ -225,21 +204,17 @@ export class TransformerPass {
       this.dHid3[i] = dg * h * s;
       this.dHid1[i] = dg * a.h3[i] * s * (1 + h * (1 - s));
     }
-    const xn2T = this.tA;
-    transpose(xn2T, a.xn2, N, dim);
-    this.linearBackward(this.dHid1, null, lw.w1, gw.w1, hid, dim, this.dxn, false, xn2T);
-    this.linearBackward(this.dHid3, null, lw.w3, gw.w3, hid, dim, this.dxn, true, xn2T);
+    this.linearBackward(this.dHid1, a.xn2, lw.w1, gw.w1, hid, dim, this.dxn, false);
+    this.linearBackward(this.dHid3, a.xn2, lw.w3, gw.w3, hid, dim, this.dxn, true);
     rmsnormBackward(dx, gw.ffnNorm, this.dxn, a.xMid, a.inv2, lw.ffnNorm, N, dim); // dx now dL/dxMid
     // attention: xMid = xIn + wo(att)
     this.linearBackward(dx, a.att, lw.wo, gw.wo, dim, dim, this.dAtt, false);
     this.attentionBackward(a);
     this.rope(this.dq, dim, true);
     this.rope(this.dk, kv, true);
-    const xn1T = this.tA;
-    transpose(xn1T, a.xn1, N, dim);
-    this.linearBackward(this.dq, null, lw.wq, gw.wq, dim, dim, this.dxn, false, xn1T);
-    this.linearBackward(this.dk, null, lw.wk, gw.wk, kv, dim, this.dxn, true, xn1T);
-    this.linearBackward(this.dv, null, lw.wv, gw.wv, kv, dim, this.dxn, true, xn1T);
+    this.linearBackward(this.dq, a.xn1, lw.wq, gw.wq, dim, dim, this.dxn, false);
+    this.linearBackward(this.dk, a.xn1, lw.wk, gw.wk, kv, dim, this.dxn, true);
+    this.linearBackward(this.dv, a.xn1, lw.wv, gw.wv, kv, dim, this.dxn, true);
     rmsnormBackward(dx, gw.attnNorm, this.dxn, a.xIn, a.inv1, lw.attnNorm, N, dim); // dx now dL/dxIn
   }
 
@@ -277,6 +252,13 @@ export class TransformerPass {
     const kvMul = H / c.nKvHeads;
     const scale = 1 / Math.sqrt(hs);
     const { q, k, v, p, att } = a;
+    if (this.kernels.attentionForward) {
+      const win = (m: Float32Array, b: number, width: number) => m.subarray(b * T * width, (b + 1) * T * width);
+      for (let b = 0; b < this.batch; b++) {
+        this.kernels.attentionForward(win(q, b, dim), win(k, b, kv), win(v, b, kv), win(p, b, H * T), win(att, b, dim), T, H, c.nKvHeads, hs, scale);
+      }
+      return;
+    }
     for (let b = 0; b < this.batch; b++) {
       for (let h = 0; h < H; h++) {
         const kh = ((h / kvMul) | 0) * hs;
@@ -323,6 +305,16 @@ export class TransformerPass {
     const scale = 1 / Math.sqrt(hs);
     const { q, k, v, p } = a;
     const { dAtt, dq, dk, dv, dRow } = this;
+    if (this.kernels.attentionBackward) {
+      const win = (m: Float32Array, b: number, width: number) => m.subarray(b * T * width, (b + 1) * T * width);
+      for (let b = 0; b < this.batch; b++) {
+        this.kernels.attentionBackward(
+          win(q, b, dim), win(k, b, kv), win(v, b, kv), win(p, b, H * T), win(dAtt, b, dim),
+          win(dq, b, dim), win(dk, b, kv), win(dv, b, kv), T, H, c.nKvHeads, hs, scale,
+        );
+      }
+      return;
+    }
     dq.fill(0);
     dk.fill(0);
     dv.fill(0);

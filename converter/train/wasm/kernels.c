@@ -1,0 +1,255 @@
+/*
+ * WebAssembly SIMD kernels of the TypeScript trainer (converter/train):
+ * the matrix product C (+)= A·Bᵀ and causal attention forward/backward for
+ * one window. Built by `npm run build:wasm` with clang --target=wasm32
+ * -msimd128 -nostdlib; no libc, so exp is written out below. Every float op
+ * is IEEE single precision, so results are the same on every machine.
+ */
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(name)))
+
+typedef float f32;
+
+/*
+ * The micro-kernel behind every product: C[m][n] (+)= sum_k a(m,k) b[k][n],
+ * a(m,k) = A[m*sam + k*sak] and b row-major with row stride ldb. Four rows
+ * of C times 16 columns live in 16 vector accumulators; each step broadcasts
+ * one value of A against 16 contiguous values of B. Columns past N are
+ * computed on whatever follows B (the caller leaves 64 bytes of slack) and
+ * never stored.
+ */
+static void gemm_core(f32 *C, const f32 *A, int sam, int sak, const f32 *B, int ldb, int M, int N, int K, int acc) {
+  f32 tmp[4 * 16] __attribute__((aligned(16)));
+  for (int m = 0; m < M; m += 4) {
+    const f32 *a0 = A + m * sam;
+    const f32 *a1 = A + (m + 1 < M ? m + 1 : M - 1) * sam;
+    const f32 *a2 = A + (m + 2 < M ? m + 2 : M - 1) * sam;
+    const f32 *a3 = A + (m + 3 < M ? m + 3 : M - 1) * sam;
+    for (int n = 0; n < N; n += 16) {
+      v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c02 = c00, c03 = c00;
+      v128_t c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+      v128_t c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+      v128_t c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+      const f32 *b = B + n;
+      for (int k = 0, ka = 0; k < K; k++, ka += sak, b += ldb) {
+        v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4), b2 = wasm_v128_load(b + 8), b3 = wasm_v128_load(b + 12);
+        v128_t x = wasm_f32x4_splat(a0[ka]);
+        c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0)); c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+        c02 = wasm_f32x4_add(c02, wasm_f32x4_mul(x, b2)); c03 = wasm_f32x4_add(c03, wasm_f32x4_mul(x, b3));
+        x = wasm_f32x4_splat(a1[ka]);
+        c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0)); c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+        c12 = wasm_f32x4_add(c12, wasm_f32x4_mul(x, b2)); c13 = wasm_f32x4_add(c13, wasm_f32x4_mul(x, b3));
+        x = wasm_f32x4_splat(a2[ka]);
+        c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0)); c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+        c22 = wasm_f32x4_add(c22, wasm_f32x4_mul(x, b2)); c23 = wasm_f32x4_add(c23, wasm_f32x4_mul(x, b3));
+        x = wasm_f32x4_splat(a3[ka]);
+        c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0)); c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
+        c32 = wasm_f32x4_add(c32, wasm_f32x4_mul(x, b2)); c33 = wasm_f32x4_add(c33, wasm_f32x4_mul(x, b3));
+      }
+      wasm_v128_store(tmp + 0, c00); wasm_v128_store(tmp + 4, c01); wasm_v128_store(tmp + 8, c02); wasm_v128_store(tmp + 12, c03);
+      wasm_v128_store(tmp + 16, c10); wasm_v128_store(tmp + 20, c11); wasm_v128_store(tmp + 24, c12); wasm_v128_store(tmp + 28, c13);
+      wasm_v128_store(tmp + 32, c20); wasm_v128_store(tmp + 36, c21); wasm_v128_store(tmp + 40, c22); wasm_v128_store(tmp + 44, c23);
+      wasm_v128_store(tmp + 48, c30); wasm_v128_store(tmp + 52, c31); wasm_v128_store(tmp + 56, c32); wasm_v128_store(tmp + 60, c33);
+      const int rows = M - m < 4 ? M - m : 4;
+      const int cols = N - n < 16 ? N - n : 16;
+      for (int r = 0; r < rows; r++) {
+        f32 *crow = C + (m + r) * N + n;
+        const f32 *t = tmp + r * 16;
+        if (acc) for (int j = 0; j < cols; j++) crow[j] += t[j];
+        else for (int j = 0; j < cols; j++) crow[j] = t[j];
+      }
+    }
+  }
+}
+
+/* C (+)= A Bt: A [M][K], B [N][K]; B is transposed into bt ([K][N]) first. */
+EXPORT("gemm_abt")
+void gemm_abt(f32 *C, const f32 *A, const f32 *B, f32 *bt, int M, int N, int K, int acc) {
+  for (int k = 0; k < K; k++) {
+    f32 *row = bt + k * N;
+    for (int n = 0; n < N; n++) row[n] = B[n * K + k];
+  }
+  gemm_core(C, A, K, 1, bt, N, M, N, K, acc);
+}
+
+/* C (+)= A B: A [M][K], B [K][N]. */
+EXPORT("gemm_ab")
+void gemm_ab(f32 *C, const f32 *A, const f32 *B, int M, int N, int K, int acc) {
+  gemm_core(C, A, K, 1, B, N, M, N, K, acc);
+}
+
+/* C (+)= At B: A [K][M], B [K][N] (the weight gradient dYt X over K tokens). */
+EXPORT("gemm_atb")
+void gemm_atb(f32 *C, const f32 *A, const f32 *B, int M, int N, int K, int acc) {
+  gemm_core(C, A, 1, M, B, N, M, N, K, acc);
+}
+
+/* e^x to about 2 ulp: x = n ln2 + r, |r| <= ln2/2, degree-6 Taylor for e^r. */
+static inline f32 exp_f32(f32 x) {
+  if (x < -87.0f) x = -87.0f; /* as exp_f32x4 */
+  if (x > 88.0f) x = 88.0f;
+  const f32 n = __builtin_rintf(x * 1.44269504088896341f);
+  const f32 r = (x - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+  const f32 p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
+  union { int i; f32 f; } u;
+  u.i = ((int)n + 127) << 23;
+  return p * u.f;
+}
+
+/* kt[i][s] = k[s][off + i] for one head's columns of a [T][width] matrix, rows padded with zeros to Tp. */
+static void gather_t(f32 *kt, const f32 *k, int T, int Tp, int width, int off, int hs) {
+  for (int i = 0; i < hs; i++) {
+    f32 *row = kt + i * Tp;
+    for (int s = 0; s < T; s++) row[s] = k[s * width + off + i];
+    for (int s = T; s < Tp; s++) row[s] = 0.0f;
+  }
+}
+
+/* exp_f32 on four lanes. */
+static inline v128_t exp_f32x4(v128_t x) {
+  x = wasm_f32x4_min(wasm_f32x4_max(x, wasm_f32x4_splat(-87.0f)), wasm_f32x4_splat(88.0f));
+  const v128_t n = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  const v128_t r = wasm_f32x4_sub(wasm_f32x4_sub(x, wasm_f32x4_mul(n, wasm_f32x4_splat(0.693145751953125f))),
+                                  wasm_f32x4_mul(n, wasm_f32x4_splat(1.428606765330187e-06f)));
+  v128_t p = wasm_f32x4_splat(0.00138888892f);
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.00833333377f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.0416666679f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.166666672f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.5f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(r, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(r, p));
+  const v128_t pow2 = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(n), wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(p, pow2);
+}
+
+static f32 hsum(v128_t v) {
+  return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) + (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+
+/*
+ * Causal attention of one window: q [T][H*hs], k and v [T][KVH*hs] (after
+ * RoPE), p [H][T][T] receives the probabilities (row t holds columns 0..t;
+ * the rest is left as it is), att [T][H*hs] the output. scratch holds
+ * 2*hs*Tp floats, Tp = T rounded up to 4.
+ */
+EXPORT("attn_fwd")
+void attn_fwd(const f32 *q, const f32 *k, const f32 *v, f32 *p, f32 *att, int T, int H, int KVH, int hs, f32 scale, f32 *scratch) {
+  const int Tp = (T + 3) & ~3;
+  const int dim = H * hs, kv = KVH * hs, group = H / KVH;
+  f32 *kt = scratch, *vt = scratch + hs * Tp;
+  for (int g = 0; g < KVH; g++) {
+    gather_t(kt, k, T, Tp, kv, g * hs, hs);
+    gather_t(vt, v, T, Tp, kv, g * hs, hs);
+    for (int h = g * group; h < (g + 1) * group; h++) {
+      for (int t = 0; t < T; t++) {
+        const f32 *qt = q + t * dim + h * hs;
+        f32 *pr = p + ((long)h * T + t) * T;
+        const int n = t + 1, n4 = (n + 3) & ~3;
+        /* scores four columns at a time; the ones past t are computed on zero padding and ignored */
+        for (int s = 0; s < n4; s += 4) {
+          v128_t acc = wasm_f32x4_splat(0);
+          for (int i = 0; i < hs; i++) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_splat(qt[i]), wasm_v128_load(kt + i * Tp + s)));
+          acc = wasm_f32x4_mul(acc, wasm_f32x4_splat(scale));
+          if (s + 4 <= T) wasm_v128_store(pr + s, acc);
+          else {
+            f32 lanes[4] __attribute__((aligned(16)));
+            wasm_v128_store(lanes, acc);
+            for (int j = 0; j < T - s; j++) pr[s + j] = lanes[j];
+          }
+        }
+        f32 max = pr[0];
+        for (int s = 1; s < n; s++) if (pr[s] > max) max = pr[s];
+        const v128_t vmax = wasm_f32x4_splat(max);
+        v128_t vz = wasm_f32x4_splat(0);
+        int s = 0;
+        for (; s + 4 <= n; s += 4) {
+          const v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(pr + s), vmax));
+          wasm_v128_store(pr + s, e);
+          vz = wasm_f32x4_add(vz, e);
+        }
+        f32 z = hsum(vz);
+        for (; s < n; s++) { const f32 e = exp_f32(pr[s] - max); pr[s] = e; z += e; }
+        const f32 inv = 1.0f / z;
+        for (s = 0; s < n; s++) pr[s] *= inv;
+        f32 *out = att + t * dim + h * hs;
+        for (int i = 0; i < hs; i++) {
+          const f32 *vrow = vt + i * Tp;
+          v128_t acc = wasm_f32x4_splat(0);
+          int s = 0;
+          for (; s + 4 <= n; s += 4) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_v128_load(pr + s), wasm_v128_load(vrow + s)));
+          f32 sum = hsum(acc);
+          for (; s < n; s++) sum += pr[s] * vrow[s];
+          out[i] = sum;
+        }
+      }
+    }
+  }
+}
+
+/*
+ * Gradient of attn_fwd: from datt [T][H*hs] and the saved p, writes dq
+ * [T][H*hs], dk and dv [T][KVH*hs] (overwritten). scratch holds 4*hs*Tp + Tp
+ * floats.
+ */
+EXPORT("attn_bwd")
+void attn_bwd(const f32 *q, const f32 *k, const f32 *v, const f32 *p, const f32 *datt, f32 *dq, f32 *dk, f32 *dv,
+              int T, int H, int KVH, int hs, f32 scale, f32 *scratch) {
+  const int Tp = (T + 3) & ~3;
+  const int dim = H * hs, kv = KVH * hs, group = H / KVH;
+  f32 *kt = scratch, *vt = kt + hs * Tp, *dkt = vt + hs * Tp, *dvt = dkt + hs * Tp, *ds = dvt + hs * Tp;
+  for (int g = 0; g < KVH; g++) {
+    gather_t(kt, k, T, Tp, kv, g * hs, hs);
+    gather_t(vt, v, T, Tp, kv, g * hs, hs);
+    for (int j = 0; j < 2 * hs * Tp; j++) dkt[j] = 0.0f;
+    for (int h = g * group; h < (g + 1) * group; h++) {
+      for (int t = 0; t < T; t++) {
+        const f32 *qt = q + t * dim + h * hs;
+        const f32 *gt = datt + t * dim + h * hs;
+        const f32 *pr = p + ((long)h * T + t) * T;
+        const int n = t + 1;
+        int s = 0;
+        /* dP[s] = datt_t . v_s, and dV_s += P[s] datt_t */
+        for (; s + 4 <= n; s += 4) {
+          v128_t d = wasm_f32x4_splat(0);
+          const v128_t pv = wasm_v128_load(pr + s);
+          for (int i = 0; i < hs; i++) {
+            const v128_t gi = wasm_f32x4_splat(gt[i]);
+            d = wasm_f32x4_add(d, wasm_f32x4_mul(gi, wasm_v128_load(vt + i * Tp + s)));
+            wasm_v128_store(dvt + i * Tp + s, wasm_f32x4_add(wasm_v128_load(dvt + i * Tp + s), wasm_f32x4_mul(gi, pv)));
+          }
+          wasm_v128_store(ds + s, d);
+        }
+        for (; s < n; s++) {
+          f32 d = 0.0f;
+          for (int i = 0; i < hs; i++) { d += gt[i] * vt[i * Tp + s]; dvt[i * Tp + s] += gt[i] * pr[s]; }
+          ds[s] = d;
+        }
+        f32 dot = 0.0f;
+        for (s = 0; s < n; s++) dot += pr[s] * ds[s];
+        for (s = 0; s < n; s++) ds[s] = pr[s] * (ds[s] - dot) * scale;
+        /* dq_t = sum_s dS[s] k_s; dk_s += dS[s] q_t */
+        f32 *dqt = dq + t * dim + h * hs;
+        for (int i = 0; i < hs; i++) {
+          const f32 *krow = kt + i * Tp;
+          f32 *dkrow = dkt + i * Tp;
+          const v128_t qi = wasm_f32x4_splat(qt[i]);
+          v128_t acc = wasm_f32x4_splat(0);
+          for (s = 0; s + 4 <= n; s += 4) {
+            const v128_t dsv = wasm_v128_load(ds + s);
+            acc = wasm_f32x4_add(acc, wasm_f32x4_mul(dsv, wasm_v128_load(krow + s)));
+            wasm_v128_store(dkrow + s, wasm_f32x4_add(wasm_v128_load(dkrow + s), wasm_f32x4_mul(qi, dsv)));
+          }
+          f32 sum = hsum(acc);
+          for (; s < n; s++) { sum += ds[s] * krow[s]; dkrow[s] += qt[i] * ds[s]; }
+          dqt[i] = sum;
+        }
+      }
+    }
+    for (int s = 0; s < T; s++)
+      for (int i = 0; i < hs; i++) {
+        dk[s * kv + g * hs + i] = dkt[i * Tp + s];
+        dv[s * kv + g * hs + i] = dvt[i * Tp + s];
+      }
+  }
+}
