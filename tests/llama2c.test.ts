@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { readLlama2cCheckpoint, readTokenizerBin, type Llama2cCheckpoint } from '../src/llama2c.js';
 import { getWeight, modelTensorSpecs, type FloatModel } from '../src/model.js';
 import { ReferenceModel } from '../src/reference.js';
-import { writeLegacy, writeV1, writeV2 } from './llama2c-writers.js';
+import { writeLegacy, writeV1, writeV2 } from '../src/llama2c-writers.js';
 import { STORIES_MODEL, STORIES_TOKENIZER } from './paths.js';
 
 const raw = readFileSync(STORIES_MODEL);

@@ -16,6 +16,7 @@ import { PIECE_TEXT, pieceOf, TOKENIZER_FLAG_WORDS, type TokenizerData } from '.
 import { type CliIO, reportTo } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { splitLines, type Split } from './eval.js';
+import { registerTransformer } from './train-transformer.js';
 
 function parseWhole(min: number, max: number) {
   return (value: string): number => {
@@ -54,6 +55,7 @@ interface TrainOpts {
 
 export function register(program: Command, io: CliIO): void {
   const train = program.command('train').description('train a model on a text');
+  registerTransformer(train, io);
   train
     .command('ngram')
     .description('an N-gram model (interpolated modified Kneser-Ney, as KenLM\'s lmplz) for the C core, from a text of one sentence a line')

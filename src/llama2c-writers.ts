@@ -1,10 +1,11 @@
 /**
- * Test-only writers of llama2.c checkpoint layouts, following export.py
- * (legacy_export, version1_export, version2_export) byte for byte, so the
- * readers can be checked on files we cannot otherwise get.
+ * Writers of llama2.c checkpoint layouts, following export.py
+ * (legacy_export, version1_export, version2_export) byte for byte: the
+ * trainer exports its models as legacy checkpoints (what run.c reads), and the
+ * tests check the readers on files we cannot otherwise get.
  */
-import type { FloatModel, LayerWeights } from '../src/model.js';
-import { headSize } from '../src/model.js';
+import type { FloatModel, LayerWeights } from './model.js';
+import { headSize } from './model.js';
 
 function f32(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
@@ -23,7 +24,17 @@ const each = (m: FloatModel, k: keyof LayerWeights) => m.weights.layers.map((l) 
 export function writeLegacy(m: FloatModel): Buffer {
   const c = m.config;
   const w = m.weights;
-  const rope = new Float32Array((c.seqLen * headSize(c)) / 2).fill(0.5);
+  // export.py writes freqs_cos and freqs_sin[:seq_len]; run.c skips them, but they are written as export.py computes them
+  const hs = headSize(c);
+  const ropeCos = new Float32Array((c.seqLen * hs) / 2);
+  const ropeSin = new Float32Array((c.seqLen * hs) / 2);
+  for (let pos = 0; pos < c.seqLen; pos++) {
+    for (let i = 0; i < hs / 2; i++) {
+      const angle = pos / Math.pow(c.ropeTheta, (2 * i) / hs);
+      ropeCos[(pos * hs) / 2 + i] = Math.cos(angle);
+      ropeSin[(pos * hs) / 2 + i] = Math.sin(angle);
+    }
+  }
   const parts = [
     params(m, c.sharedClassifier ? c.vocabSize : -c.vocabSize),
     w.tokenEmbedding,
@@ -37,8 +48,8 @@ export function writeLegacy(m: FloatModel): Buffer {
     ...each(m, 'w2'),
     ...each(m, 'w3'),
     w.finalNorm,
-    rope,
-    rope,
+    ropeCos,
+    ropeSin,
     ...(w.classifier ? [w.classifier] : []),
   ];
   return Buffer.concat(parts.map((p) => (p instanceof Float32Array ? f32(p) : p)));
