@@ -113,7 +113,7 @@ export class TransformerPass {
     const dim = c.dim;
 
     // embedding
-    let x = this.acts.length > 0 ? this.acts[0].xIn : this.xFinal;
+    const x = this.acts.length > 0 ? this.acts[0].xIn : this.xFinal;
     for (let i = 0; i < N; i++) {
       const tok = inputs[i];
       if (!(tok >= 0 && tok < c.vocabSize)) throw new RangeError(`token ${tok} is outside the vocabulary (0..${c.vocabSize - 1})`);
@@ -122,7 +122,6 @@ export class TransformerPass {
     for (let l = 0; l < c.nLayers; l++) {
       const next = l + 1 < c.nLayers ? this.acts[l + 1].xIn : this.xFinal;
       this.layerForward(this.acts[l], w.layers[l], next);
-      x = next;
     }
     rmsnormForward(this.xnF, this.invF, this.xFinal, w.finalNorm, N, dim, c.normEps);
     this.kernels.gemmABt(this.logits, this.xnF, classifier, N, c.vocabSize, dim, false);
@@ -145,6 +144,11 @@ export class TransformerPass {
       for (let j = 0; j < dim; j++) g.tokenEmbedding[o + j] += this.dx[i * dim + j];
     }
     return loss;
+  }
+
+  /** Logits [B·T][vocab] of the last run without gradients (a run with gradients overwrites them). */
+  get logitsOfLastRun(): Float32Array {
+    return this.logits;
   }
 
   /** Y[N][out] = X[N][in] · Wᵀ */

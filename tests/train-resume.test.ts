@@ -1,0 +1,68 @@
+/**
+ * Exact resume: a run stopped, saved to checkpoint bytes, read back and
+ * continued draws the loss curve of the uninterrupted run bit for bit, and
+ * ends with the same weights. Also: the trainer's forward pass is the
+ * inference forward pass (src/reference.ts) that scores blobs.
+ */
+import { describe, expect, it } from 'vitest';
+import { decodeCheckpoint } from '../converter/train/checkpoint.js';
+import { jsKernels } from '../converter/train/kernels.js';
+import { toFloatModel } from '../converter/train/params.js';
+import { checkpointBytes, openSession, runSession, splitDocuments } from '../converter/train/session.js';
+import { TransformerPass } from '../converter/train/transformer.js';
+import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
+import { ReferenceModel } from '../src/reference.js';
+import { sampleText, storiesTokenizer, tinySettings, tinyShape } from './train-helpers.js';
+
+const tokenizer = storiesTokenizer();
+const { train, test } = splitDocuments(sampleText(120));
+
+function session(steps: number, resume?: ReturnType<typeof decodeCheckpoint>) {
+  const config = tinyShape(tokenizer.vocabSize, false);
+  return openSession({ config, settings: tinySettings(steps), tokenizer, trainDocs: train, testDocs: test, kernels: loadWasmKernels(), resume });
+}
+
+describe('exact resume', () => {
+  it('continues a stopped run to the same loss curve, validation losses and weights, bit for bit', async () => {
+    const whole = session(12);
+    await runSession(whole);
+    const losses = whole.trainer.state.log.map((e) => e.loss);
+    expect(losses).toHaveLength(12);
+    expect(losses[11]).toBeLessThan(losses[0]); // it learned something
+
+    const first = session(12);
+    let n = 0;
+    const r = await runSession(first, { shouldStop: () => ++n >= 7 });
+    expect(r.stopped).toBe(true);
+    expect(first.trainer.state.step).toBe(7);
+    const ckpt = decodeCheckpoint(checkpointBytes(first));
+    const second = session(12, ckpt);
+    await runSession(second);
+
+    const resumed = second.trainer.state.log;
+    expect(resumed.map((e) => e.loss)).toEqual(losses); // toEqual on numbers: exact
+    expect(resumed.map((e) => e.valLoss)).toEqual(whole.trainer.state.log.map((e) => e.valLoss));
+    expect(Buffer.from(second.trainer.state.params.buffer).equals(Buffer.from(whole.trainer.state.params.buffer))).toBe(true);
+    expect(second.trainer.state.best?.step).toBe(whole.trainer.state.best?.step);
+  });
+});
+
+describe('trainer forward = inference forward', () => {
+  it('gives the logits of src/reference.ts at every position of a window', async () => {
+    const s = session(6);
+    await runSession(s);
+    const c = s.trainer.config;
+    const model = toFloatModel(c, s.trainer.state.params);
+    const ids = Int32Array.from({ length: 32 }, (_, i) => (i * 37 + 1) % c.vocabSize);
+    for (const kernels of [jsKernels, loadWasmKernels()]) {
+      const pass = new TransformerPass(c, 1, 32, kernels);
+      pass.run(s.trainer.state.params, ids, new Int32Array(32).fill(-1), null);
+      const logits = pass.logitsOfLastRun;
+      const ref = new ReferenceModel(model);
+      for (let p = 0; p < 32; p++) {
+        const want = ref.forward(ids[p], p);
+        for (let v = 0; v < c.vocabSize; v++) expect(Math.abs(logits[p * c.vocabSize + v] - want[v])).toBeLessThan(1e-4);
+      }
+    }
+  });
+});
