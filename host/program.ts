@@ -66,7 +66,10 @@ export async function runCli(argv: string[], io: CliIO = processIO): Promise<num
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // a command that completed but must report a status (e.g. training stopped by Ctrl-C: 130) sets process.exitCode
+    const code = process.exitCode;
+    process.exitCode = undefined;
+    return typeof code === 'number' ? code : 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode; // commander already printed its message
     if (err instanceof LmflashError) {
