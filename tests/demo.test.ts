@@ -7,6 +7,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { demoCorpus } from '../converter/demo/stories.js';
+import { buildDemoTransformer, demoTransformerSpec } from '../converter/demo/transformer.js';
+import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
 import { buildDemoModel } from '../host/commands/demo.js';
 import { tempDir } from './native-helpers.js';
 import { PROJECT_ROOT } from './paths.js';
@@ -29,7 +31,33 @@ describe('demo corpus', () => {
   });
 });
 
-describe('demo model', () => {
+describe('demo transformer', () => {
+  it('is trained byte for byte the same from the same seed, and differently from another', async () => {
+    const kernels = loadWasmKernels();
+    const a = await buildDemoTransformer(demoTransformerSpec(300, 3, 12), kernels);
+    const b = await buildDemoTransformer(demoTransformerSpec(300, 3, 12), kernels);
+    const c = await buildDemoTransformer(demoTransformerSpec(300, 4, 12), kernels);
+    expect(b.blob.equals(a.blob)).toBe(true);
+    expect(c.blob.equals(a.blob)).toBe(false);
+    expect(a.blob.readUInt32LE(16)).toBe(1); // architecture 1: transformer
+    expect(a.valLoss).toBeLessThan(Math.log(512)); // it learned from the uniform guess
+  });
+
+  it('`lmflash demo` trains it once, then reuses the cached blob, and tells a story with it', () => {
+    const out = tempDir('demo-transformer');
+    const args = [CLI, 'demo', '--out', out, '--stories', '300', '--steps', '12', '--no-chat'];
+    const first = spawnSync('node', args, { encoding: 'utf8', timeout: 120_000 });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/then a transformer .* for 12 steps/);
+    expect(first.stdout).toMatch(/^Once upon a time/);
+    const second = spawnSync('node', args, { encoding: 'utf8', timeout: 120_000 });
+    expect(second.status, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/using the transformer trained earlier/);
+    expect(second.stdout).toBe(first.stdout);
+  });
+});
+
+describe('demo model (--ngram)', () => {
   it('is rebuilt byte for byte from the same seed', () => {
     const a = buildDemoModel(1500, 3);
     const b = buildDemoModel(1500, 3);
@@ -37,9 +65,9 @@ describe('demo model', () => {
     expect(a.blob.readUInt32LE(16)).toBe(2); // architecture 2: N-gram
   });
 
-  it('`lmflash demo` builds it and chats with it on the virtual board', () => {
+  it('`lmflash demo --ngram` builds it and chats with it on the virtual board', () => {
     const out = tempDir('demo');
-    const r = spawnSync('node', [CLI, 'demo', '--out', out], { input: 'Once upon a time\n/quit\n', encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync('node', [CLI, 'demo', '--ngram', '--out', out], { input: 'Once upon a time\n/quit\n', encoding: 'utf8', timeout: 120_000 });
     expect(r.status, r.stderr).toBe(0);
     expect(readFileSync(path.join(out, 'demo-stories.txt'), 'utf8').split('\n').length).toBeGreaterThan(20_000);
     expect(r.stderr).toMatch(/connected to virtual board on \/dev\/pts\/\d+/);

@@ -7,6 +7,8 @@
  */
 import { seededRandom } from '../../src/random.js';
 
+/** Bump when the grammar changes what it writes: cached demo models (out/) are keyed by it. */
+export const STORY_GRAMMAR_VERSION = 1;
 
 const NAMES = ['Mira', 'Tobin', 'Pella', 'Juno', 'Odo', 'Kestrel', 'Lumi', 'Bram', 'Nessa', 'Pip', 'Wren', 'Ossian'];
 const CREATURES = ['fox', 'hedgehog', 'otter', 'sparrow', 'beetle', 'goat', 'mole', 'heron', 'snail', 'badger'];
