@@ -21,6 +21,7 @@ import { int4Figures } from './int4.js';
 import { int8KvCost } from './kv-cost.js';
 import { ngramFigures } from './ngram.js';
 import { serialFigures } from './serial.js';
+import { trainFigures } from './train.js';
 import { xtensaFigures } from './xtensa.js';
 
 const root = projectRoot();
@@ -132,6 +133,9 @@ async function main(): Promise<void> {
 
   // flashing and model upload against the paced virtual board (bench/flash.ts)
   rows.push(...(await flashFigures(blobPath)));
+
+  // training throughput of lmflash's own engine (bench/train.ts)
+  rows.push(...trainFigures());
 
   const w = Math.max(...rows.map((r) => r[0].length));
   const v = Math.max(...rows.map((r) => r[1].length));

@@ -25,13 +25,13 @@ export interface DemoTransformerSpec {
   settings: TrainSettings;
 }
 
-/** The demo's transformer: nano shape, 512-token BPE, 700 steps of 8 windows of 128 tokens. */
+/** The demo's transformer: nano shape, 512-token BPE, 700 steps of 4 windows of 256 tokens (a story is 100-130 tokens: chat has room for a few). */
 export function demoTransformerSpec(stories = 8000, seed = 2026, steps = 700): DemoTransformerSpec {
   const p = PRESETS.nano;
   const vocab = 512;
   const config = modelConfigFor({ ...p, sharedClassifier: true }, vocab);
   const settings: TrainSettings = {
-    batch: 8,
+    batch: 4,
     seq: config.seqLen,
     seed,
     steps,

@@ -15,10 +15,10 @@ export interface ShapePreset {
 }
 
 export const PRESETS: Record<string, ShapePreset> = {
-  nano: { dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 96, seqLen: 128, about: 'a few minutes on a laptop; the demo model' },
+  nano: { dim: 32, nLayers: 2, nHeads: 4, nKvHeads: 2, hiddenDim: 96, seqLen: 256, about: 'a few minutes on a laptop; the demo model' },
   micro: { dim: 48, nLayers: 4, nHeads: 6, nKvHeads: 3, hiddenDim: 128, seqLen: 256, about: 'between nano and stories260K' },
   stories260k: { dim: 64, nLayers: 5, nHeads: 8, nKvHeads: 4, hiddenDim: 172, seqLen: 512, about: "llama2.c's stories260K shape" },
-  small: { dim: 128, nLayers: 6, nHeads: 8, nKvHeads: 4, hiddenDim: 344, seqLen: 512, about: 'about 1.3 M parameters with a 512-token vocabulary; hours' },
+  small: { dim: 128, nLayers: 6, nHeads: 8, nKvHeads: 4, hiddenDim: 344, seqLen: 512, about: 'about 1.15 M parameters with a 512-token vocabulary; hours' },
 };
 
 export const PRESET_NAMES = Object.keys(PRESETS);

@@ -17,6 +17,7 @@ interface Exports {
   gemm_ab(C: number, A: number, B: number, M: number, N: number, K: number, acc: number): void;
   gemm_atb(C: number, A: number, B: number, M: number, N: number, K: number, acc: number): void;
   attn_fwd(q: number, k: number, v: number, p: number, att: number, T: number, H: number, KVH: number, hs: number, scale: number, scratch: number): void;
+  peak_loop(n: number): number;
   attn_bwd(q: number, k: number, v: number, p: number, datt: number, dq: number, dk: number, dv: number, T: number, H: number, KVH: number, hs: number, scale: number, scratch: number): void;
 }
 
@@ -63,11 +64,26 @@ class Arena {
   }
 }
 
-export function loadWasmKernels(): Kernels {
+function instantiate(): Exports {
   const file = wasmKernelsPath();
   if (!existsSync(file)) throw new LmflashError(`the WebAssembly training kernels are not built (${file} is missing): run \`npm run build\``);
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file)), {});
-  const ex = instance.exports as unknown as Exports;
+  return new WebAssembly.Instance(new WebAssembly.Module(readFileSync(file)), {}).exports as unknown as Exports;
+}
+
+/** fp32 flops per second one thread issues in WebAssembly SIMD (8 independent 4-lane multiply-adds per round, best of 5). */
+export function measureWasmPeakFlops(rounds = 20_000_000): number {
+  const ex = instantiate();
+  let best = 0;
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    ex.peak_loop(rounds);
+    best = Math.max(best, (rounds * 64) / ((performance.now() - t0) / 1000));
+  }
+  return best;
+}
+
+export function loadWasmKernels(): Kernels {
+  const ex = instantiate();
   const arena = new Arena(ex);
   return {
     name: 'WebAssembly SIMD',

@@ -253,3 +253,24 @@ void attn_bwd(const f32 *q, const f32 *k, const f32 *v, const f32 *p, const f32 
       }
   }
 }
+
+/*
+ * The yardstick for "fraction of peak": n rounds of 8 independent
+ * multiply-adds on 4 lanes (64 flops a round), the most this kernel
+ * technology (128-bit WebAssembly SIMD, no fused multiply-add) can issue
+ * without waiting on its own results. Returns a sum so nothing is optimized
+ * away.
+ */
+EXPORT("peak_loop")
+f32 peak_loop(int n) {
+  v128_t a0 = wasm_f32x4_splat(0.1f), a1 = wasm_f32x4_splat(0.2f), a2 = wasm_f32x4_splat(0.3f), a3 = wasm_f32x4_splat(0.4f);
+  v128_t a4 = wasm_f32x4_splat(0.5f), a5 = wasm_f32x4_splat(0.6f), a6 = wasm_f32x4_splat(0.7f), a7 = wasm_f32x4_splat(0.8f);
+  const v128_t m = wasm_f32x4_splat(0.999999f), c = wasm_f32x4_splat(1e-7f);
+  for (int i = 0; i < n; i++) {
+    a0 = wasm_f32x4_add(wasm_f32x4_mul(a0, m), c); a1 = wasm_f32x4_add(wasm_f32x4_mul(a1, m), c);
+    a2 = wasm_f32x4_add(wasm_f32x4_mul(a2, m), c); a3 = wasm_f32x4_add(wasm_f32x4_mul(a3, m), c);
+    a4 = wasm_f32x4_add(wasm_f32x4_mul(a4, m), c); a5 = wasm_f32x4_add(wasm_f32x4_mul(a5, m), c);
+    a6 = wasm_f32x4_add(wasm_f32x4_mul(a6, m), c); a7 = wasm_f32x4_add(wasm_f32x4_mul(a7, m), c);
+  }
+  return hsum(wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_add(a0, a1), wasm_f32x4_add(a2, a3)), wasm_f32x4_add(wasm_f32x4_add(a4, a5), wasm_f32x4_add(a6, a7))));
+}

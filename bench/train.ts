@@ -1,0 +1,74 @@
+/**
+ * Training throughput (issue 10): forward+backward tokens/s of the
+ * stories260K shape (dim 64, 5 layers, 8 heads, 4 kv heads, hidden 172,
+ * vocab 512, 4 windows of 256 tokens) for each kernel set, as a ratio to the
+ * plain single-threaded TypeScript reference (naive triple loops, the
+ * trainer's own attention loops) measured in the same run, and as a fraction
+ * of fp32 peak. Peak = the flops/s of a WebAssembly SIMD loop of independent
+ * multiply-adds (the kernels' own technology), measured here, times the
+ * machine's cores.
+ */
+import os from 'node:os';
+import { jsKernels, naiveKernels, type Kernels } from '../converter/train/kernels.js';
+import { initParams } from '../converter/train/params.js';
+import { TransformerPass } from '../converter/train/transformer.js';
+import { loadWasmKernels, measureWasmPeakFlops } from '../converter/train/wasm-kernels.js';
+import type { ModelConfig } from '../src/model.js';
+
+export const STORIES260K_SHAPE: ModelConfig = {
+  dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 256, sharedClassifier: true, ropeTheta: 10000, normEps: 1e-5,
+};
+
+/** fp32 flops of one token's forward+backward: 6 per matrix weight, 12·dim·(mean context)·layers for attention. */
+export function flopsPerToken(c: ModelConfig, seq: number): number {
+  const kv = (c.dim / c.nHeads) * c.nKvHeads;
+  const perLayer = 2 * c.dim * c.dim + 2 * kv * c.dim + 3 * c.dim * c.hiddenDim;
+  const matrix = c.nLayers * perLayer + c.vocabSize * c.dim;
+  const attention = 12 * c.dim * ((seq + 1) / 2) * c.nLayers;
+  return 6 * matrix + attention;
+}
+
+/** Median tokens/s of `reps` forward+backward passes (after one warm-up pass). */
+function tokensPerSecond(kernels: Kernels, batch: number, reps: number): number {
+  const c = STORIES260K_SHAPE;
+  const T = c.seqLen;
+  const pass = new TransformerPass(c, batch, T, kernels);
+  const params = initParams(c, 1);
+  const grads = new Float32Array(params.length);
+  const inputs = Int32Array.from({ length: batch * T }, (_, i) => (i * 7 + 1) % c.vocabSize);
+  const targets = Int32Array.from({ length: batch * T }, (_, i) => (i * 11 + 3) % c.vocabSize);
+  pass.run(params, inputs, targets, grads);
+  const rates: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    pass.run(params, inputs, targets, grads);
+    rates.push((batch * T) / ((performance.now() - t0) / 1000));
+  }
+  rates.sort((a, b) => a - b);
+  return rates[Math.floor(rates.length / 2)];
+}
+
+export function trainFigures(): [string, string, string][] {
+  const c = STORIES260K_SHAPE;
+  const flops = flopsPerToken(c, c.seqLen);
+  const cores = os.availableParallelism();
+  const peakOne = measureWasmPeakFlops();
+  const peak = peakOne * cores;
+  const naive = tokensPerSecond(naiveKernels, 1, 1);
+  const rows: [string, string, string][] = [];
+  rows.push(['train: fp32 peak (WebAssembly SIMD)', `${(peak / 1e9).toFixed(1)} GFLOP/s`, `measured multiply-add loop ${(peakOne / 1e9).toFixed(1)} GFLOP/s on one thread x ${cores} cores`]);
+  rows.push(['train tokens/s (naive TypeScript)', naive.toFixed(0), `the reference: plain triple loops, one thread; stories260K shape, ${(flops / 1e6).toFixed(2)} MFLOP/token forward+backward`]);
+  for (const k of [jsKernels, loadWasmKernels()]) {
+    const rate = tokensPerSecond(k, 4, 5);
+    rows.push([
+      `train tokens/s (${k.name})`,
+      rate.toFixed(0),
+      `${(rate / naive).toFixed(1)}x the naive reference in this run; ${((100 * rate * flops) / peak).toFixed(1)} % of fp32 peak (one thread of ${cores} cores; goal 20,000 tokens/s)`,
+    ]);
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const [name, value, note] of trainFigures()) console.log(`  ${name.padEnd(40)}  ${value.padStart(14)}  ${note}`);
+}
