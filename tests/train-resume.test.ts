@@ -66,3 +66,30 @@ describe('trainer forward = inference forward', () => {
     }
   });
 });
+
+describe('two threads', () => {
+  it('give the loss and gradients of one thread (to rounding), the same on every run', async () => {
+    const { DataParallelPass } = await import('../converter/train/parallel.js');
+    const config = tinyShape(tokenizer.vocabSize, false);
+    const flat = session(1).trainer.state.params; // the initial weights
+    const inputs = Int32Array.from({ length: 4 * 32 }, (_, i) => (i * 31 + 7) % config.vocabSize);
+    const targets = Int32Array.from({ length: 4 * 32 }, (_, i) => (i % 5 === 0 ? -1 : (i * 17 + 3) % config.vocabSize));
+    const one = new TransformerPass(config, 4, 32, loadWasmKernels());
+    const g1 = new Float32Array(flat.length);
+    const l1 = one.run(flat, inputs, targets, g1);
+    const two = new DataParallelPass(config, 4, 32, loadWasmKernels(), 'wasm', flat.length);
+    const g2 = new Float32Array(flat.length);
+    const g3 = new Float32Array(flat.length);
+    try {
+      const l2 = two.run(flat, inputs, targets, g2);
+      const l3 = two.run(flat, inputs, targets, g3);
+      expect(l2).toBeCloseTo(l1, 5);
+      for (let i = 0; i < g1.length; i++) expect(g2[i]).toBeCloseTo(g1[i], 5);
+      expect(l3).toBe(l2);
+      expect(Buffer.from(g3.buffer).equals(Buffer.from(g2.buffer))).toBe(true);
+      expect(two.run(flat, inputs, targets, null)).toBe(l2); // validation (no gradients) too
+    } finally {
+      two.close();
+    }
+  });
+});

@@ -9,6 +9,7 @@ import { sampleBatch, validationWindows, type Batch } from './data.js';
 import type { Kernels } from './kernels.js';
 import { adamwStep, clipGradients, learningRateAt, type AdamState, type OptimizerSettings } from './optimizer.js';
 import { decayMask, initParams } from './params.js';
+import { DataParallelPass, type GradientPass } from './parallel.js';
 import { TransformerPass } from './transformer.js';
 
 export interface TrainSettings {
@@ -25,6 +26,8 @@ export interface TrainSettings {
   evalEvery: number;
   /** At most this many validation windows (of `seq` tokens) per validation. */
   evalWindows: number;
+  /** 1, or 2 to split each step's windows with a worker thread (parallel.ts); part of what decides the result. */
+  threads?: number;
 }
 
 export interface LogEntry {
@@ -64,7 +67,7 @@ export function newTrainState(config: ModelConfig, settings: TrainSettings): Tra
 }
 
 export class Trainer {
-  private readonly pass: TransformerPass;
+  private readonly pass: GradientPass;
   private readonly grads: Float32Array;
   private readonly decay: Uint8Array;
   private readonly batchBuf: Batch;
@@ -78,12 +81,20 @@ export class Trainer {
     kernels: Kernels,
     readonly state: TrainState,
   ) {
-    this.pass = new TransformerPass(config, settings.batch, settings.seq, kernels);
+    this.pass =
+      (settings.threads ?? 1) > 1
+        ? new DataParallelPass(config, settings.batch, settings.seq, kernels, kernels.name === 'WebAssembly SIMD' ? 'wasm' : 'js', state.params.length)
+        : new TransformerPass(config, settings.batch, settings.seq, kernels);
     this.grads = new Float32Array(state.params.length);
     this.decay = decayMask(config);
     const n = settings.batch * settings.seq;
     this.batchBuf = { inputs: new Int32Array(n), targets: new Int32Array(n) };
     this.valBatches = validationWindows(valStream, settings.batch, settings.seq, settings.evalWindows);
+  }
+
+  /** Stops the worker thread, if any. */
+  close(): void {
+    this.pass.close?.();
   }
 
   get done(): boolean {

@@ -6,6 +6,7 @@
  * checkpoint and an ONNX model). Ctrl-C saves a checkpoint to resume from.
  */
 import { stat } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { exportOnnx, tokenizerBinFromData } from '../../converter/onnx-export.js';
@@ -79,6 +80,7 @@ export interface TrainTransformerOpts {
   plot?: string;
   log?: string;
   kernels: 'wasm' | 'js';
+  threads: number;
   groupSize: number;
   output: string;
 }
@@ -173,6 +175,7 @@ export async function trainTransformerCommand(io: CliIO, file: string, opts: Tra
       },
       evalEvery: opts.evalEvery,
       evalWindows: opts.evalWindows,
+      threads: opts.batch >= 2 ? opts.threads : 1,
     };
   }
   const session = openSession({ config, settings, tokenizer, trainDocs: train, testDocs: test, kernels, resume });
@@ -189,7 +192,7 @@ export async function trainTransformerCommand(io: CliIO, file: string, opts: Tra
     `train: ${params.toLocaleString('en-US')} parameters (dim ${config.dim}, ${config.nLayers} layers, ${config.nHeads} heads, ${config.nKvHeads} kv heads, hidden ${config.hiddenDim}, ` +
       `vocab ${config.vocabSize}, seq ${config.seqLen}${config.sharedClassifier ? '' : ', separate classifier'}); ${session.trainTokens.toLocaleString('en-US')} training tokens, ` +
       `${session.testTokens.toLocaleString('en-US')} validation tokens; ${settings.steps} steps of ${settings.batch}x${settings.seq} tokens` +
-      `${resume ? `, resuming at step ${t.state.step}` : ''}; kernels: ${kernels.name}\n`,
+      `${resume ? `, resuming at step ${t.state.step}` : ''}; kernels: ${kernels.name}, ${settings.threads ?? 1} thread${(settings.threads ?? 1) > 1 ? 's' : ''}\n`,
   );
 
   let stop = false;
@@ -213,6 +216,7 @@ export async function trainTransformerCommand(io: CliIO, file: string, opts: Tra
     });
   } finally {
     process.off('SIGINT', onSigint);
+    t.close();
   }
   progress.end();
   await writeFileAtomic(checkpointPath, checkpointBytes(session));
@@ -262,6 +266,7 @@ export function registerTransformer(train: Command, io: CliIO): void {
     .option('--onnx <file>', 'also write the best weights as ONNX')
     .option('--plot <file.svg>', 'draw the loss curve from the log as SVG')
     .option('--log <file.jsonl>', 'write the training log, one JSON object a step')
+    .option('--threads <n>', 'threads per step: 2 splits each step\'s windows with a worker thread (part of what decides the result)', whole(1, 2), Math.min(2, os.availableParallelism()))
     .addOption(new Option('--kernels <which>', 'compute kernels: wasm (WebAssembly SIMD) or js (plain TypeScript)').choices(['wasm', 'js']).default('wasm'))
     .option('--group-size <n>', 'int8 quantization group size of the blob', whole(16, 256), DEFAULT_GROUP_SIZE)
     .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')

@@ -1,0 +1,27 @@
+/** The second thread of DataParallelPass (parallel.ts): waits for work, runs its half of the windows, signals done. */
+import { workerData } from 'node:worker_threads';
+import { jsKernels } from './kernels.js';
+import { DONE, FAILED, WORK, type WorkerInit } from './parallel.js';
+import { TransformerPass } from './transformer.js';
+import { loadWasmKernels } from './wasm-kernels.js';
+
+const init = workerData as WorkerInit;
+const ctrl = new Int32Array(init.control, 0, 2);
+const loss = new Float64Array(init.control, 8, 1);
+const params = new Float32Array(init.params);
+const grads = new Float32Array(init.grads);
+const inputs = new Int32Array(init.inputs);
+const targets = new Int32Array(init.targets);
+const pass = new TransformerPass(init.config, init.batch, init.seq, init.kernels === 'wasm' ? loadWasmKernels() : jsKernels);
+
+for (;;) {
+  Atomics.wait(ctrl, 0, 0);
+  if (Atomics.load(ctrl, 0) !== WORK) continue;
+  try {
+    loss[0] = pass.run(params, inputs, targets, ctrl[1] ? grads : null);
+    Atomics.store(ctrl, 0, DONE);
+  } catch {
+    Atomics.store(ctrl, 0, FAILED);
+  }
+  Atomics.notify(ctrl, 0);
+}
