@@ -4,11 +4,11 @@
 # trained from scratch by lmflash on the train split of
 # stories260K-samples.txt, then scored with `lmflash eval` on its test split
 # (stories260K itself: perplexity 2.69 there). Writes the loss curve as SVG.
-#   npm run train:stories260k [-- STEPS]
+#   npm run train:stories260k [-- STEPS [THREADS]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# default: a fixed step count (deterministic; about 25 minutes on this shared 2-core machine)
-budget="--steps ${1:-1100}"
+# a fixed step count, not --minutes: the run is then the same on every machine
+budget="--steps ${1:-1500} --threads ${2:-2}"
 text=../shared/corpora/stories260K-samples.txt
 tok=../shared/models/tok512.bin
 out=out/train-stories260k

@@ -25,7 +25,7 @@ export interface DemoTransformerSpec {
   settings: TrainSettings;
 }
 
-/** The demo's transformer: nano shape, 512-token BPE, 700 steps of 4 windows of 256 tokens (a story is 100-130 tokens: chat has room for a few). */
+/** The demo's transformer: nano shape, 512-token BPE, 700 steps of 4 windows of 256 tokens (a story is 100-130 tokens: chat has room for a few), on two threads. */
 export function demoTransformerSpec(stories = 8000, seed = 2026, steps = 700): DemoTransformerSpec {
   const p = PRESETS.nano;
   const vocab = 512;
@@ -38,6 +38,7 @@ export function demoTransformerSpec(stories = 8000, seed = 2026, steps = 700): D
     optimizer: { ...DEFAULT_OPTIMIZER, learningRate: 3e-3, minLearningRate: 3e-4, warmupSteps: Math.min(50, Math.ceil(steps / 10)), totalSteps: steps },
     evalEvery: Math.max(1, Math.ceil(steps / 4)),
     evalWindows: 64,
+    threads: 2, // both cores; the worker thread is part of what decides the bytes (and of the cache key)
   };
   return { stories, seed, vocab, config, settings };
 }
