@@ -34,8 +34,8 @@ export function modelConfigFor(shape: ShapeOptions, vocabSize: number): ModelCon
 }
 
 export const DEFAULT_OPTIMIZER: Omit<OptimizerSettings, 'totalSteps'> = {
-  learningRate: 2e-3,
-  minLearningRate: 2e-4,
+  learningRate: 3e-3,
+  minLearningRate: 3e-4,
   warmupSteps: 50,
   beta1: 0.9,
   beta2: 0.95,
