@@ -67,6 +67,9 @@ const liveTemps = new Set<string>();
 const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 function removeTempsOnSignal(sig: NodeJS.Signals): void {
+  // A command that handles the signal itself (e.g. training saves a checkpoint on Ctrl-C) goes on and
+  // finishes its writes: removing their temps now would make the rename in progress fail.
+  if (process.listeners(sig).some((l) => l !== removeTempsOnSignal)) return;
   for (const f of liveTemps) {
     try {
       unlinkSync(f);
