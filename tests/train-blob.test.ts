@@ -29,7 +29,7 @@ beforeAll(async () => {
   writeFileSync(text, sampleText(300));
   const r = await cli(
     'train', 'transformer', text, '--tokenizer', STORIES_TOKENIZER, '--dim', '32', '--layers', '2', '--heads', '4', '--kv-heads', '2',
-    '--hidden', '64', '--seq', '64', '--batch', '4', '--steps', '120', '--eval-every', '40', '--separate-classifier',
+    '--hidden', '64', '--seq', '64', '--batch', '4', '--steps', '300', '--eval-every', '100', '--separate-classifier',
     '-o', blob, '--llama2c', legacy, '--onnx', onnx,
   );
   expect(r.code, r.err).toBe(0);
@@ -54,8 +54,8 @@ describe('a trained model', () => {
   it('learned: held-out perplexity far below the 512-token uniform guess, and the int8 blob within mean KL 0.01 of its float weights', async () => {
     const r = await evaluate(blob, text, { reference: legacy, split: 'test' });
     expect(r.tokens).toBeGreaterThan(1500); // 30 test lines, each cut to the 64-token context
-    console.log(`trained tiny model: held-out perplexity ${r.perplexity.toFixed(2)}, mean KL ${r.reference!.meanKl.toFixed(5)}`);
-    expect(r.perplexity).toBeLessThan(100);
+    console.log(`trained tiny model: held-out perplexity ${r.perplexity.toFixed(2)}, mean KL ${r.reference!.meanKl.toExponential(2)}`);
+    expect(r.perplexity).toBeLessThan(30); // uniform over 512 tokens: 512
     expect(r.reference!.meanKl).toBeLessThanOrEqual(0.01);
   }, 120_000);
 });
