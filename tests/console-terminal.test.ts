@@ -10,6 +10,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startSim, type Sim } from '../host/sim.js';
 import { chainBlob } from './chain-model.js';
 import { coreJson, storiesBlob, tempDir } from './native-helpers.js';
+import { requireTool } from './required-tools.js';
 
 const haveTools = ['tmux', 'picocom'].every((t) => spawnSync('which', [t]).status === 0);
 const session = `lmflash-console-${process.pid}`;
@@ -52,15 +53,7 @@ afterEach(async () => {
   sim = null;
 });
 
-if (!haveTools) {
-  if (process.env.CI) {
-    it('has tmux and picocom (CI must not skip the console tests)', () => {
-      throw new Error('install tmux and picocom (apt-get install -y tmux picocom)');
-    });
-  } else {
-    console.log('skipping the console-mode terminal tests: tmux or picocom is missing (apt-get install -y tmux picocom)');
-  }
-}
+requireTool('tmux and picocom', haveTools ? null : 'install tmux and picocom (apt-get install -y tmux picocom)');
 
 describe.runIf(haveTools)('console mode in a serial terminal', () => {
   let stories: string;

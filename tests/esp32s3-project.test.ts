@@ -125,7 +125,10 @@ describe('firmware/esp32s3 sources', () => {
     // the instruction forms esp-nn's esp_nn_dot_s8_esp32s3.S uses (rur.accx_0 in its aligned kernel), and base
     // Xtensa LX7 (tests/esp32s3-qemu.test.ts assembles the file and checks the forms themselves)
     const known = new Set(['entry', 'movi.n', 'addi.n', 'mov.n', 'ee.zero.accx', 'ee.vld.128.ip', 'loopgtz', 'ee.vmulas.s8.accx.ld.ip',
-      'ee.vmulas.s8.accx', 'nop', 'ee.srs.accx', 'rur.accx_0', 's32i', 'addi', 'add', 'sub', 'bnez', 'retw.n']);
+      'ee.vmulas.s8.accx', 'nop', 'ee.srs.accx', 'rur.accx_0', 's32i', 'addi', 'add', 'sub', 'bnez', 'retw.n',
+      // the attention kernels' QACC path (sign extension by compare + zip, broadcast loads, 16-bit MACs, lane reads)
+      'ee.zero.q', 'ee.zero.qacc', 'ee.vcmp.lt.s8', 'ee.vzip.8', 'ee.vldbc.16.ip', 'ee.vmulas.s16.qacc',
+      ...[0, 1, 2, 3, 4].flatMap((i) => [`rur.qacc_l_${i}`, `rur.qacc_h_${i}`])]);
     for (const op of ops) expect(known.has(op), op).toBe(true);
     expect(asm).toMatch(/\.global\s+lmf_pie_dots_s8/);
   });

@@ -24,23 +24,14 @@ import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
 import { accxGapProblems, disassembledFunction, dots4KernelProblems, pieKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
 import { readReferenceRun } from './reference-runs.js';
+import { requireTool } from './required-tools.js';
 
 const KERNEL = path.join(PROJECT_ROOT, 'firmware/core/src/kernels_esp32s3.S');
 const ARENA = ['--arena', String(512 * 1024)]; // the image's arena (qemu-common/main.c)
 const toolchain = findEsp32s3Toolchain(PROJECT_ROOT);
 const missing = `the ESP32-S3 toolchain is missing: ${toolchain.missing.join('; ')}; fix: ${toolchain.install}`;
 
-if (!toolchain.ok) {
-  if (process.env.CI) {
-    describe('ESP32-S3 toolchain', () => {
-      it('is present (CI must not skip the ESP32-S3 tests)', () => {
-        throw new Error(missing);
-      });
-    });
-  } else {
-    console.log(`skipping ${path.basename(import.meta.url)}: ${missing}`);
-  }
-}
+const haveToolchain = requireTool('ESP32-S3 toolchain', toolchain.ok ? null : missing);
 
 /** The C flags, defines and includes CMake compiles the PIE image's sources with. */
 function imageCompileFlags(): string[] {
@@ -91,7 +82,7 @@ function brokenKernel(from: RegExp | string, to: string): string {
   return file;
 }
 
-describe.runIf(toolchain.ok)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-esp32s3-elf-as)', () => {
+describe.runIf(haveToolchain)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-esp32s3-elf-as)', () => {
   it('assembles cleanly and disassembles to the contract: ee.* forms, 16-byte steps, the two loops', () => {
     const r = assembleKernel(KERNEL);
     expect(r.stderr).toBe('');
@@ -134,7 +125,7 @@ describe.runIf(toolchain.ok)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-esp
   });
 });
 
-describe.runIf(toolchain.ok)('the core on an emulated ESP32-S3 (qemu -M sim -cpu esp32s3)', () => {
+describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cpu esp32s3)', () => {
   let images: Esp32s3Images;
   let blob: string;
 

@@ -11,24 +11,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { buildXtensa, findQemuToolchain, runOnQemu, type XtensaImages } from '../host/qemu.js';
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT } from './paths.js';
+import { requireTool } from './required-tools.js';
 
 const COMMON_DIR = path.join(PROJECT_ROOT, 'firmware/ports/qemu-common');
 const toolchain = findQemuToolchain();
 const missing = `the Xtensa/QEMU toolchain is missing: ${toolchain.missing.join('; ')}; fix: ${toolchain.install}`;
 
-if (!toolchain.ok) {
-  if (process.env.CI) {
-    describe('Xtensa toolchain', () => {
-      it('is installed (CI must not skip the QEMU tests)', () => {
-        throw new Error(missing);
-      });
-    });
-  } else {
-    console.log(`skipping ${path.basename(import.meta.url)}: ${missing}`);
-  }
-}
+const haveToolchain = requireTool('Xtensa/QEMU toolchain', toolchain.ok ? null : missing);
 
-describe.runIf(toolchain.ok)('QEMU lx106 image', () => {
+describe.runIf(haveToolchain)('QEMU lx106 image', () => {
   let images: XtensaImages;
 
   beforeAll(async () => {
