@@ -129,14 +129,7 @@ export function countNgrams(corpus: CorpusTokens, order: number): NgramCounts {
   if (total * V > 2 ** 53) throw new LmflashError(`the corpus (${total} tokens) is too large for a vocabulary of ${V} in this counter`);
   const levels: CountLevel[] = [];
   // order 1: ids are token ids
-  const uni: CountLevel = {
-    order: 1,
-    size: V,
-    prefix: new Int32Array(V).fill(-1),
-    word: Int32Array.from({ length: V }, (_, i) => i),
-    suffix: new Int32Array(V).fill(-1),
-    count: new Float64Array(V),
-  };
+  const uni = unigramLevel(new Float64Array(V));
   for (let i = 0; i < total; i++) uni.count[tok[i]]++;
   levels.push(uni);
 
@@ -171,4 +164,17 @@ export function countNgrams(corpus: CorpusTokens, order: number): NgramCounts {
     at = next;
   }
   return { order, vocabSize: V, bos, eos, unk: corpus.unk, tokens, sentences: corpus.sentences.length, levels };
+}
+
+/** The order-1 level: one entry per token id, in id order, with these counts. */
+export function unigramLevel(count: Float64Array): CountLevel {
+  const V = count.length;
+  return {
+    order: 1,
+    size: V,
+    prefix: new Int32Array(V).fill(-1),
+    word: Int32Array.from({ length: V }, (_, i) => i),
+    suffix: new Int32Array(V).fill(-1),
+    count,
+  };
 }

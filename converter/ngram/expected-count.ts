@@ -19,7 +19,7 @@
  * prefix is an n-gram of the text.
  */
 import { LmflashError } from '../../src/errors.js';
-import { KeyTable, type CountLevel, type CorpusTokens, type NgramCounts } from './count.js';
+import { KeyTable, unigramLevel, type CountLevel, type CorpusTokens, type NgramCounts } from './count.js';
 
 /** A candidate next token and its weight (before scaling). */
 export interface Candidate {
@@ -110,14 +110,7 @@ export function countExpected(corpus: CorpusTokens, order: number, candidates: C
 /** Rounds every total, drops the n-grams that round to 0 and renumbers the rest densely. */
 function roundCounts(corpus: CorpusTokens, order: number, unigram: Float64Array, grow: GrowingLevel[], tokens: number): NgramCounts {
   const V = corpus.vocabSize;
-  const uni: CountLevel = {
-    order: 1,
-    size: V,
-    prefix: new Int32Array(V).fill(-1),
-    word: Int32Array.from({ length: V }, (_, i) => i),
-    suffix: new Int32Array(V).fill(-1),
-    count: Float64Array.from(unigram, Math.round),
-  };
+  const uni = unigramLevel(Float64Array.from(unigram, Math.round));
   const levels: CountLevel[] = [uni];
   // unigram ids stay token ids (a token that rounds to 0 keeps its row with count 0, as an unseen token does)
   let below = Int32Array.from({ length: V }, (_, i) => i);

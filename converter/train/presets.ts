@@ -4,13 +4,9 @@
  * one's parameters, flash bytes and RAM per board (computed by
  * `lmflash inspect --board` on a blob of that shape).
  */
-export interface ShapePreset {
-  dim: number;
-  nLayers: number;
-  nHeads: number;
-  nKvHeads: number;
-  hiddenDim: number;
-  seqLen: number;
+import type { ShapeOptions } from './session.js';
+
+export interface ShapePreset extends Omit<ShapeOptions, 'sharedClassifier'> {
   about: string;
 }
 
