@@ -302,13 +302,6 @@ static void add_into(float *x, const float *y, uint32_t n)
     for (i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* hb = silu(hb) * hb2, silu(a) = a * sigmoid(a) */
-static void swiglu(float *hb, const float *hb2, uint32_t n)
-{
-    uint32_t i;
-    for (i = 0; i < n; i++) hb[i] = hb[i] * hb2[i] * lmf_sigmoidf(hb[i]);
-}
-
 /* Quantizes an activation vector into s->xq for the matrix products. */
 static void quantize_input(lmf_state *s, const float *x, uint32_t n)
 {
@@ -378,7 +371,7 @@ const float *lmf_forward(lmf_state *s, uint32_t token, uint32_t pos)
         rmsnorm_quantize(s, s->x, lmf_blob_vector(b, LMF_ROLE_FFN_NORM, l));
         matvec(s->hb, b, LMF_ROLE_W1, l, s);
         matvec(s->hb2, b, LMF_ROLE_W3, l, s);
-        swiglu(s->hb, s->hb2, c->hidden_dim);
+        lmf_swiglu(s->hb, s->hb2, c->hidden_dim);
         quantize_input(s, s->hb, c->hidden_dim);
         matvec(s->xb, b, LMF_ROLE_W2, l, s);
         add_into(s->x, s->xb, dim);

@@ -77,6 +77,9 @@ float lmf_expf(float x);
 /* 1 / (1 + e^-x) within 7e-6 (absolute): a table over [0, 16] with linear
  * interpolation, read with integer operations only. */
 float lmf_sigmoidf(float x);
+/* hb[i] = silu(hb[i]) * hb2[i], silu(a) = a * sigmoid(a), computed as
+ * (hb[i] * hb2[i]) * lmf_sigmoidf(hb[i]) for i < n. */
+void lmf_swiglu(float *hb, const float *hb2, uint32_t n);
 /* sqrt(x) for x >= 0 (Newton iterations from a bit-level first guess). */
 float lmf_sqrtf(float x);
 /* natural log for x > 0 (used at start-up only). */
