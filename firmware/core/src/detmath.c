@@ -180,8 +180,15 @@ static inline float sigmoid_q24_lookup(float x)
     uint32_t v = abs_q16_below_16(x), k = v >> 11, lo = sigmoid_q24[k], hi = sigmoid_q24[k + 1];
     uint32_t s = lo + ((hi - lo) * (v & 0x7FF) >> 11); /* in [2^23, 2^24) */
     if (lmf_f2u(x) & 0x80000000u) s = (1u << 24) - s; /* sigmoid(-x) = 1 - sigmoid(x), >= 2 */
-    /* s / 2^24: the conversion is exact, and the exponent drops by 24 */
+    /* s / 2^24: the conversion is exact, and so is the scaling by 2^-24 (s
+     * >= 2: no subnormal), the same bits both ways: where floats are
+     * software (the lx106) the exponent's bits drop by 24, where they are
+     * hardware one multiply (no round trip through a stack slot) */
+#if defined(__XTENSA_SOFT_FLOAT__)
     return lmf_u2f(lmf_f2u((float)(int32_t)s) - (24u << 23));
+#else
+    return (float)(int32_t)s * (1.0f / 16777216.0f);
+#endif
 }
 
 float lmf_sigmoidf(float x)
