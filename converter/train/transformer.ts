@@ -53,6 +53,7 @@ export class TransformerPass {
   private readonly dHid3: Float32Array;
   private readonly dGate: Float32Array;
   private readonly dRow: Float32Array; // [T] dP of one query row
+  private distill: Distillation | null = null;
 
   constructor(config: ModelConfig, batch: number, seq: number, kernels: Kernels) {
     this.config = config;
@@ -125,7 +126,9 @@ export class TransformerPass {
     }
     rmsnormForward(this.xnF, this.invF, this.xFinal, w.finalNorm, N, dim, c.normEps);
     this.kernels.gemmABt(this.logits, this.xnF, classifier, N, c.vocabSize, dim, false);
-    const { loss, count } = softmaxCrossEntropy(this.logits, targets, N, c.vocabSize, grads !== null);
+    const { loss, count } = this.distill
+      ? distillationLoss(this.logits, targets, N, c.vocabSize, this.distill, grads !== null)
+      : softmaxCrossEntropy(this.logits, targets, N, c.vocabSize, grads !== null);
     if (!grads) return loss;
 
     grads.fill(0);
@@ -144,6 +147,23 @@ export class TransformerPass {
       for (let j = 0; j < dim; j++) g.tokenEmbedding[o + j] += this.dx[i * dim + j];
     }
     return loss;
+  }
+
+  /**
+   * With a teacher's softened distribution for the next run(s), run() scores
+   * and differentiates the distillation loss (distillationLoss) instead of
+   * the plain cross-entropy; null goes back to cross-entropy.
+   */
+  setDistillation(d: Distillation | null): void {
+    if (d && d.teacherProbs.length !== this.n * this.config.vocabSize) {
+      throw new RangeError(`teacher distribution has ${d.teacherProbs.length} values, expected ${this.n * this.config.vocabSize}`);
+    }
+    this.distill = d;
+  }
+
+  /** silu(w1 x)·(w3 x) [B·T][hidden] of layer `layer` in the last run (what FFN pruning ranks neurons by). */
+  ffnGateOfLastRun(layer: number): Float32Array {
+    return this.acts[layer].gate;
   }
 
   /** Logits [B·T][vocab] of the last run without gradients (a run with gradients overwrites them). */
@@ -408,6 +428,84 @@ function softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, rows: nu
     if (toGrad) {
       for (let j = 0; j < V; j++) logits[o + j] = Math.exp(logits[o + j] - lse);
       logits[o + t] -= 1;
+    }
+  }
+  return { loss: count > 0 ? total / count : 0, count };
+}
+
+/** The teacher side of a distillation loss, for the rows of one batch. */
+export interface Distillation {
+  /** [B·T][vocab] softmax(teacher logits / temperature) */
+  teacherProbs: Float32Array;
+  temperature: number;
+  /** weight of the KL term; 1 - alpha weighs the cross-entropy on the text */
+  alpha: number;
+}
+
+/** softmax(logits / temperature) of every row, in place. */
+export function softenInPlace(logits: Float32Array, rows: number, V: number, temperature: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    let max = -Infinity;
+    for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
+    let z = 0;
+    for (let j = 0; j < V; j++) {
+      const e = Math.exp((logits[o + j] - max) / temperature);
+      logits[o + j] = e;
+      z += e;
+    }
+    for (let j = 0; j < V; j++) logits[o + j] /= z;
+  }
+}
+
+/**
+ * Hinton et al.'s distillation loss per scored row (rows with a target):
+ *   L = alpha · T² · KL(p ‖ q_T) + (1 - alpha) · CE(softmax(z), target)
+ * with p the teacher's softmax(z_teacher / T) and q_T = softmax(z / T).
+ * Its gradient on the student logits z:
+ *   dL/dz = alpha · T · (q_T - p) + (1 - alpha) · (softmax(z) - onehot)
+ * (d/dz of -Σ p log q_T is (q_T - p) / T; the T² factor keeps the KL term's
+ * gradient the same size whatever T, as Hinton et al. advise.) Returns the
+ * mean over scored rows; with `toGrad`, logits become dL/dz (unscaled by
+ * 1/count, as softmaxCrossEntropy).
+ */
+export function distillationLoss(logits: Float32Array, targets: Int32Array, rows: number, V: number, d: Distillation, toGrad: boolean): { loss: number; count: number } {
+  const T = d.temperature;
+  const a = d.alpha;
+  let total = 0;
+  let count = 0;
+  for (let r = 0; r < rows; r++) {
+    const o = r * V;
+    const t = targets[r];
+    if (t < 0) {
+      if (toGrad) logits.fill(0, o, o + V);
+      continue;
+    }
+    if (t >= V) throw new RangeError(`target ${t} is outside the vocabulary (0..${V - 1})`);
+    let max = -Infinity;
+    for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
+    let z = 0;
+    let zT = 0;
+    for (let j = 0; j < V; j++) {
+      z += Math.exp(logits[o + j] - max);
+      zT += Math.exp((logits[o + j] - max) / T);
+    }
+    const lse = max + Math.log(z);
+    const lseT = max / T + Math.log(zT);
+    let kl = 0;
+    for (let j = 0; j < V; j++) {
+      const p = d.teacherProbs[o + j];
+      if (p > 0) kl += p * (Math.log(p) - (logits[o + j] / T - lseT));
+    }
+    total += a * T * T * kl + (1 - a) * (lse - logits[o + t]);
+    count++;
+    if (toGrad) {
+      for (let j = 0; j < V; j++) {
+        const zj = logits[o + j];
+        const qT = Math.exp(zj / T - lseT);
+        logits[o + j] = a * T * (qT - d.teacherProbs[o + j]) + (1 - a) * Math.exp(zj - lse);
+      }
+      logits[o + t] -= 1 - a;
     }
   }
   return { loss: count > 0 ? total / count : 0, count };
