@@ -111,7 +111,7 @@ export function pruneOptionProblems(o: PruneOptions): string[] {
   }
   if (o.recover && o.ffn === undefined) p.push('--recover fine-tunes an FFN-pruned model back toward the unpruned one: it needs --ffn');
   if (o.recover && !o.text) p.push('--recover needs --text CORPUS to train on');
-  if (!o.recover && (o.text !== undefined && o.calibrate === undefined && o.ffn === undefined)) p.push('--text is the recovery corpus: it needs --ffn and --recover');
+  if (o.text !== undefined && o.ffn === undefined) p.push('--text is the recovery (and default calibration) corpus of --ffn: it needs --ffn');
   if (o.recover && !o.steps) p.push('--recover needs --steps N');
   if (o.temperature !== undefined && !(o.temperature > 0)) p.push(`--temperature must be positive, not ${o.temperature}`);
   if (o.alpha !== undefined && !(o.alpha >= 0 && o.alpha <= 1)) p.push(`--alpha must be between 0 and 1, not ${o.alpha}`);
