@@ -9,7 +9,7 @@
 import type { FloatModel, LayerWeights, ModelConfig } from '../src/model.js';
 import { modelTensorSpecs } from '../src/model.js';
 import { seededRandom } from '../src/random.js';
-import { buildTokenizerData, NO_ID, PIECE_BYTE, PIECE_CONTROL, PIECE_TEXT, TOKENIZER_FLAG_DUMMY_PREFIX, type TokenizerData } from '../src/tokenizer.js';
+import { buildTokenizerData, llamaControlAndBytePieces, PIECE_TEXT, TOKENIZER_FLAG_DUMMY_PREFIX, type TokenizerData } from '../src/tokenizer.js';
 
 export const STORIES15M_CONFIG: ModelConfig = {
   dim: 288,
@@ -47,21 +47,7 @@ export function stories15mShapedModel(seed = 15, config: ModelConfig = STORIES15
 /** A llama2.c-like vocabulary of `size` tokens: 3 control, 256 byte fallback, the rest distinct text pieces of 2-7 letters. */
 export function syntheticTokenizer(size: number, seed = 15): TokenizerData {
   const next = seededRandom(seed);
-  const pieces: Uint8Array[] = [];
-  const kinds: number[] = [];
-  const scores: number[] = [];
-  for (const name of ['<unk>', '<s>', '</s>']) {
-    pieces.push(Buffer.from(name));
-    kinds.push(PIECE_CONTROL);
-    scores.push(0);
-  }
-  const byteIds = new Uint32Array(256).fill(NO_ID);
-  for (let b = 0; b < 256; b++) {
-    byteIds[b] = pieces.length;
-    pieces.push(Uint8Array.of(b));
-    kinds.push(PIECE_BYTE);
-    scores.push(0);
-  }
+  const { pieces, kinds, scores, byteIds } = llamaControlAndBytePieces();
   const seen = new Set<string>();
   while (pieces.length < size) {
     const len = 2 + Math.floor(next() * 6);

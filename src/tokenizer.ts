@@ -15,6 +15,23 @@ export const PIECE_BYTE = 1;
 export const PIECE_CONTROL = 2;
 
 export const TOKENIZER_FLAG_DUMMY_PREFIX = 1;
+
+/**
+ * The first 259 pieces of a llama2.c-style vocabulary: <unk>, <s>, </s>
+ * (control, ids 0-2) and the 256 byte-fallback tokens (ids 3-258), as
+ * parallel arrays to append text pieces to before buildTokenizerData.
+ */
+export function llamaControlAndBytePieces(): { pieces: Uint8Array[]; kinds: number[]; scores: number[]; byteIds: Uint32Array } {
+  const pieces: Uint8Array[] = ['<unk>', '<s>', '</s>'].map((name) => Buffer.from(name));
+  const kinds: number[] = [PIECE_CONTROL, PIECE_CONTROL, PIECE_CONTROL];
+  const byteIds = new Uint32Array(256).fill(NO_ID);
+  for (let b = 0; b < 256; b++) {
+    byteIds[b] = pieces.length;
+    pieces.push(Uint8Array.of(b));
+    kinds.push(PIECE_BYTE);
+  }
+  return { pieces, kinds, scores: pieces.map(() => 0), byteIds };
+}
 /**
  * Word-level encoding (N-gram blobs trained on words): the text's
  * whitespace-separated words are the tokens, each the text piece of the word

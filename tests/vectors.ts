@@ -19,9 +19,7 @@ import { modelTensorSpecs, type FloatModel, type LayerWeights, type ModelConfig 
 import { generateGreedy, ReferenceModel } from '../src/reference.js';
 import {
   buildTokenizerData,
-  NO_ID,
-  PIECE_BYTE,
-  PIECE_CONTROL,
+  llamaControlAndBytePieces,
   PIECE_TEXT,
   Tokenizer,
   TOKENIZER_FLAG_DUMMY_PREFIX,
@@ -55,21 +53,7 @@ const TINY_MERGES = [
 
 /** 3 control tokens, 256 byte-fallback tokens, 41 text pieces = 300, like a llama2.c tokenizer. */
 export function tinyTokenizer(): TokenizerData {
-  const pieces: Uint8Array[] = [];
-  const kinds: number[] = [];
-  const scores: number[] = [];
-  for (const name of ['<unk>', '<s>', '</s>']) {
-    pieces.push(Buffer.from(name));
-    kinds.push(PIECE_CONTROL);
-    scores.push(0);
-  }
-  const byteIds = new Uint32Array(256).fill(NO_ID);
-  for (let b = 0; b < 256; b++) {
-    byteIds[b] = pieces.length;
-    pieces.push(Uint8Array.of(b));
-    kinds.push(PIECE_BYTE);
-    scores.push(0);
-  }
+  const { pieces, kinds, scores, byteIds } = llamaControlAndBytePieces();
   TINY_SINGLES.forEach((s) => {
     pieces.push(Buffer.from(s));
     kinds.push(PIECE_TEXT);
