@@ -10,6 +10,7 @@ import { aboutFile, readInputFile } from '../src/input-file.js';
 import { readLlama2cCheckpoint, readTokenizerBin, type CheckpointFormat } from '../src/llama2c.js';
 import type { FloatModel, ModelConfig } from '../src/model.js';
 import { DEFAULT_GROUP_SIZE } from '../src/quantize.js';
+import { applyActivationScaling } from './awq.js';
 import { calibrate } from './calibrate.js';
 import { tokenizerFromBin, type TokenizerData } from '../src/tokenizer.js';
 import { describeOnnxImport, externalReaderFor, importOnnx, isOnnxPath } from './onnx-import.js';
@@ -22,7 +23,7 @@ export interface ConvertOptions {
   /** Bits per weight of the token embedding and classifier (default 8). */
   embeddingBits?: WeightBits;
   /** int4: documents to calibrate on (converter/calibrate.ts), and how many tokens of them to run (default 4096). */
-  calibration?: { documents: string[]; maxTokens?: number };
+  calibration?: { documents: string[]; maxTokens?: number; activationScaling?: boolean };
   /** ONNX inputs: the context length to record when the file does not say. */
   seqLen?: number;
   /** Receives the weights quantized so far and in all, after each tensor. */
@@ -81,7 +82,15 @@ export function convertFloatModel(
   }
   const cal = opts.calibration ? calibrate(model, tokenizer, opts.calibration.documents, opts.calibration.maxTokens) : null;
   if (cal && cal.tokens === 0) throw new LmflashError('the calibration text has no tokens: pass a text file with some lines of the kind of text the model writes');
-  const { blob, tensors } = writeBlob(model, tokenizer, { groupSize, bits, embeddingBits, hessians: cal?.hessians, onWeights: opts.onWeights });
+  // AWQ before GPTQ: a function-preserving rescaling of the float model (converter/awq.ts)
+  const scaled = cal && opts.calibration?.activationScaling !== false ? applyActivationScaling(model, cal.hessians, groupSize) : null;
+  const { blob, tensors } = writeBlob(scaled?.model ?? model, tokenizer, {
+    groupSize,
+    bits,
+    embeddingBits,
+    hessians: scaled?.hessians ?? cal?.hessians,
+    onWeights: opts.onWeights,
+  });
   const worst = (key: 'maxRel' | 'rmsRel') =>
     tensors.reduce(
       (best, t) => (t.error && t.error[key] > best.value ? { name: t.name, value: t.error[key] } : best),

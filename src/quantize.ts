@@ -361,18 +361,85 @@ export function quantizeMatrix4Calibrated(
   }
   const u = inverseUpperCholesky(h, n);
   const f = Math.fround;
-  const data = new Uint8Array(rows * plain.rowStride);
+  const scales = Float32Array.from(plain.scales);
+  const q = new Int8Array(cols);
   const row = new Float64Array(cols);
-  for (let r = 0; r < rows; r++) {
-    for (let j = 0; j < cols; j++) row[j] = w[r * cols + order[j]];
-    for (let j = 0; j < cols; j++) {
-      const c = order[j];
-      const scale = plain.scales[r * plain.groupsPerRow + Math.floor(c / groupSize)];
-      const q = scale === 0 ? 0 : quantizeQ4(f(row[j]), scale);
-      data[r * plain.rowStride + (c >> 1)] |= c & 1 ? (q & 0x0f) << 4 : q & 0x0f;
-      const err = (row[j] - q * scale) / u[j * n + j];
-      for (let k = j + 1; k < cols; k++) row[k] -= err * u[j * n + k];
+  let data = new Uint8Array(rows * plain.rowStride);
+  for (let pass = 0; pass < GPTQ_PASSES; pass++) {
+    data = new Uint8Array(rows * plain.rowStride);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < cols; j++) row[j] = w[r * cols + order[j]];
+      for (let j = 0; j < cols; j++) {
+        const c = order[j];
+        const scale = scales[r * plain.groupsPerRow + Math.floor(c / groupSize)];
+        const v = scale === 0 ? 0 : quantizeQ4(f(row[j]), scale);
+        q[c] = v;
+        data[r * plain.rowStride + (c >> 1)] |= c & 1 ? (v & 0x0f) << 4 : v & 0x0f;
+        const err = (row[j] - v * scale) / u[j * n + j];
+        for (let k = j + 1; k < cols; k++) row[k] -= err * u[j * n + k];
+      }
+      refitGroupScales(w.subarray(r * cols, (r + 1) * cols), q, groupSize, hessian, scales.subarray(r * plain.groupsPerRow, (r + 1) * plain.groupsPerRow));
     }
   }
-  return { ...plain, data };
+  return { ...plain, data, scales };
+}
+
+/** Rounding passes of quantizeMatrix4Calibrated: each rounds with the scales the previous pass refitted. */
+const GPTQ_PASSES = 3;
+
+/**
+ * With a row's int4 values q fixed, the group scales that minimise its
+ * output error (w − D s)ᵀ H (w − D s), D[c][g] = q[c] when column c is in
+ * group g: the normal equations (Dᵀ H D) s = Dᵀ H w, groupsPerRow unknowns,
+ * solved by Gaussian elimination in float64. Keeps a scale when its group is
+ * all zero or the system is singular; writes float32 scales in place.
+ */
+function refitGroupScales(w: Float32Array, q: Int8Array, groupSize: number, h: Float64Array, scales: Float32Array): void {
+  const n = w.length;
+  const g = scales.length;
+  const a = new Float64Array(g * g);
+  const b = new Float64Array(g);
+  for (let i = 0; i < n; i++) {
+    let sw = 0;
+    for (let j = 0; j < n; j++) sw += h[i * n + j] * w[j];
+
+    b[Math.floor(i / groupSize)] += q[i] * sw;
+  }
+  // (Dᵀ H D)[gi][gj] = Σ_{i∈gi, j∈gj} q_i H_ij q_j
+  for (let i = 0; i < n; i++) {
+    if (q[i] === 0) continue;
+    const gi = Math.floor(i / groupSize);
+    for (let j = 0; j < n; j++) a[gi * g + Math.floor(j / groupSize)] += q[i] * h[i * n + j] * q[j];
+  }
+
+  const x = solveSymmetric(a, b, g);
+  if (!x) return;
+  for (let k = 0; k < g; k++) if (x[k] > 0 && Number.isFinite(x[k])) scales[k] = Math.fround(x[k]);
+}
+
+/** x with A x = b (n×n, partial pivoting), or null when A is singular. */
+function solveSymmetric(a: Float64Array, b: Float64Array, n: number): Float64Array | null {
+  const m = Float64Array.from(a);
+  const x = Float64Array.from(b);
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(m[r * n + c]) > Math.abs(m[p * n + c])) p = r;
+    if (!(Math.abs(m[p * n + c]) > 1e-300)) return null;
+    if (p !== c) {
+      for (let k = 0; k < n; k++) [m[c * n + k], m[p * n + k]] = [m[p * n + k], m[c * n + k]];
+      [x[c], x[p]] = [x[p], x[c]];
+    }
+    for (let r = c + 1; r < n; r++) {
+      const f = m[r * n + c] / m[c * n + c];
+      if (f === 0) continue;
+      for (let k = c; k < n; k++) m[r * n + k] -= f * m[c * n + k];
+      x[r] -= f * x[c];
+    }
+  }
+  for (let c = n - 1; c >= 0; c--) {
+    let s = x[c];
+    for (let k = c + 1; k < n; k++) s -= m[c * n + k] * x[k];
+    x[c] = s / m[c * n + c];
+  }
+  return x;
 }
