@@ -10,8 +10,7 @@ import { aboutFile, readInputFile } from '../src/input-file.js';
 import { readLlama2cCheckpoint, readTokenizerBin, type CheckpointFormat } from '../src/llama2c.js';
 import type { FloatModel, ModelConfig } from '../src/model.js';
 import { DEFAULT_GROUP_SIZE } from '../src/quantize.js';
-import { applyActivationScaling } from './awq.js';
-import { calibrate } from './calibrate.js';
+import { calibrateSequentially } from './sequential.js';
 import { tokenizerFromBin, type TokenizerData } from '../src/tokenizer.js';
 import { describeOnnxImport, externalReaderFor, importOnnx, isOnnxPath } from './onnx-import.js';
 
@@ -80,17 +79,11 @@ export function convertFloatModel(
   if (opts.calibration && bits === 8) {
     throw new LmflashError('--calibrate tunes the rounding of int4 layer matrices: use it with --bits 4 (int8 needs no calibration)');
   }
-  const cal = opts.calibration ? calibrate(model, tokenizer, opts.calibration.documents, opts.calibration.maxTokens) : null;
+  const cal = opts.calibration
+    ? calibrateSequentially(model, tokenizer, opts.calibration.documents, opts.calibration.maxTokens, groupSize, opts.calibration.activationScaling !== false)
+    : null;
   if (cal && cal.tokens === 0) throw new LmflashError('the calibration text has no tokens: pass a text file with some lines of the kind of text the model writes');
-  // AWQ before GPTQ: a function-preserving rescaling of the float model (converter/awq.ts)
-  const scaled = cal && opts.calibration?.activationScaling !== false ? applyActivationScaling(model, cal.hessians, groupSize) : null;
-  const { blob, tensors } = writeBlob(scaled?.model ?? model, tokenizer, {
-    groupSize,
-    bits,
-    embeddingBits,
-    hessians: scaled?.hessians ?? cal?.hessians,
-    onWeights: opts.onWeights,
-  });
+  const { blob, tensors } = writeBlob(cal?.model ?? model, tokenizer, { groupSize, bits, embeddingBits, quantized: cal?.quantized, onWeights: opts.onWeights });
   const worst = (key: 'maxRel' | 'rmsRel') =>
     tensors.reduce(
       (best, t) => (t.error && t.error[key] > best.value ? { name: t.name, value: t.error[key] } : best),

@@ -144,6 +144,8 @@ export interface WriteBlobOptions {
   bits?: WeightBits;
   /** Per q4 tensor name, Σ x xᵀ of its inputs on calibration text (converter/calibrate.ts): error feedback instead of plain rounding. */
   hessians?: Map<string, Float64Array>;
+  /** int4 matrices already rounded (converter/sequential.ts), by tensor name: written as they are. */
+  quantized?: Map<string, QuantizedMatrix4>;
   /** The token embedding and a separate classifier: q8 (default; int4 there costs stories260K more perplexity than any layer matrix) or q4. */
   embeddingBits?: WeightBits;
 }
@@ -317,7 +319,10 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
     const isEmbedding = spec.key === 'tokenEmbedding' || spec.key === 'classifier';
     const q4 = (isEmbedding ? embeddingBits : bits) === 4;
     const hessian = q4 ? opts.hessians?.get(spec.name) : undefined;
-    const q = !q4
+    const given = q4 ? opts.quantized?.get(spec.name) : undefined;
+    const q = given
+      ? given
+      : !q4
       ? quantizeMatrix(w, spec.rows, spec.cols, groupSize, spec.name)
       : hessian
         ? quantizeMatrix4Calibrated(w, spec.rows, spec.cols, groupSize, hessian, spec.name)
