@@ -333,8 +333,9 @@ function inverseUpperCholesky(h: Float64Array, n: number): Float64Array {
  * calibration text. Columns are quantized in order; each one's rounding
  * error is spread over the columns not yet quantized, weighted by the
  * inverse Hessian, so that the product's output error on such inputs is
- * least. A group's scale is chosen (as in quantizeMatrix4, without the
- * refit) when its first column is reached, from the updated weights.
+ * least. The group scales start as quantizeMatrix4's; after each row's
+ * pass they are refitted to its q by output error (refitGroupScales), and
+ * the rounding runs again with them, GPTQ_PASSES times in all.
  */
 export function quantizeMatrix4Calibrated(
   w: Float32Array,

@@ -55,16 +55,18 @@ describe('stories260K int4 blob quality (int4 layers calibrated on the train spl
     expect(readFileSync(blob).length).toBeLessThanOrEqual(0.65 * readFileSync(await storiesBlob(64)).length);
   });
 
-  // measured: KL 0.079 nats/token, top-1 86.7 %, perplexity 1.089 × float (docs/blob-format.md)
-  it('stays within KL 0.09 nats/token, 85 % top-1 agreement and 10 % perplexity of float', () => {
+  // measured: KL 0.0689 nats/token, top-1 88.0 %, perplexity 1.0856 × float (docs/blob-format.md);
+  // before layer-by-layer calibration, AWQ scaling and scale refits: KL 0.079, top-1 86.7 %, 1.089
+  it('stays within KL 0.075 nats/token, 87 % top-1 agreement and 9 % perplexity of float', () => {
     const f = r.reference!;
     expect(r.tokens).toBeGreaterThan(30_000);
-    expect(f.meanKl).toBeLessThanOrEqual(0.09);
-    expect(f.top1Agreement).toBeGreaterThanOrEqual(0.85);
-    expect(Math.abs(f.perplexityRatio - 1)).toBeLessThanOrEqual(0.1);
+    expect(f.meanKl).toBeLessThanOrEqual(0.075);
+    expect(f.top1Agreement).toBeGreaterThanOrEqual(0.87);
+    expect(Math.abs(f.perplexityRatio - 1)).toBeLessThanOrEqual(0.09);
   });
 
-  // Issue 13's bar, not met by int4 on this 64-wide model yet: when it is, this turns red; make it an `it`.
+  // Issue 13's bar, not met by int4 on this 64-wide model yet (group 64: 1.0856; group 16: 1.0554):
+  // when it is, this turns red; make it an `it`.
   it.fails('meets the bar of perplexity within 5 % of float (not met yet)', () => {
     expect(Math.abs(r.reference!.perplexityRatio - 1)).toBeLessThanOrEqual(0.05);
   });
