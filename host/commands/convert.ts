@@ -78,7 +78,7 @@ export function register(program: Command, io: CliIO): void {
     )
     .option(
       '--calibrate <text>',
-      'int4: run the float model over the train split of this text (lines whose index % 10 != 0, as `eval --split train`) and round with error feedback (GPTQ) instead of to nearest',
+      'int4: run the float model over the train split of this text (lines whose index % 10 != 0, as `eval --split train`) and choose the int4 weights layer by layer by output error (activation scaling folded into the norms, GPTQ error feedback, refitted scales) instead of rounding to nearest',
     )
     .option('--calibrate-tokens <n>', 'tokens of --calibrate text to run (default 4096)', parsePositiveInt)
     .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
