@@ -16,7 +16,7 @@ import { LmflashError } from '../../src/errors.js';
 import { ARCH_NGRAM, blobArch } from '../../src/ngram.js';
 import { type CliIO, reportTo } from '../io.js';
 
-export interface LoadedModel {
+interface ExportSource {
   model: FloatModel;
   /** llama2.c tokenizer.bin bytes, or null when neither the input nor --tokenizer provides one. */
   tokenizerBin: Uint8Array | null;
@@ -25,10 +25,16 @@ export interface LoadedModel {
 }
 
 
-/** Reads any model lmflash understands, with the tokenizer it carries (overridden by `tokenizerPath`). */
-export async function loadAnyModel(file: string, tokenizerPath?: string): Promise<LoadedModel> {
+/**
+ * Reads any transformer lmflash understands, with the tokenizer it carries
+ * (overridden by `tokenizerPath`). Unlike converter/convert.ts's
+ * loadAnyModel, which prune and distill use, a tokenizer is optional here (an
+ * ONNX graph can be exported without one) and `--tokenizer` may replace a
+ * blob's; it returns tokenizer.bin bytes for the ONNX metadata.
+ */
+async function loadExportSource(file: string, tokenizerPath?: string): Promise<ExportSource> {
   const bytes = await readInputFile(file, 'model');
-  let loaded: LoadedModel;
+  let loaded: ExportSource;
   if (bytes.length >= 4 && bytes.subarray(0, 4).toString('latin1') === BLOB_MAGIC) {
     if (aboutFile(file, () => blobArch(bytes)) === ARCH_NGRAM)
       throw new LmflashError(
@@ -67,7 +73,7 @@ export function register(program: Command, io: CliIO): void {
     .option('-t, --tokenizer <file>', 'llama2.c tokenizer.bin to embed in the metadata (default: the one the input carries; a checkpoint carries none)')
     .requiredOption('-o, --output <file>', 'ONNX file to write (a file is replaced atomically; - writes to stdout)')
     .action(async (_format: string, model: string, opts: { tokenizer?: string; output: string }) => {
-      const loaded = await loadAnyModel(model, opts.tokenizer);
+      const loaded = await loadExportSource(model, opts.tokenizer);
       const bytes = exportOnnx(loaded.model, { tokenizerBin: loaded.tokenizerBin, source: `${loaded.kind} ${model}` });
       await writeFileAtomic(opts.output, bytes);
       const c = loaded.model.config;
