@@ -408,6 +408,34 @@ function rmsnormBackward(dx: Float32Array, dg: Float32Array, dy: Float32Array, x
  * target get zeros). Returns the mean loss and how many rows were scored.
  */
 function softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, rows: number, V: number, toGrad: boolean): { loss: number; count: number } {
+  return meanOverScoredRows(logits, targets, rows, V, toGrad, (o, t) => {
+    const max = rowMax(logits, o, V);
+    let z = 0;
+    for (let j = 0; j < V; j++) z += Math.exp(logits[o + j] - max);
+    const lse = max + Math.log(z);
+    const loss = lse - logits[o + t];
+    if (toGrad) {
+      for (let j = 0; j < V; j++) logits[o + j] = Math.exp(logits[o + j] - lse);
+      logits[o + t] -= 1;
+    }
+    return loss;
+  });
+}
+
+/**
+ * The loop both losses share: `score(o, t)` for every row with a target
+ * (o: the row's offset in logits), checked against the vocabulary; a row
+ * without one (target < 0) gets a zero gradient when `toGrad`. Returns the
+ * mean of the scores and how many rows were scored.
+ */
+function meanOverScoredRows(
+  logits: Float32Array,
+  targets: Int32Array,
+  rows: number,
+  V: number,
+  toGrad: boolean,
+  score: (o: number, t: number) => number,
+): { loss: number; count: number } {
   let total = 0;
   let count = 0;
   for (let r = 0; r < rows; r++) {
@@ -418,19 +446,16 @@ function softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, rows: nu
       continue;
     }
     if (t >= V) throw new RangeError(`target ${t} is outside the vocabulary (0..${V - 1})`);
-    let max = -Infinity;
-    for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
-    let z = 0;
-    for (let j = 0; j < V; j++) z += Math.exp(logits[o + j] - max);
-    const lse = max + Math.log(z);
-    total += lse - logits[o + t];
+    total += score(o, t);
     count++;
-    if (toGrad) {
-      for (let j = 0; j < V; j++) logits[o + j] = Math.exp(logits[o + j] - lse);
-      logits[o + t] -= 1;
-    }
   }
   return { loss: count > 0 ? total / count : 0, count };
+}
+
+function rowMax(logits: Float32Array, o: number, V: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
+  return max;
 }
 
 /** The teacher side of a distillation loss, for the rows of one batch. */
@@ -472,18 +497,8 @@ export function softenInPlace(logits: Float32Array, rows: number, V: number, tem
 export function distillationLoss(logits: Float32Array, targets: Int32Array, rows: number, V: number, d: Distillation, toGrad: boolean): { loss: number; count: number } {
   const T = d.temperature;
   const a = d.alpha;
-  let total = 0;
-  let count = 0;
-  for (let r = 0; r < rows; r++) {
-    const o = r * V;
-    const t = targets[r];
-    if (t < 0) {
-      if (toGrad) logits.fill(0, o, o + V);
-      continue;
-    }
-    if (t >= V) throw new RangeError(`target ${t} is outside the vocabulary (0..${V - 1})`);
-    let max = -Infinity;
-    for (let j = 0; j < V; j++) if (logits[o + j] > max) max = logits[o + j];
+  return meanOverScoredRows(logits, targets, rows, V, toGrad, (o, t) => {
+    const max = rowMax(logits, o, V);
     let z = 0;
     let zT = 0;
     for (let j = 0; j < V; j++) {
@@ -497,8 +512,7 @@ export function distillationLoss(logits: Float32Array, targets: Int32Array, rows
       const p = d.teacherProbs[o + j];
       if (p > 0) kl += p * (Math.log(p) - (logits[o + j] / T - lseT));
     }
-    total += a * T * T * kl + (1 - a) * (lse - logits[o + t]);
-    count++;
+    const loss = a * T * T * kl + (1 - a) * (lse - logits[o + t]);
     if (toGrad) {
       for (let j = 0; j < V; j++) {
         const zj = logits[o + j];
@@ -507,6 +521,6 @@ export function distillationLoss(logits: Float32Array, targets: Int32Array, rows
       }
       logits[o + t] -= 1 - a;
     }
-  }
-  return { loss: count > 0 ? total / count : 0, count };
+    return loss;
+  });
 }
