@@ -117,6 +117,15 @@ export function accxGapProblems(insns: Insn[], name: string): string[] {
   return problems;
 }
 
+/** A kernel's problem list with its windowed-ABI entry and return checked; `fail` prefixes the kernel's name. */
+function startKernelCheck(name: string, insns: Insn[]): { problems: string[]; fail: (msg: string) => void } {
+  const problems: string[] = [];
+  const fail = (msg: string) => problems.push(`${name}: ${msg}`);
+  if (insns[0].mnemonic !== 'entry' || insns[0].operands[0] !== 'a1') fail(`first instruction is ${text(insns[0])}, not entry a1, N (windowed ABI)`);
+  if (!/^retw(\.n)?$/.test(insns[insns.length - 1].mnemonic)) fail(`last instruction is ${text(insns[insns.length - 1])}, not retw`);
+  return { problems, fail };
+}
+
 /**
  * Problems with lmf_pie_weighted_sum_hs8 as disassembled (attention's
  * weighted sum over the values, head size 8; see kernels_esp32s3.S): the PIE
@@ -128,10 +137,7 @@ export function accxGapProblems(insns: Insn[], name: string): string[] {
 export function weightedSumKernelProblems(insns: Insn[]): string[] {
   const name = 'lmf_pie_weighted_sum_hs8';
   if (insns.length === 0) return [`${name} is not in the object file`];
-  const problems: string[] = [];
-  const fail = (msg: string) => problems.push(`${name}: ${msg}`);
-  if (insns[0].mnemonic !== 'entry' || insns[0].operands[0] !== 'a1') fail(`first instruction is ${text(insns[0])}, not entry a1, N (windowed ABI)`);
-  if (!/^retw(\.n)?$/.test(insns[insns.length - 1].mnemonic)) fail(`last instruction is ${text(insns[insns.length - 1])}, not retw`);
+  const { problems, fail } = startKernelCheck(name, insns);
 
   const pie = insns.filter((i) => i.mnemonic.startsWith('ee.'));
   const expected: [string, string][] = [
@@ -202,10 +208,7 @@ export function weightedSumKernelProblems(insns: Insn[]): string[] {
 export function dots4KernelProblems(insns: Insn[]): string[] {
   const name = 'lmf_pie_dots4_s8';
   if (insns.length === 0) return [`${name} is not in the object file`];
-  const problems: string[] = [];
-  const fail = (msg: string) => problems.push(`${name}: ${msg}`);
-  if (insns[0].mnemonic !== 'entry' || insns[0].operands[0] !== 'a1') fail(`first instruction is ${text(insns[0])}, not entry a1, N (windowed ABI)`);
-  if (!/^retw(\.n)?$/.test(insns[insns.length - 1].mnemonic)) fail(`last instruction is ${text(insns[insns.length - 1])}, not retw`);
+  const { problems, fail } = startKernelCheck(name, insns);
   const pie = insns.filter((i) => i.mnemonic.startsWith('ee.'));
   const want = [
     'ee.vld.128.ip q1,a5,16', 'ee.vld.128.ip q2,a5,16', 'ee.vld.128.ip q3,a5,16', 'ee.vld.128.ip q4,a5,16',
