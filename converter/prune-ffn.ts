@@ -47,7 +47,7 @@ function rowNorm(m: Float32Array, cols: number, r: number): number {
 }
 
 /** ||w2[:, i]|| for every hidden neuron i (w2 is [dim][hidden]). */
-function downColumnNorms(w2: Float32Array, dim: number, hidden: number): Float64Array {
+export function downColumnNorms(w2: Float32Array, dim: number, hidden: number): Float64Array {
   const out = new Float64Array(hidden);
   for (let r = 0; r < dim; r++) for (let i = 0; i < hidden; i++) out[i] += w2[r * hidden + i] * w2[r * hidden + i];
   return out.map(Math.sqrt);

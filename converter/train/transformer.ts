@@ -166,6 +166,22 @@ export class TransformerPass {
     return this.acts[layer].gate;
   }
 
+  /**
+   * Layer `layer`'s activations in the last run, [B·T][width] each, for
+   * structured pruning's importance (converter/prune-shape.ts): the residual
+   * entering the layer, the two RMSNorm outputs and the attention output
+   * before wo (head h is columns h·hs..(h+1)·hs).
+   */
+  layerActivationsOfLastRun(layer: number): { residualIn: Float32Array; attnNormOut: Float32Array; attentionOut: Float32Array; ffnNormOut: Float32Array } {
+    const a = this.acts[layer];
+    return { residualIn: a.xIn, attnNormOut: a.xn1, attentionOut: a.att, ffnNormOut: a.xn2 };
+  }
+
+  /** The residual after the last layer and the final RMSNorm's output in the last run, [B·T][dim]. */
+  finalActivationsOfLastRun(): { residual: Float32Array; normOut: Float32Array } {
+    return { residual: this.xFinal, normOut: this.xnF };
+  }
+
   /** Logits [B·T][vocab] of the last run without gradients (a run with gradients overwrites them). */
   get logitsOfLastRun(): Float32Array {
     return this.logits;
