@@ -15,6 +15,7 @@ import * as evaluate from './commands/eval.js';
 import * as demo from './commands/demo.js';
 import * as distill from './commands/distill.js';
 import * as exportCmd from './commands/export.js';
+import * as finetune from './commands/finetune.js';
 import * as flashCmd from './commands/flash.js';
 import * as generate from './commands/generate.js';
 import * as inspect from './commands/inspect.js';
@@ -28,7 +29,7 @@ import * as train from './commands/train.js';
 import * as uploadModel from './commands/upload-model.js';
 import { processIO, type CliIO } from './io.js';
 
-const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, reset, demo, prune, distill];
+const COMMANDS: { register(program: Command, io: CliIO): void }[] = [convert, inspect, generate, evaluate, exportCmd, ports, sim, chat, monitor, tokenizer, data, train, flashCmd, uploadModel, reset, demo, prune, distill, finetune];
 
 /** lmflash's version, from its package.json. */
 export function lmflashVersion(): string {

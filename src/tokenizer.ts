@@ -240,6 +240,13 @@ export interface EncodeOptions {
   /** Put the EOS token last (default false). */
   eos?: boolean;
   /**
+   * Start with the dummy prefix " " (default true, as run.c). false encodes
+   * a continuation of text already encoded: a fine-tuning completion after
+   * its prompt, so the pair's tokens are the prompt's as `generate` encodes
+   * it followed by the completion's.
+   */
+  dummyPrefix?: boolean;
+  /**
    * Receives every id the encoding passes through: the chunks' pieces, the
    * byte fallbacks, each merge's result (intermediates included) and the
    * special tokens. Vocabulary pruning keeps exactly these, so the smaller
@@ -382,7 +389,7 @@ export class Tokenizer {
     // The dummy prefix is the " " text piece, a token of its own (so it never
     // joins a leading continuation byte); run.c assumes the piece exists, we
     // add nothing when it does not.
-    if (input.length > 0 && t.flags & TOKENIZER_FLAG_DUMMY_PREFIX) {
+    if (input.length > 0 && t.flags & TOKENIZER_FLAG_DUMMY_PREFIX && opts.dummyPrefix !== false) {
       this.scratch[0] = 0x20;
       const space = this.lookup(1);
       if (space >= 0) ids.push(space);

@@ -85,7 +85,7 @@ export interface TrainTransformerOpts {
   output: string;
 }
 
-async function requireFolder(file: string, what: string): Promise<void> {
+export async function requireFolder(file: string, what: string): Promise<void> {
   const dir = path.dirname(path.resolve(file));
   const s = await stat(dir).catch(() => null);
   if (!s?.isDirectory()) throw new LmflashError(`cannot write the ${what} ${file}: folder ${dir} does not exist — create it first or choose another path`);
