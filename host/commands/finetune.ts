@@ -20,7 +20,7 @@ import { writeBlob } from '../../src/blob.js';
 import { LmflashError } from '../../src/errors.js';
 import { readInputText } from '../../src/input-file.js';
 import { parameterCount } from '../../src/model.js';
-import type { CliIO } from '../io.js';
+import { reportTo, type CliIO } from '../io.js';
 import { runNativeCollect } from '../native.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { TrainProgress } from '../train-progress.js';
@@ -237,6 +237,6 @@ export function register(program: Command, io: CliIO): void {
       await requireFolder(opts.output, 'blob');
       const { blob, report } = await finetuneModelFile(io, model, opts);
       await writeFileAtomic(opts.output, blob);
-      io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatFinetuneReport(report, opts.output));
+      reportTo(io, opts.output)(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatFinetuneReport(report, opts.output === '-' ? 'standard output' : opts.output));
     });
 }
