@@ -88,6 +88,7 @@ describe('lmflash finetune', () => {
     ['an unknown target', ['--lora', '4', '--targets', 'wq,wx'], /unknown projection "wx"/],
     ['a pair longer than the context', ['--lora', '4'], /line 3 of .* more than the model's context of 512/, pairLines(2) + JSON.stringify({ prompt: 'Once upon a time '.repeat(200), completion: ' x' }) + '\n'],
     ['too few pairs to hold any out', ['--lora', '4'], /held out are those on lines whose 0-based index % 10 == 0/, pairLines(1)],
+    ['an --eval-text that does not exist', ['--lora', '4', '--eval-text', '/nonexistent/stories.txt'], /cannot read the --eval-text text .*no such file/],
     ['a missing tokenizer for a checkpoint', ['--lora', '4', '--no-tok'], /--tokenizer is required/],
   ];
   for (const [what, args, message, content] of bad) {

@@ -109,6 +109,7 @@ async function completions(blob: string, pairs: readonly Pair[], answerTokens: r
 
 export async function finetuneModelFile(io: CliIO, input: string, opts: FinetuneOpts): Promise<{ blob: Buffer; report: FinetuneReport }> {
   const targets = parseTargets(opts.targets);
+  if (opts.evalText) await readInputText(opts.evalText, '--eval-text text'); // a bad path fails now, not after the training
   const m = await loadAnyModel(input, opts.tokenizer);
   const c = m.model.config;
   const alpha = opts.alpha ?? opts.lora;
