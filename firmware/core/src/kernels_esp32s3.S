@@ -221,3 +221,77 @@ lmf_pie_weighted_sum_hs8:
     retw.n
 
     .size   lmf_pie_weighted_sum_hs8, . - lmf_pie_weighted_sum_hs8
+
+/* lmf_s3_softmax_weights: attention's softmax weights (kernels.c's
+ * lmf_softmax_weights on the S3; the C there is the definition, and this
+ * computes the same integers). No PIE: the LX7's scalar instructions, in one
+ * pass where the C takes two, and skipping the table for the positions whose
+ * e_t is 0 (about half of them in stories260K's run).
+ *
+ *   uint32_t lmf_s3_softmax_weights(int16_t *w, const int32_t *score, const uint16_t *vmant,
+ *                                   const int16_t *vexp, uint32_t n, int32_t best,
+ *                                   int32_t top, const uint32_t *exp2_q30)
+ *   for t < n: d = score[t] - best (<= 0), k = d >> 15 (floor),
+ *     e_t = lmf_exp2_frac_q30(d & 0x7FFF) >> (15 - k), 0 for k < -16 (lmf_exp2_q15);
+ *     w[t] = (e_t * vmant[t]) >> min(top - vexp[t], 31) (unsigned);
+ *   returns the sum of e_t.
+ *
+ * a2 w, a3 score, a4 vmant, a5 vexp, a6 n (loopgtz: 0 runs none), a7 best;
+ * on the stack (the windowed ABI's seventh and eighth arguments, at the
+ * caller's stack pointer: a1 + 32 after entry a1, 32) top and lmf_exp2_q30
+ * (passed in: no literal pool). best is first lowered by 17 * 2^15, so that
+ * x = (d + 17 * 2^15) >> 15 = k + 17, and SSL x sets SAR to 32 - x = 15 - k,
+ * the exponent shift. The table is skipped for x < 2 (one blti): k < -16
+ * gives 0 in the C, and so does k = -16, a shift by 31 of a value below
+ * 2^31. Adding a multiple of 2^15 leaves d's low 15 bits, the table index
+ * (bits 8..14) and the interpolation weight (bits 0..7), as they are. SAR
+ * is 15..30 where it is used for e_t, and min(top - vexp, 31) for w[t]. */
+    .align  4
+    .global lmf_s3_softmax_weights
+    .type   lmf_s3_softmax_weights, @function
+
+lmf_s3_softmax_weights:
+    entry   a1, 32
+    l32i    a13, a1, 32                 /* top */
+    l32i    a14, a1, 36                 /* lmf_exp2_q30 */
+    movi    a8, 17
+    slli    a8, a8, 15
+    sub     a7, a7, a8                  /* best - 17 * 2^15 */
+    movi.n  a15, 31                     /* the largest weight shift */
+    movi.n  a12, 0                      /* sum of e_t */
+    loopgtz a6, .Lsw_end
+    l32i    a8, a3, 0                   /* score[t] */
+    addi    a3, a3, 4
+    sub     a8, a8, a7                  /* d + 17 * 2^15 */
+    srai    a9, a8, 15                  /* x = k + 17 */
+    movi.n  a6, 0                       /* w[t] when e_t is 0 */
+    blti    a9, 2, .Lsw_store           /* k < -15: e_t = 0 */
+    extui   a10, a8, 8, 7               /* table index */
+    extui   a8, a8, 0, 8                /* interpolation weight */
+    addx4   a10, a10, a14
+    l32i    a11, a10, 0                 /* lo */
+    l32i    a10, a10, 4                 /* hi */
+    sub     a10, a10, a11
+    mull    a10, a10, a8
+    srli    a10, a10, 8
+    add     a10, a10, a11               /* 2^(frac / 2^15) in Q30 */
+    ssl     a9                          /* SAR = 32 - x = 15 - k */
+    srl     a10, a10                    /* e_t */
+    add     a12, a12, a10
+    l16ui   a8, a4, 0                   /* vmant[t] */
+    l16si   a11, a5, 0                  /* vexp[t] */
+    mull    a10, a10, a8                /* below 2^31: e_t <= 2^15, vmant < 2^16 */
+    sub     a11, a13, a11
+    minu    a11, a11, a15
+    ssr     a11
+    srl     a6, a10
+.Lsw_store:
+    s16i    a6, a2, 0                   /* w[t] */
+    addi    a2, a2, 2
+    addi    a4, a4, 2
+    addi    a5, a5, 2
+.Lsw_end:
+    mov.n   a2, a12
+    retw.n
+
+    .size   lmf_s3_softmax_weights, . - lmf_s3_softmax_weights

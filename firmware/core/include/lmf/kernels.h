@@ -71,6 +71,14 @@ void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs
  * |w[t]| < 2^14 and count <= 512 keep every sum below 2^31. */
 void lmf_weighted_sum_i8(int32_t *acc, const int16_t *w, const int8_t *values, uint32_t hs, uint32_t count);
 
+/* Attention's softmax weights (model.c describes the fixed point), for t < n:
+ *   e_t  = lmf_exp2_q15(score[t] - best), with score[t] <= best;
+ *   w[t] = (e_t * vmant[t]) >> min(top - vexp[t], 31), unsigned;
+ * returns Σ e_t. score[] is scratch: it may be overwritten. The C is the
+ * definition; an LMF_PIE_KERNELS build runs kernels_esp32s3.S's scalar
+ * assembly (one pass, the table skipped where e_t is 0: the same integers). */
+uint32_t lmf_softmax_weights(int16_t *w, int32_t *score, const uint16_t *vmant, const int16_t *vexp, uint32_t n, int32_t best, int32_t top);
+
 /* The PIE kernel's contract, for rows k < rows:
  *   d[k] = Σ_{j < 16·blocks} w[k·stride + j] · x[j]
  * with w, x and stride multiples of 16 bytes (PIE loads ignore an address's
