@@ -151,6 +151,8 @@ export interface Esp32s3Images {
   plainElf: string;
   /** The arithmetic self-test (ports/qemu-common/selftest.c). */
   selftestElf: string;
+  /** The S3's scalar assembly kernels against their C definitions (ports/qemu-esp32s3/kernel-check.c). */
+  kernelCheckElf: string;
   /** How to run them (runOnQemu's target). */
   target: QemuTarget;
 }
@@ -169,6 +171,7 @@ export function buildEsp32s3(root: string): Promise<Esp32s3Images> {
       elf: path.join(buildDir, 'lmf-qemu.elf'),
       plainElf: path.join(buildDir, 'lmf-qemu-c.elf'),
       selftestElf: path.join(buildDir, 'lmf-qemu-selftest.elf'),
+      kernelCheckElf: path.join(buildDir, 'lmf-qemu-kernel-check.elf'),
       target: esp32s3Target(tc),
     };
   })().finally(() => (buildingS3 = undefined));

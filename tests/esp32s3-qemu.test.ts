@@ -22,7 +22,7 @@ import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } fro
 import { readTokenizerFile } from '../host/commands/train.js';
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
-import { accxGapProblems, disassembledFunction, dots4KernelProblems, pieKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
+import { accxGapProblems, disassembledFunction, dots4KernelProblems, pieKernelProblems, softmaxWeightsKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
 import { readReferenceRun } from './reference-runs.js';
 import { requireTool } from './required-tools.js';
 
@@ -87,6 +87,7 @@ function assembleKernel(source: string): { ok: boolean; stderr: string; problems
       ...(hs8.length ? accxGapProblems(hs8, 'lmf_pie_dots_hs8') : ['lmf_pie_dots_hs8 is not in the object file']),
       ...weightedSumKernelProblems(disassembledFunction(dump, 'lmf_pie_weighted_sum_hs8')),
       ...dots4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots4_s8')),
+      ...softmaxWeightsKernelProblems(disassembledFunction(dump, 'lmf_s3_softmax_weights')),
     ],
   };
 }
@@ -131,6 +132,12 @@ describe.runIf(haveToolchain)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-es
     ['four blocks: no gap before ACCX is read', /    add     a3, a3, a9([^\n]*)\n    addi    a2, a2, 4([^\n]*)\n    ee\.srs\.accx     a12, a10, 0\n/, '    ee.srs.accx     a12, a10, 0\n    add     a3, a3, a9\n    addi    a2, a2, 4\n', /lmf_pie_dots4_s8: ee\.srs\.accx .* only 0 instruction/],
     ['four blocks: the row step without the 64 bytes already walked', '    addi    a9, a4, -64', '    addi    a9, a4, 0', /w does not move on by the stride/],
     ['four blocks: the store after the loop', /    s32i    a12, a2, 0\n\.Lrows4_end:\n/, '.Lrows4_end:\n    s32i    a12, a2, 0\n', /row loop does not end right after the store/],
+    ['softmax weights: the table skipped for k = -15 too (its e_t is 1)', 'blti    a9, 2, .Lsw_store', 'blti    a9, 3, .Lsw_store', /lmf_s3_softmax_weights: the table is not skipped for x < 2/],
+    ['softmax weights: SSR where SSL sets 32 - x', /    ssl     a9 /, '    ssr     a9 ', /lmf_s3_softmax_weights: e_t's shift is not set by SSL/],
+    ['softmax weights: the weight shift not clamped', /    minu    a11, a11, a15\n/, '\n', /lmf_s3_softmax_weights: the weight shift is not clamped/],
+    ['softmax weights: top read from the wrong stack slot', '    l32i    a13, a1, 32', '    l32i    a13, a1, 28', /lmf_s3_softmax_weights: top and the table are not read from the caller's stack/],
+    ['softmax weights: the store after the loop', /\.Lsw_store:\n    s16i    a6, a2, 0([^\n]*)\n    addi    a2, a2, 2\n    addi    a4, a4, 2\n    addi    a5, a5, 2\n\.Lsw_end:\n/, '.Lsw_store:\n    addi    a2, a2, 2\n    addi    a4, a4, 2\n    addi    a5, a5, 2\n.Lsw_end:\n    s16i    a6, a2, 0\n', /lmf_s3_softmax_weights: w\[t\] is not stored in the loop/],
+    ['softmax weights: vexp not stepped', /    addi    a5, a5, 2\n\.Lsw_end:/, '    nop\n.Lsw_end:', /lmf_s3_softmax_weights: a5 does not move on by 2 bytes/],
   ])('catches a broken copy: %s', (_what, from, to, expected) => {
     const r = assembleKernel(brokenKernel(from, to));
     expect(r.ok).toBe(true);
@@ -195,6 +202,19 @@ describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cp
     const loops = [...r.stderr.matchAll(/^calibration (\d+) instructions (\d+) ccount$/gm)].map((m) => [Number(m[1]), Number(m[2])]);
     expect(loops).toHaveLength(2);
     for (const [instructions, ccount] of loops) expect(Math.abs(ccount * 25 - instructions)).toBeLessThanOrEqual(25);
+  });
+
+  it('the assembly softmax weights give their C definition\'s integers on edge inputs (kernel-check.c, S3 against native C)', async () => {
+    const r = await runOnQemu({ elf: images.kernelCheckElf, target: images.target, timeoutMs: 60_000 });
+    const native = path.join(tempDir('kernel-check'), 'kernel-check');
+    const core = path.join(PROJECT_ROOT, 'firmware/core');
+    execFileSync('gcc', ['-std=c11', '-O2', '-ffp-contract=off', '-DLMF_PORTABLE_KERNELS', '-I', path.join(core, 'include'), '-o', native,
+      path.join(PROJECT_ROOT, 'firmware/ports/qemu-esp32s3/kernel-check.c'), path.join(core, 'src/kernels.c'), path.join(core, 'src/detmath.c')]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const want = execFileSync(native).toString('utf8');
+    expect(want).toMatch(/^softmax\.edge\.sum 00000004$/m); // k = -15: e_t = 1 at each of the four positions
+    expect(want).toMatch(/^softmax\.random [0-9a-f]{8}$/m);
+    expect(r.stdout.toString('utf8')).toBe(want);
   });
 
   // run.c's reference runs (../shared/reference/stories260K): greedy from each prompt for as many

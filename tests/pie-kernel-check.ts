@@ -245,3 +245,74 @@ export function dots4KernelProblems(insns: Insn[]): string[] {
   if (at(mac) > at(srs)) fail('the last MAC is after the ACCX read');
   return problems;
 }
+
+/**
+ * Problems with lmf_s3_softmax_weights as disassembled (attention's softmax
+ * weights in scalar assembly; see kernels_esp32s3.S): no PIE at all; the
+ * seventh and eighth arguments (top, the table) read where the windowed ABI
+ * puts them, at the entry's frame size; best lowered by 17 * 2^15 before the
+ * loop; a zero-overhead loop over n (a6) that reads score at a3 (4 bytes a
+ * position) and vmant, vexp at a4, a5 and writes w at a2 (2 bytes each), and
+ * ends right after those steps; inside it the skip for x < 2 (blti x, 2) to
+ * the store of w, SSL x before e_t's shift, and the weight shift clamped by
+ * MINU with 31 before its SSR; the sum returned in a2.
+ */
+export function softmaxWeightsKernelProblems(insns: Insn[]): string[] {
+  const name = 'lmf_s3_softmax_weights';
+  if (insns.length === 0) return [`${name} is not in the object file`];
+  const { problems, fail } = startKernelCheck(name, insns);
+  const is = (i: Insn | undefined, mnemonic: RegExp, operands: string) => !!i && mnemonic.test(i.mnemonic) && i.operands.join(',') === operands;
+  const pie = insns.filter((i) => i.mnemonic.startsWith('ee.') || /^(rur|wur)\./.test(i.mnemonic));
+  if (pie.length) fail(`uses ${pie.map(text).join('; ')}: it is scalar code`);
+  const frame = imm(insns[0].operands[1]);
+  const at = (i: Insn) => insns.indexOf(i);
+
+  const loop = insns.find((i) => i.mnemonic === 'loopgtz');
+  if (!loop || loop.operands[0] !== 'a6') {
+    fail(`no zero-overhead loop over n (loopgtz a6): ${text(loop)}`);
+    return problems;
+  }
+  const end = parseInt(loop.operands[1], 16);
+  const body = insns.slice(at(loop) + 1, insns.findIndex((i) => i.addr === end));
+  const before = insns.slice(1, at(loop));
+  if (body.length === 0 || body[body.length - 1].addr >= end) fail(`the loop end 0x${end.toString(16)} is not right after its body`);
+
+  // top and the table: the caller's stack, at a1 + frame and a1 + frame + 4
+  const stackArg = (off: number) => before.find((i) => /^l32i(\.n)?$/.test(i.mnemonic) && i.operands[1] === 'a1' && imm(i.operands[2]) === off);
+  const top = stackArg(frame), table = stackArg(frame + 4);
+  if (!top || !table) fail(`top and the table are not read from the caller's stack at a1 + ${frame} and a1 + ${frame + 4} (entry a1, ${frame})`);
+  // best - 17 * 2^15
+  const seventeen = before.find((i) => /^movi(\.n)?$/.test(i.mnemonic) && imm(i.operands[1]) === 17);
+  const scaled = seventeen && before.find((i) => is(i, /^slli$/, `${seventeen.operands[0]},${seventeen.operands[0]},15`));
+  if (!scaled || !before.some((i) => is(i, /^sub$/, `a7,a7,${seventeen!.operands[0]}`))) fail('best is not lowered by 17 * 2^15 before the loop (movi 17, slli 15, sub a7, a7)');
+
+  // the pointer steps, each once a position
+  for (const [reg, step] of [['a3', 4], ['a2', 2], ['a4', 2], ['a5', 2]] as const) {
+    const steps = body.filter((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands[0] === reg && i.operands[1] === reg);
+    if (steps.length !== 1 || imm(steps[0].operands[2]) !== step) fail(`${reg} does not move on by ${step} bytes a position`);
+  }
+  const load = (mn: RegExp, reg: string) => body.find((i) => mn.test(i.mnemonic) && i.operands[1] === reg && imm(i.operands[2]) === 0);
+  if (!load(/^l32i(\.n)?$/, 'a3') || !load(/^l16ui$/, 'a4') || !load(/^l16si$/, 'a5')) fail('the loop does not load score (l32i from a3), vmant (l16ui from a4) and vexp (l16si from a5)');
+  const store = body.find((i) => i.mnemonic === 's16i' && i.operands[1] === 'a2' && imm(i.operands[2]) === 0);
+  if (!store) fail('w[t] is not stored in the loop (s16i to a2)');
+
+  // the skip: blti x, 2 to the store, inside the loop
+  const skip = body.find((i) => i.mnemonic === 'blti');
+  if (!skip || imm(skip.operands[1]) !== 2) fail(`the table is not skipped for x < 2 (blti x, 2): ${text(skip)}`);
+  else if (!store || parseInt(skip.operands[2], 16) !== store.addr) fail(`the skip goes to 0x${parseInt(skip.operands[2], 16).toString(16)}, not to the store of w[t]`);
+  // e_t: SSL x (SAR = 32 - x = 15 - k) before its SRL
+  const ssl = body.find((i) => i.mnemonic === 'ssl');
+  const srls = body.filter((i) => i.mnemonic === 'srl');
+  if (!ssl || !skip || ssl.operands[0] !== skip.operands[0]) fail(`e_t's shift is not set by SSL of x (the register blti tests): ${text(ssl)}`);
+  else if (srls.length !== 2 || at(srls[0]) < at(ssl)) fail('e_t is not shifted by SRL after the SSL');
+  // w[t]: MINU with 31, then SSR of that, then the second SRL
+  const thirtyOne = before.find((i) => /^movi(\.n)?$/.test(i.mnemonic) && imm(i.operands[1]) === 31)?.operands[0];
+  const minu = body.find((i) => i.mnemonic === 'minu' && i.operands[2] === thirtyOne);
+  const ssr = body.find((i) => i.mnemonic === 'ssr');
+  if (!minu) fail('the weight shift is not clamped to 31 (minu with a register set to 31 before the loop)');
+  else if (!ssr || ssr.operands[0] !== minu.operands[0] || at(ssr) < at(minu) || srls.length !== 2 || at(srls[1]) < at(ssr)) fail('the weight is not shifted by SSR of the clamped shift');
+
+  const last = insns[insns.length - 2];
+  if (!is(last, /^mov(\.n)?$/, `a2,${insns.slice(at(loop)).find((i) => /^add(\.n)?$/.test(i.mnemonic) && srls.length > 0 && at(i) > at(srls[0]))?.operands[0]}`)) fail(`the sum of e_t is not returned in a2: ${text(last)}`);
+  return problems;
+}
