@@ -590,37 +590,6 @@ static void pie_weighted_sum_hs8(int32_t *acc, const int16_t *w, const int8_t *v
 }
 #endif
 
-#if defined(LMF_PIE_KERNELS)
-uint32_t lmf_s3_softmax_weights(int16_t *w, const int32_t *score, const uint16_t *vmant, const int16_t *vexp, uint32_t n,
-                                int32_t best, int32_t top, const uint32_t *exp2_q30);
-
-/* kernels_esp32s3.S: the same integers in one pass, the table skipped where
- * e_t is 0. */
-uint32_t lmf_softmax_weights(int16_t *w, int32_t *score, const uint16_t *vmant, const int16_t *vexp, uint32_t n, int32_t best, int32_t top)
-{
-    return lmf_s3_softmax_weights(w, score, vmant, vexp, n, best, top, lmf_exp2_q30);
-}
-#else
-/* Two passes, e_t into score[] (no longer needed) and then the weights,
- * each few enough values to stay in registers. e_t <= 2^15 and vm_t < 2^16,
- * so e_t * vm_t < 2^31, and a shift by 31 gives the 0 that any larger shift
- * would: min() in place of a branch (shift >= 17 in the forward pass). */
-uint32_t lmf_softmax_weights(int16_t *w, int32_t *score, const uint16_t *vmant, const int16_t *vexp, uint32_t n, int32_t best, int32_t top)
-{
-    uint32_t sum = 0, t;
-    for (t = 0; t < n; t++) {
-        uint32_t e = lmf_exp2_q15(score[t] - best);
-        sum += e;
-        score[t] = (int32_t)e;
-    }
-    for (t = 0; t < n; t++) {
-        uint32_t shift = (uint32_t)(top - vexp[t]);
-        w[t] = (int16_t)(((uint32_t)score[t] * vmant[t]) >> (shift < 31 ? shift : 31));
-    }
-    return sum;
-}
-#endif
-
 void lmf_dots_i8(int32_t *dot, const int16_t *q, const int8_t *keys, uint32_t hs, uint32_t count)
 {
     uint32_t t, i;

@@ -222,9 +222,9 @@ lmf_pie_weighted_sum_hs8:
 
     .size   lmf_pie_weighted_sum_hs8, . - lmf_pie_weighted_sum_hs8
 
-/* lmf_s3_softmax_weights: attention's softmax weights (kernels.c's
+/* lmf_s3_softmax_weights: attention's softmax weights (lmf/kernels.h's
  * lmf_softmax_weights on the S3; the C there is the definition, and this
- * computes the same integers). No PIE: the LX7's scalar instructions, in one
+ * computes the same integers, with top = 17 + *vexp_max). No PIE: the LX7's scalar instructions, in one
  * pass where the C takes two, and skipping the table for the positions whose
  * e_t is 0 (about half of them in stories260K's run).
  *

@@ -183,8 +183,8 @@ static void cache_store(const lmf_state *s, int8_t *cache, uint16_t *mant, int16
  *   score_t = q.k_t * qscale * ks_t * log2(e) / sqrt(hs), in 2^-15 units
  *             (fixed_scores), so that e^(s - max) is a power of 2;
  *   e_t     = 2^((score_t - max) / 2^15) in Q15 (lmf_exp2_q15: a table);
- *   w_t     = e_t * vs_t / 2^(17 + ve_max), below 2^14 (kernels.c
- *             lmf_softmax_weights);
+ *   w_t     = e_t * vs_t / 2^(17 + ve_max), below 2^14 (value_weights:
+ *             kernels.h lmf_softmax_weights);
  *   out     = Σ w_t v_t * 2^(17 + ve_max) / Σ e_t, the only float work:
  *             O(hs) per head. */
 
@@ -226,6 +226,13 @@ static int32_t fixed_scores(int32_t *score, uint32_t n, const kv_rows *kv, float
     return best;
 }
 
+/* The weights w[t - start] of positions [start, end) (see above); returns
+ * their Σ e_t. */
+static uint32_t value_weights(int16_t *w, int32_t *score, uint32_t start, uint32_t end, int32_t best, const kv_rows *kv)
+{
+    return lmf_softmax_weights(w, score + start, kv->vmant + start, kv->vexp + start, end - start, best, &kv->vexp_max);
+}
+
 /* One head of attention at position pos, softmax(q.k / sqrt(hs)) . v, with
  * q the head's quantized query in s->qq. Writes hs floats to out. Not
  * inlined: in its own register window (the S3's windowed ABI) its loops keep
@@ -243,7 +250,7 @@ LMF_NOINLINE static void attend_head(lmf_state *s, float *out, uint32_t head, co
     best = fixed_scores(s->att, n, kv, s->qq.scale[head] * s->score_unit, 127 * q_abs);
     for (start = 0; start < n; start = end) {
         end = n - start > ATT_CHUNK ? start + ATT_CHUNK : n;
-        denom += (float)lmf_softmax_weights(s->att_w, s->att + start, kv->vmant + start, kv->vexp + start, end - start, best, 17 + kv->vexp_max);
+        denom += (float)value_weights(s->att_w, s->att, start, end, best, kv);
         lmf_weighted_sum_i8(acc, s->att_w, kv->values + (size_t)start * hs, hs, end - start);
         /* integers below 2^24 while the context fits one chunk: exact */
         for (i = 0; i < hs; i++) out[i] = start == 0 ? (float)acc[i] : out[i] + (float)acc[i];

@@ -75,7 +75,7 @@ static int16_t vexp[MAX_N];
  * INT16_MIN), returns the hash of the weights and the sum. */
 static uint32_t softmax_case(uint32_t n)
 {
-    int32_t best = (int32_t)(rnd() >> 2) - (1 << 29), vexp_max = (int32_t)(rnd() % 60u) - 40, top = 17 + vexp_max;
+    int32_t best = (int32_t)(rnd() >> 2) - (1 << 29), vexp_max = (int32_t)(rnd() % 60u) - 40;
     uint32_t t, sum, h = 0x811c9dc5u;
     for (t = 0; t < n; t++) {
         uint32_t kind = rnd() % 8;
@@ -87,7 +87,7 @@ static uint32_t softmax_case(uint32_t n)
     }
     if (n < MAX_N) w[n] = 0x5555;
     if (n > 0 && rnd() % 2) score[rnd() % n] = best; /* the largest score is one of them */
-    sum = lmf_softmax_weights(w, score, vmant, vexp, n, best, top);
+    sum = lmf_softmax_weights(w, score, vmant, vexp, n, best, &vexp_max);
     for (t = 0; t < n; t++) h = mix(h, (uint16_t)w[t]);
     if (n < MAX_N && w[n] != 0x5555) h = mix(h, 0xdeadu); /* nothing written past w[n - 1] */
     return mix(h, sum);
@@ -96,11 +96,12 @@ static uint32_t softmax_case(uint32_t n)
 int main(void)
 {
     uint32_t i, h = 0x811c9dc5u;
+    int32_t zero = 0;
     /* the edges one at a time: e_t of k = -15 (1) and k = -16 (0), a weight
      * shift of 31 and of 40, a zero scale */
     static const int32_t diffs[] = {0, -1, -32768, -15 * 32768, -15 * 32768 - 1, -16 * 32768 + 1, -16 * 32768, -17 * 32768, INT32_MIN / 2};
     for (i = 0; i < sizeof diffs / sizeof diffs[0]; i++) {
-        int32_t best = 1000;
+        int32_t best = 1000, vexp_max = 3;
         score[0] = best + diffs[i];
         vmant[0] = 0xFFFF;
         vexp[0] = 3;
@@ -113,12 +114,12 @@ int main(void)
         vmant[3] = 0;
         score[3] = best + diffs[i];
         vexp[3] = INT16_MIN;
-        put("softmax.edge.sum", lmf_softmax_weights(w, score, vmant, vexp, 4, best, 17 + 3));
+        put("softmax.edge.sum", lmf_softmax_weights(w, score, vmant, vexp, 4, best, &vexp_max));
         put("softmax.edge.w01", (uint32_t)(uint16_t)w[0] | (uint32_t)(uint16_t)w[1] << 16);
         put("softmax.edge.w23", (uint32_t)(uint16_t)w[2] | (uint32_t)(uint16_t)w[3] << 16);
     }
     w[0] = 0x1234;
-    put("softmax.n0.sum", lmf_softmax_weights(w, score, vmant, vexp, 0, 0, 17));
+    put("softmax.n0.sum", lmf_softmax_weights(w, score, vmant, vexp, 0, 0, &zero));
     put("softmax.n0.w", (uint16_t)w[0]);
     for (i = 0; i < 400; i++) h = mix(h, softmax_case(i < 8 ? i : 1 + rnd() % MAX_N));
     put("softmax.random", h);
