@@ -1,4 +1,8 @@
-/* lmf_pie_dots_s8 on the ESP32-S3's PIE SIMD unit (Xtensa LX7, windowed ABI).
+/* The ESP32-S3's assembly kernels (Xtensa LX7, windowed ABI): the matrix and
+ * attention products on its PIE SIMD unit, and attention's softmax weights
+ * in scalar code (lmf_s3_softmax_weights, at the end).
+ *
+ * lmf_pie_dots_s8 on the ESP32-S3's PIE SIMD unit.
  * Built by the ESP-IDF component for IDF_TARGET esp32s3 and by the emulated
  * S3 image (firmware/ports/qemu-esp32s3), which both define LMF_PIE_KERNELS
  * for kernels.c. The contract is in lmf/kernels.h;

@@ -13,7 +13,9 @@
  *    emulation in C for tests on any host (-DLMF_PIE_EMULATE); in an
  *    LMF_PIE_KERNELS build also attention at head size 8 (lmf_dots_i8 and
  *    lmf_weighted_sum_i8, kernels_esp32s3.S; no emulation: the S3 image's
- *    bit-identity tests check them).
+ *    bit-identity tests check them) and, in scalar assembly, attention's
+ *    softmax weights (lmf_softmax_weights below; the S3 kernel-check image
+ *    compares it with this C on edge inputs).
  * Activations are int16 (int8 values widened once per vector), because the
  * lx106 loads an int16 in one instruction and pmaddwd reads int16; the PIE
  * kernels read them as int8 (lmf_qvec.x8). */
