@@ -128,7 +128,10 @@ describe('firmware/esp32s3 sources', () => {
       'ee.vmulas.s8.accx', 'nop', 'ee.srs.accx', 'rur.accx_0', 's32i', 'addi', 'add', 'sub', 'bnez', 'retw.n',
       // the attention kernels' QACC path (sign extension by compare + zip, broadcast loads, 16-bit MACs, lane reads)
       'ee.zero.q', 'ee.zero.qacc', 'ee.vcmp.lt.s8', 'ee.vzip.8', 'ee.vldbc.16.ip', 'ee.vmulas.s16.qacc',
-      ...[0, 1, 2, 3, 4].flatMap((i) => [`rur.qacc_l_${i}`, `rur.qacc_h_${i}`])]);
+      ...[0, 1, 2, 3, 4].flatMap((i) => [`rur.qacc_l_${i}`, `rur.qacc_h_${i}`]),
+      // the scalar softmax kernel: base Xtensa and two options the S3's core configuration has (its
+      // xtensa-config.h: XCHAL_HAVE_MUL32 for mull, XCHAL_HAVE_MINMAX for minu)
+      'movi', 'slli', 'l32i', 'l16ui', 'l16si', 's16i', 'srai', 'srli', 'extui', 'addx4', 'blti', 'mull', 'minu', 'ssl', 'ssr', 'srl']);
     for (const op of ops) expect(known.has(op), op).toBe(true);
     expect(asm).toMatch(/\.global\s+lmf_pie_dots_s8/);
   });
