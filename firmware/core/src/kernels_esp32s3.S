@@ -228,9 +228,11 @@ lmf_pie_weighted_sum_hs8:
 
 /* lmf_s3_softmax_weights: attention's softmax weights (lmf/kernels.h's
  * lmf_softmax_weights on the S3; the C there is the definition, and this
- * computes the same integers, with top = 17 + *vexp_max). No PIE: the LX7's scalar instructions, in one
- * pass where the C takes two, and skipping the table for the positions whose
- * e_t is 0 (about half of them in stories260K's run).
+ * computes the same integers, with top = 17 + *vexp_max). No PIE: the LX7's
+ * scalar instructions, in one pass where the C takes two, and skipping the
+ * table for the positions whose e_t is 0 (about half of them in
+ * stories260K's run). Checked by tests/pie-kernel-check.ts (its form) and
+ * firmware/ports/qemu-esp32s3/kernel-check.c (its integers on edge inputs).
  *
  *   uint32_t lmf_s3_softmax_weights(int16_t *w, const int32_t *score, const uint16_t *vmant,
  *                                   const int16_t *vexp, uint32_t n, int32_t best,

@@ -88,10 +88,10 @@ uint32_t lmf_s3_softmax_weights(int16_t *w, const int32_t *score, const uint16_t
  * definition: two passes, e_t into score[] and then the weights, each few
  * enough values to stay in registers; e_t <= 2^15 and vmant < 2^16, so
  * e_t * vmant < 2^31, and a shift by 31 gives the 0 that any larger shift
- * would: min() in place of a branch. Inline, and *vexp_max read only for
- * the second pass (by address, so that a score store might change it): with
- * the value live across the first pass the host's code spilled, 0.35 % more
- * instructions a token (callgrind). */
+ * would: min() in place of a branch. Inline, and vexp_max by address: the
+ * compiler must assume a score store may change it and reads it only for the
+ * second pass, where with the value live across the first pass the host's
+ * code spilled (0.35 % more instructions a token, callgrind). */
 static inline uint32_t lmf_softmax_weights(int16_t *w, int32_t *score, const uint16_t *vmant, const int16_t *vexp, uint32_t n,
                                            int32_t best, const int32_t *vexp_max)
 {
