@@ -1,23 +1,25 @@
 /**
- * `lmflash prune <model> [--vocab-from <text>] [--ffn F] [--recover --text T --steps N] -o <out.blob>`:
- * a smaller blob whose vocabulary holds only what the text needs
- * (converter/prune-vocab.ts) and/or whose FFNs lost a fraction of their
- * neurons (converter/prune-ffn.ts), optionally fine-tuned back by
- * distillation from the unpruned model (converter/prune-recover.ts), with
- * parameters, blob bytes, RAM and perplexity before and after.
+ * `lmflash prune <model> [--vocab-from <text>] [--ffn F] [--layers N] [--heads N] [--dim D]
+ *  [--recover --text T --steps N] -o <out.blob>`: a smaller blob whose vocabulary holds only
+ * what the text needs (converter/prune-vocab.ts) and/or that lost whole layers, attention
+ * heads, residual channels and FFN neurons (converter/prune-shape.ts), optionally fine-tuned
+ * back by distillation from the unpruned model (converter/prune-recover.ts), with
+ * parameters, blob bytes, RAM and perplexity before and after. `--sweep` (prune-sweep.ts)
+ * tries many levels and plots perplexity against blob size.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadAnyModel } from '../../converter/convert.js';
-import { activationImportance, magnitudeImportance, pruneFfn, type FfnImportance, type FfnPruneStats } from '../../converter/prune-ffn.js';
-import { DEFAULT_RECOVER, recoverByDistillation } from '../../converter/prune-recover.js';
+import { keptCount, type FfnImportance, type FfnPruneStats } from '../../converter/prune-ffn.js';
+import { pruneToShape, type Calibration, type Importance, type ShapeReport, type ShapeTarget } from '../../converter/prune-shape.js';
+import { DEFAULT_RECOVER, recoverByDistillation, type RecoverSettings } from '../../converter/prune-recover.js';
 import { pruneVocabulary, type VocabPruneStats } from '../../converter/prune-vocab.js';
 import { packDocuments } from '../../converter/train/data.js';
 import { jsKernels, type Kernels } from '../../converter/train/kernels.js';
 import { loadWasmKernels, wasmKernelsAvailable } from '../../converter/train/wasm-kernels.js';
-import type { FloatModel } from '../../src/model.js';
+import { headSize, type FloatModel, type ModelConfig } from '../../src/model.js';
 import type { TokenizerData } from '../../src/tokenizer.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { readBlob, writeBlob, type BlobConfig } from '../../src/blob.js';
@@ -27,6 +29,7 @@ import { readInputText } from '../../src/input-file.js';
 import { parameterCount, ramPlan } from '../../src/memory-plan.js';
 import type { CliIO } from '../io.js';
 import { evaluate, splitLines, type Split } from './eval.js';
+import { DEFAULT_SWEEP_LEVELS, formatSweep, SWEEP_KINDS, sweepModelFile, sweepPlotSvg, type SweepKind } from './prune-sweep.js';
 import { parsePositiveInt } from './inspect.js';
 
 export interface PruneFigures {
@@ -34,6 +37,10 @@ export interface PruneFigures {
   blobBytes: number;
   ramBytes: number;
   vocabSize: number;
+  dim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
   hiddenDim: number;
   perplexity: number;
   tokens: number;
@@ -53,21 +60,27 @@ export interface RecoveryReport {
 export interface PruneReport {
   vocabulary: VocabPruneStats | null;
   ffn: FfnPruneStats | null;
+  /** layers, heads, channels and FFN neurons kept (null when only the vocabulary was pruned) */
+  shape: ShapeReport | null;
   recovery: RecoveryReport | null;
   before: PruneFigures;
   after: PruneFigures;
   evalDocuments: number;
 }
 
-async function figures(blobFile: string, blob: Buffer, textFile: string, split: Split, limit: number): Promise<PruneFigures & { documents: number }> {
-  const view = readBlob(blob);
-  const c: BlobConfig = view.config;
-  const e = await evaluate(blobFile, textFile, { split, limit });
+/** Parameters, bytes and RAM of a blob; perplexity on `text` (lmflash eval's native scorer) when given. */
+export async function figures(blobFile: string, blob: Buffer, text: { file: string; split: Split; limit: number } | null): Promise<PruneFigures & { documents: number }> {
+  const c: BlobConfig = readBlob(blob).config;
+  const e = text ? await evaluate(blobFile, text.file, { split: text.split, limit: text.limit }) : { perplexity: NaN, tokens: 0, documents: 0 };
   return {
     parameters: parameterCount(c),
     blobBytes: blob.length,
     ramBytes: ramPlan(c, c.seqLen).totalBytes,
     vocabSize: c.vocabSize,
+    dim: c.dim,
+    nLayers: c.nLayers,
+    nHeads: c.nHeads,
+    nKvHeads: c.nKvHeads,
     hiddenDim: c.hiddenDim,
     perplexity: e.perplexity,
     tokens: e.tokens,
@@ -80,8 +93,16 @@ export interface PruneOptions {
   vocabFrom?: string;
   /** fraction of each layer's FFN neurons to remove */
   ffn?: number;
+  /** number of whole layers to remove */
+  layers?: number;
+  /** number of query heads to remove (the model dim shrinks with them: dim = n_heads × head size) */
+  heads?: number;
+  /** kv heads to keep with --heads/--dim (default: whole kv groups go) */
+  kvHeads?: number;
+  /** the new model dim (a multiple of the head size; heads go with it) */
+  dim?: number;
   importance?: FfnImportance;
-  /** text whose activations rank the neurons (default: --text, then --vocab-from) */
+  /** text whose activations rank layers, heads, channels and neurons (default: --text, then --vocab-from) */
   calibrate?: string;
   recover?: boolean;
   text?: string;
@@ -99,30 +120,39 @@ export interface PruneOptions {
   onStep?: (step: number, steps: number, loss: number) => void;
 }
 
+/** Structural pruning asked for (anything beyond the vocabulary). */
+export function structural(o: Pick<PruneOptions, 'ffn' | 'layers' | 'heads' | 'dim'>): boolean {
+  return o.ffn !== undefined || o.layers !== undefined || o.heads !== undefined || o.dim !== undefined;
+}
+
+const STRUCTURAL = '--ffn, --layers, --heads or --dim';
+
 /** Every mistake in the options at once, before anything is read. */
 export function pruneOptionProblems(o: PruneOptions): string[] {
   const p: string[] = [];
-  if (o.vocabFrom === undefined && o.ffn === undefined) p.push('say what to prune: --vocab-from TEXT and/or --ffn FRACTION');
+  const shape = structural(o);
+  if (o.vocabFrom === undefined && !shape) p.push(`say what to prune: --vocab-from TEXT and/or ${STRUCTURAL}`);
   if (o.ffn !== undefined && !(o.ffn > 0 && o.ffn < 1)) p.push(`--ffn must be a fraction strictly between 0 and 1 (e.g. 0.3), not ${o.ffn}`);
+  if (o.kvHeads !== undefined && o.heads === undefined && o.dim === undefined) p.push('--kv-heads says how the heads that --heads or --dim remove are spread over the kv groups: it needs one of them');
   if (o.importance !== undefined && !['activation', 'magnitude'].includes(o.importance)) p.push(`--importance must be activation or magnitude, not "${o.importance}"`);
-  if (o.importance !== undefined && o.ffn === undefined) p.push('--importance ranks FFN neurons: it needs --ffn');
-  if ((o.importance ?? 'activation') === 'activation' && o.ffn !== undefined && !(o.calibrate ?? o.text ?? o.vocabFrom)) {
+  if (o.importance !== undefined && !shape) p.push(`--importance ranks what ${STRUCTURAL} remove: it needs one of them`);
+  if ((o.importance ?? 'activation') === 'activation' && shape && !(o.calibrate ?? o.text ?? o.vocabFrom)) {
     p.push('activation importance needs a calibration text: give --calibrate TEXT (or --importance magnitude)');
   }
-  if (o.recover && o.ffn === undefined) p.push('--recover fine-tunes an FFN-pruned model back toward the unpruned one: it needs --ffn');
+  if (o.recover && !shape) p.push(`--recover fine-tunes a structurally pruned model back toward the unpruned one: it needs ${STRUCTURAL}`);
   if (o.recover && !o.text) p.push('--recover needs --text CORPUS to train on');
-  if (o.text !== undefined && o.ffn === undefined) p.push('--text is the recovery (and default calibration) corpus of --ffn: it needs --ffn');
+  if (o.text !== undefined && !shape) p.push(`--text is the recovery (and default calibration) corpus of ${STRUCTURAL}: it needs one of them`);
   if (o.recover && !o.steps) p.push('--recover needs --steps N');
   if (o.temperature !== undefined && !(o.temperature > 0)) p.push(`--temperature must be positive, not ${o.temperature}`);
   if (o.alpha !== undefined && !(o.alpha >= 0 && o.alpha <= 1)) p.push(`--alpha must be between 0 and 1, not ${o.alpha}`);
   return p;
 }
 
-function trainerKernels(): Kernels {
+export function trainerKernels(): Kernels {
   return wasmKernelsAvailable() ? loadWasmKernels() : jsKernels;
 }
 
-async function linesOf(file: string, what: string, split: Split): Promise<string[]> {
+export async function linesOf(file: string, what: string, split: Split): Promise<string[]> {
   const lines = splitLines(await readInputText(file, what), split);
   if (lines.length === 0) throw new LmflashError(`the ${what} ${file} has no non-empty lines${split === 'all' ? '' : ` in the ${split} split`}`);
   return lines;
@@ -143,55 +173,114 @@ export async function pruneModelFile(input: string, opts: PruneOptions): Promise
     vocabulary = pruned.stats;
   }
   let ffn: FfnPruneStats | null = null;
+  let shape: ShapeReport | null = null;
   let unrecovered: Buffer | null = null;
   let recovery: Omit<RecoveryReport, 'perplexityBeforeRecovery'> | null = null;
-  if (opts.ffn !== undefined) {
+  if (structural(opts)) {
     const kind = opts.importance ?? 'activation';
+    const target = shapeTarget(model.config, opts);
     const kernels = trainerKernels();
     const calib = kind === 'activation' ? (opts.calibrate ?? opts.text ?? opts.vocabFrom)! : null;
-    const ranked = calib
-      ? activationImportance(model, tokenizer, await linesOf(calib, '--calibrate text', opts.split), kernels, 256, 64)
-      : { importance: magnitudeImportance(model), tokens: 0 };
-    const teacher = model;
-    const pruned = pruneFfn(model, opts.ffn, ranked.importance, kind, ranked.tokens);
-    model = pruned.model;
-    ffn = pruned.stats;
-    if (opts.recover) {
-      unrecovered = writeBlob(model, tokenizer, { groupSize: m.groupSize }).blob;
-      const stream = packDocuments(await linesOf(opts.text!, '--text corpus', opts.split), tokenizer);
-      const s = { ...DEFAULT_RECOVER, steps: opts.steps!, temperature: opts.temperature ?? DEFAULT_RECOVER.temperature, alpha: opts.alpha ?? DEFAULT_RECOVER.alpha, learningRate: opts.learningRate ?? DEFAULT_RECOVER.learningRate };
-      const r = recoverByDistillation(model, teacher, stream, s, kernels, (step, loss) => opts.onStep?.(step, s.steps, loss));
-      model = r.model;
-      recovery = { steps: s.steps, seconds: r.seconds, temperature: s.temperature, alpha: s.alpha, firstLoss: r.losses[0], lastLoss: r.losses[r.losses.length - 1] };
+    const cal = calib ? { tokenizer, lines: await linesOf(calib, '--calibrate text', opts.split), kernels } : undefined;
+    const recover = opts.recover ? { stream: packDocuments(await linesOf(opts.text!, '--text corpus', opts.split), tokenizer), settings: recoverSettings(opts) } : null;
+    const r = pruneAndRecover(model, target, kind, cal, recover, kernels, opts.onStep);
+    model = r.model;
+    shape = r.shape;
+    recovery = r.recovery;
+    if (r.unrecovered) unrecovered = writeBlob(r.unrecovered, tokenizer, { groupSize: m.groupSize }).blob;
+    if (opts.ffn !== undefined) {
+      ffn = { importance: kind, fraction: opts.ffn, originalHidden: shape.from.hiddenDim, keptHidden: shape.to.hiddenDim, calibrationTokens: shape.calibrationTokens };
     }
   }
   const { blob } = writeBlob(model, tokenizer, { groupSize: m.groupSize });
   const evalText = opts.evalText ?? opts.vocabFrom ?? opts.text ?? opts.calibrate;
-  const evalSplit = opts.evalSplit ?? opts.split;
+  const scored = evalText ? { file: evalText, split: opts.evalSplit ?? opts.split, limit: opts.evalLimit } : null;
+  return withTempDir(async (dir) => {
+    const measure = async (name: string, b: Buffer) => {
+      const file = path.join(dir, name);
+      await writeFile(file, b);
+      return figures(file, b, scored);
+    };
+    const before = await measure('before.blob', m.blob);
+    const after = await measure('after.blob', blob);
+    const rec = recovery && unrecovered ? { ...recovery, perplexityBeforeRecovery: (await measure('unrecovered.blob', unrecovered)).perplexity } : null;
+    return { blob, report: { vocabulary, ffn, shape, recovery: rec, before, after, evalDocuments: before.documents } };
+  });
+}
+
+/** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-prune-'));
   try {
-    const beforeFile = path.join(dir, 'before.blob');
-    const afterFile = path.join(dir, 'after.blob');
-    await writeFile(beforeFile, m.blob);
-    await writeFile(afterFile, blob);
-    const nan = { perplexity: NaN, tokens: 0, documents: 0 };
-    const measure = async (file: string, b: Buffer) => {
-      if (evalText) return figures(file, b, evalText, evalSplit, opts.evalLimit);
-      const c = readBlob(b).config;
-      return { parameters: parameterCount(c), blobBytes: b.length, ramBytes: ramPlan(c, c.seqLen).totalBytes, vocabSize: c.vocabSize, hiddenDim: c.hiddenDim, ...nan };
-    };
-    const before = await measure(beforeFile, m.blob);
-    const after = await measure(afterFile, blob);
-    let rec: RecoveryReport | null = null;
-    if (recovery && unrecovered) {
-      const midFile = path.join(dir, 'unrecovered.blob');
-      await writeFile(midFile, unrecovered);
-      rec = { ...recovery, perplexityBeforeRecovery: (await measure(midFile, unrecovered)).perplexity };
-    }
-    return { blob, report: { vocabulary, ffn, recovery: rec, before, after, evalDocuments: before.documents } };
+    return await fn(dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+export function recoverSettings(o: Pick<PruneOptions, 'steps' | 'temperature' | 'alpha' | 'learningRate'>): RecoverSettings {
+  return {
+    ...DEFAULT_RECOVER,
+    steps: o.steps!,
+    temperature: o.temperature ?? DEFAULT_RECOVER.temperature,
+    alpha: o.alpha ?? DEFAULT_RECOVER.alpha,
+    learningRate: o.learningRate ?? DEFAULT_RECOVER.learningRate,
+  };
+}
+
+/**
+ * The shape --layers, --heads, --kv-heads, --dim and --ffn ask for, checked
+ * against the model in the options' own terms (pruneToShape checks the rest:
+ * GQA groups, head size).
+ */
+export function shapeTarget(c: ModelConfig, o: Pick<PruneOptions, 'layers' | 'heads' | 'kvHeads' | 'dim' | 'ffn'>): ShapeTarget {
+  const p: string[] = [];
+  const t: ShapeTarget = {};
+  if (o.layers !== undefined) {
+    if (o.layers >= c.nLayers) p.push(`--layers ${o.layers} would remove every layer: the model has ${c.nLayers}, so remove at most ${c.nLayers - 1}`);
+    else t.nLayers = c.nLayers - o.layers;
+  }
+  if (o.heads !== undefined) {
+    if (o.heads >= c.nHeads) p.push(`--heads ${o.heads} would remove every attention head: the model has ${c.nHeads}, so remove at most ${c.nHeads - 1}`);
+    else t.nHeads = c.nHeads - o.heads;
+  }
+  if (o.dim !== undefined) {
+    if (o.dim >= c.dim) p.push(`--dim ${o.dim} is not smaller than the model's dim ${c.dim}: pruning only removes channels`);
+    else t.dim = o.dim;
+  }
+  if (t.nHeads !== undefined && t.dim !== undefined && t.nHeads * headSize(c) !== t.dim) {
+    p.push(`--heads ${o.heads} leaves ${t.nHeads} heads of ${headSize(c)}, which is dim ${t.nHeads * headSize(c)}, not --dim ${t.dim}: give one of them`);
+  }
+  if (o.kvHeads !== undefined) t.nKvHeads = o.kvHeads;
+  if (o.ffn !== undefined) t.hiddenDim = keptCount(c.hiddenDim, o.ffn);
+  if (p.length) throw new LmflashError(p.join('; '));
+  return t;
+}
+
+export interface PruneAndRecoverResult {
+  model: FloatModel;
+  shape: ShapeReport;
+  recovery: Omit<RecoveryReport, 'perplexityBeforeRecovery'> | null;
+  /** the pruned model before recovery (null without recovery) */
+  unrecovered: FloatModel | null;
+}
+
+/** pruneToShape, then (with `recover`) distillation from the model before pruning. */
+export function pruneAndRecover(
+  model: FloatModel, target: ShapeTarget, kind: FfnImportance, cal: Calibration | undefined,
+  recover: { stream: Int32Array; settings: RecoverSettings } | null, kernels: Kernels,
+  onStep?: (step: number, steps: number, loss: number) => void,
+): PruneAndRecoverResult {
+  const pruned = pruneToShape(model, target, kind, cal);
+  if (!recover) return { model: pruned.model, shape: pruned.report, recovery: null, unrecovered: null };
+  const s = recover.settings;
+  const r = recoverByDistillation(pruned.model, model, recover.stream, s, kernels, (step, loss) => onStep?.(step, s.steps, loss));
+  return {
+    model: r.model,
+    shape: pruned.report,
+    unrecovered: pruned.model,
+    recovery: { steps: s.steps, seconds: r.seconds, temperature: s.temperature, alpha: s.alpha, firstLoss: r.losses[0], lastLoss: r.losses[r.losses.length - 1] },
+  };
 }
 
 export function formatPruneReport(r: PruneReport, output: string): string {
@@ -209,6 +298,19 @@ export function formatPruneReport(r: PruneReport, output: string): string {
       `  verified: the pruned tokenizer encodes every line to the remapped ids and decodes it to the same bytes`,
     );
   }
+  const sh = r.shape;
+  if (sh) {
+    const how = `ranked by ${sh.importance} importance` + (sh.importance === 'activation' ? ` over ${sh.calibrationTokens} calibration tokens` : '');
+    if (sh.droppedLayers.length) {
+      lines.push(`layers: removed ${sh.droppedLayers.length} of ${sh.from.nLayers} (original ${sh.droppedLayers.join(', ')}), ${sh.importance === 'activation' ? 'lowest block influence' : 'lowest weight-norm bound'}, ${how}`);
+    }
+    if (sh.to.dim < sh.from.dim) {
+      lines.push(
+        `attention: kept ${sh.to.nHeads} of ${sh.from.nHeads} query heads and ${sh.to.nKvHeads} of ${sh.from.nKvHeads} kv heads per layer (head size ${sh.to.dim / sh.to.nHeads} kept); ` +
+          `residual: kept ${sh.to.dim} of ${sh.from.dim} channels; ${how}`,
+      );
+    }
+  }
   if (f) {
     lines.push(
       `ffn: kept ${f.keptHidden} of ${f.originalHidden} hidden neurons per layer, ranked by ${f.importance} importance` +
@@ -225,6 +327,9 @@ export function formatPruneReport(r: PruneReport, output: string): string {
     ...lines,
     row('', 'before', 'after'),
     row('vocabulary', String(b.vocabSize), String(a.vocabSize)),
+    row('layers', String(b.nLayers), String(a.nLayers)),
+    row('dim', String(b.dim), String(a.dim)),
+    row('heads / kv heads', `${b.nHeads} / ${b.nKvHeads}`, `${a.nHeads} / ${a.nKvHeads}`),
     row('hidden_dim', String(b.hiddenDim), String(a.hiddenDim)),
     row('parameters', String(b.parameters), String(a.parameters)),
     row('blob bytes', String(b.blobBytes), String(a.blobBytes)),
@@ -234,17 +339,55 @@ export function formatPruneReport(r: PruneReport, output: string): string {
   ].join('\n') + '\n';
 }
 
+/** "0.1,0.2" → [0.1, 0.2] (NaN for anything that is not a number, reported by sweepOptionProblems). */
+function parseList(v: string): string[] {
+  return v.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+}
+
+type CliOptions = Omit<PruneOptions, 'split' | 'evalSplit' | 'importance'> & {
+  split: string; evalSplit?: string; importance?: string; lr?: number; output?: string; json?: boolean;
+  sweep?: boolean; sweepLevels?: string; sweepKinds?: string; plot?: string;
+};
+
+async function runSweep(model: string, opts: CliOptions, io: CliIO): Promise<void> {
+  const shapeFlags = (['vocabFrom', 'ffn', 'layers', 'heads', 'kvHeads', 'dim', 'output'] as const).filter((k) => opts[k] !== undefined);
+  if (shapeFlags.length) {
+    const flag = (k: string) => (k === 'output' ? '-o' : '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()));
+    throw new LmflashError(`--sweep tries its own levels and writes no blob: drop ${shapeFlags.map(flag).join(', ')} (choose the levels with --sweep-levels and --sweep-kinds; --plot FILE and --json give the results)`);
+  }
+  const report = await sweepModelFile(model, {
+    ...opts,
+    learningRate: opts.lr,
+    importance: opts.importance as Importance | undefined,
+    split: opts.split as Split,
+    evalSplit: opts.evalSplit as Split | undefined,
+    levels: opts.sweepLevels === undefined ? DEFAULT_SWEEP_LEVELS : parseList(opts.sweepLevels).map(Number),
+    kinds: (opts.sweepKinds === undefined ? ['ffn'] : parseList(opts.sweepKinds)) as SweepKind[],
+    onPoint: (line) => io.err(line + '\n'),
+  });
+  if (opts.plot) await writeFileAtomic(opts.plot, Buffer.from(sweepPlotSvg(report, `${path.basename(model)}: perplexity against blob size, structured pruning`), 'utf8'));
+  io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatSweep(report) + (opts.plot ? `wrote ${opts.plot}\n` : ''));
+}
+
 export function register(program: Command, io: CliIO): void {
   program
     .command('prune')
-    .description("make a model smaller: --vocab-from drops the tokens a text never uses (keeping control and byte-fallback tokens and the pieces the text's merges pass through); --ffn removes a fraction of every layer's FFN neurons, --recover distills the pruned model back toward the unpruned one")
+    .description(
+      "make a model smaller: --vocab-from drops the tokens a text never uses (keeping control and byte-fallback tokens and the pieces the text's merges pass through); " +
+        '--ffn, --layers, --heads and --dim remove FFN neurons, whole layers, attention heads (by kv group) and residual channels, ranked by activation on a calibration text or by weight magnitude; ' +
+        '--recover distills the pruned model back toward the unpruned one; --sweep plots perplexity against blob size over many levels',
+    )
     .argument('<model>', 'llama2.c checkpoint (with --tokenizer), ONNX model, or lmflash transformer blob')
     .option('-t, --tokenizer <file>', "the checkpoint's llama2.c tokenizer.bin (e.g. tok512.bin)")
     .option('--vocab-from <text>', 'plain text, one document per line: the tokens its encoding needs are kept')
     .option('--ffn <fraction>', "fraction of each layer's FFN hidden neurons to remove (e.g. 0.3)", parseFloat)
-    .option('--importance <measure>', 'how FFN neurons are ranked: activation (mean |silu(w1 x)(w3 x)| on --calibrate, times ||w2 column||) or magnitude (||w1 row||·||w3 row||·||w2 column||)')
-    .option('--calibrate <text>', 'text whose activations rank the neurons (default: --text, then --vocab-from)')
-    .option('--recover', 'after --ffn, fine-tune by distillation from the unpruned model on --text for --steps')
+    .option('--layers <n>', 'number of whole layers to remove', parsePositiveInt)
+    .option('--heads <n>', 'number of query heads to remove (whole kv groups unless --kv-heads; dim shrinks with them: dim = n_heads × head size)', parsePositiveInt)
+    .option('--kv-heads <n>', 'kv heads to keep with --heads/--dim (the original count removes the same number of query heads from every group)', parsePositiveInt)
+    .option('--dim <d>', 'new model dim: a multiple of the head size; the residual channels and the heads it leaves out go', parsePositiveInt)
+    .option('--importance <measure>', 'how what goes is ranked: activation (on --calibrate: Minitron-style, see docs/distill-prune.md) or magnitude (weight norms)')
+    .option('--calibrate <text>', 'text whose activations rank layers, heads, channels and neurons (default: --text, then --vocab-from)')
+    .option('--recover', 'after structural pruning, fine-tune by distillation from the unpruned model on --text for --steps')
     .option('--text <corpus>', 'recovery corpus, one document per line')
     .option('--steps <n>', 'recovery optimizer steps', parsePositiveInt)
     .option('--temperature <t>', `distillation temperature (default ${DEFAULT_RECOVER.temperature})`, parseFloat)
@@ -254,12 +397,22 @@ export function register(program: Command, io: CliIO): void {
     .option('--eval-text <text>', 'perplexity before and after on this text (default: --vocab-from, --text or --calibrate)')
     .option('--eval-split <which>', 'lines of the perplexity text: all, train or test (default: --split)')
     .option('--eval-limit <n>', 'perplexity before and after on the first n lines', parsePositiveInt, 200)
-    .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
+    .option('--sweep', 'instead of one blob: prune at each --sweep-levels with each importance and measure blob bytes and perplexity')
+    .option('--sweep-levels <list>', `fractions to remove, comma-separated (default ${DEFAULT_SWEEP_LEVELS.join(',')})`)
+    .option('--sweep-kinds <list>', `what to prune: some of ${SWEEP_KINDS.join(', ')} (default ffn)`)
+    .option('--plot <file.svg>', 'with --sweep: perplexity against blob size, as an SVG (replaced atomically)')
+    .option('-o, --output <file>', 'blob to write (replaced atomically)')
     .option('--json', 'print the figures as JSON')
-    .action(async (model: string, opts: Omit<PruneOptions, 'split' | 'evalSplit' | 'importance'> & { split: string; evalSplit?: string; importance?: string; lr?: number; output: string; json?: boolean }) => {
+    .action(async (model: string, opts: CliOptions) => {
       for (const [name, v] of [['--split', opts.split], ['--eval-split', opts.evalSplit]] as const) {
         if (v !== undefined && !['test', 'train', 'all'].includes(v)) throw new LmflashError(`${name} must be test, train or all, not "${v}"`);
       }
+      if (opts.sweep) return runSweep(model, opts, io);
+      for (const flag of ['sweepLevels', 'sweepKinds', 'plot'] as const) {
+        if (opts[flag] !== undefined) throw new LmflashError(`--${flag.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} belongs to --sweep: add --sweep or drop it`);
+      }
+      const output = opts.output;
+      if (output === undefined) throw new LmflashError('-o FILE is required: the pruned blob to write');
       const { blob, report } = await pruneModelFile(model, {
         ...opts,
         learningRate: opts.lr,
@@ -270,7 +423,7 @@ export function register(program: Command, io: CliIO): void {
           if (step % 50 === 0 || step === steps) io.err(`recovery step ${step}/${steps}: loss ${loss.toFixed(4)}\n`);
         },
       });
-      await writeFileAtomic(opts.output, blob);
-      io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatPruneReport(report, opts.output));
+      await writeFileAtomic(output, blob);
+      io.out(opts.json ? JSON.stringify(report, null, 2) + '\n' : formatPruneReport(report, output));
     });
 }
