@@ -158,7 +158,7 @@ export function resolveShape(c: ModelConfig, t: ShapeTarget): Shape {
   if (!Number.isInteger(nKvHeads)) {
     throw new LmflashError(
       `${nHeads} query heads are not whole kv groups of ${group}: keep a multiple of ${group} heads (dim a multiple of ${group * hs}), ` +
-        `or give n_kv_heads (${c.nKvHeads} keeps every kv head and removes the same number of query heads from each group)`,
+        `or give n_kv_heads (lmflash prune --kv-heads; ${c.nKvHeads} keeps every kv head and removes the same number of query heads from each group)`,
     );
   }
   if (nHeads % nKvHeads !== 0 || nHeads / nKvHeads > group) {

@@ -204,7 +204,7 @@ describe('lmflash prune --ffn', () => {
     const cases: [string[], RegExp][] = [
       [m, /say what to prune/],
       [[...m, '--vocab-from', STORIES_SAMPLES, '--text', STORIES_SAMPLES], /--text is the recovery/],
-      [[...m, '--vocab-from', STORIES_SAMPLES, '--recover', '--text', STORIES_SAMPLES, '--steps', '5'], /--recover fine-tunes an FFN-pruned model/],
+      [[...m, '--vocab-from', STORIES_SAMPLES, '--recover', '--text', STORIES_SAMPLES, '--steps', '5'], /--recover fine-tunes a structurally pruned model/],
       [[...m, '--ffn', '1.5', '--importance', 'magnitude'], /--ffn must be a fraction/],
       [[...m, '--ffn', '0', '--importance', 'magnitude'], /--ffn must be a fraction/],
       [[...m, '--ffn', '0.3'], /needs a calibration text/],

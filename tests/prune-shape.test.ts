@@ -7,7 +7,7 @@
  * what goes, the C core runs the pruned blobs bit-identically on host and
  * under QEMU lx106, and impossible shapes are refused with a clear error.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../converter/convert.js';
@@ -15,10 +15,11 @@ import { channelMagnitudeImportance, headMagnitudeImportance, layerMagnitudeImpo
 import { jsKernels } from '../converter/train/kernels.js';
 import { splitLines } from '../host/commands/eval.js';
 import { buildXtensa, findQemuToolchain, runOnQemu } from '../host/qemu.js';
-import { writeBlob } from '../src/blob.js';
-import { checkModelShapes, configProblems, type FloatModel } from '../src/model.js';
+import { readBlob, writeBlob } from '../src/blob.js';
+import { checkModelShapes, configProblems, parameterCount, type FloatModel } from '../src/model.js';
 import { ReferenceModel } from '../src/reference.js';
 import { Tokenizer, type TokenizerData } from '../src/tokenizer.js';
+import { cli } from './cli-helpers.js';
 import { runCore, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, STORIES_MODEL, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
 
@@ -202,4 +203,90 @@ describe('structured pruning of stories260K to a shape', () => {
       expect(qemuLogits.stdout.equals(hostLogits)).toBe(true);
     }, 300_000);
   });
+});
+
+describe('lmflash prune --layers/--heads/--dim and --sweep', () => {
+  it('refuses bad input clearly and writes nothing', async () => {
+    const dir = tempDir('prune-shape-bad');
+    const out = path.join(dir, 'out.blob');
+    const plot = path.join(dir, 'plot.svg');
+    const m = [STORIES_MODEL, '-t', STORIES_TOKENIZER, '--importance', 'magnitude'];
+    const o = ['-o', out];
+    const cases: [string[], RegExp][] = [
+      [[...m, '--layers', '5', ...o], /--layers 5 would remove every layer: the model has 5, so remove at most 4/],
+      [[...m, '--heads', '8', ...o], /--heads 8 would remove every attention head/],
+      [[...m, '--heads', '3', ...o], /5 query heads are not whole kv groups of 2.*--kv-heads/],
+      [[...m, '--heads', '2', '--kv-heads', '2', ...o], /6 query heads cannot be spread over 2 kv heads/],
+      [[...m, '--dim', '36', ...o], /dim 36 is not a multiple of the head size 8/],
+      [[...m, '--dim', '64', ...o], /--dim 64 is not smaller than the model's dim 64/],
+      [[...m, '--heads', '2', '--dim', '32', ...o], /--heads 2 leaves 6 heads of 8, which is dim 48, not --dim 32/],
+      [[...m, '--kv-heads', '2', ...o], /--kv-heads says how the heads .* it needs one of them/],
+      [[...m, '--layers', '1'], /-o FILE is required/],
+      [[...m, '--layers', '1', '--plot', plot, ...o], /--plot belongs to --sweep/],
+      [[STORIES_MODEL, '-t', STORIES_TOKENIZER, '--layers', '1', ...o], /activation importance needs a calibration text/],
+      [[...m, '--sweep', '--eval-text', STORIES_SAMPLES, ...o], /--sweep tries its own levels and writes no blob: drop -o/],
+      [[...m, '--sweep', '--eval-text', STORIES_SAMPLES, '--ffn', '0.3'], /drop --ffn/],
+      [[...m, '--sweep', '--eval-text', STORIES_SAMPLES, '--sweep-levels', '0.2,1.5'], /--sweep-levels must be fractions strictly between 0 and 1/],
+      [[...m, '--sweep', '--eval-text', STORIES_SAMPLES, '--sweep-levels', '0.2,x'], /--sweep-levels must be fractions/],
+      [[...m, '--sweep', '--eval-text', STORIES_SAMPLES, '--sweep-kinds', 'ffn,vocab'], /--sweep-kinds must be some of ffn, layers, width/],
+      [[...m, '--sweep', '--plot', plot], /--sweep measures perplexity: give --eval-text/],
+      [[...m, '--sweep', '--eval-text', path.join(dir, 'missing.txt'), '--plot', plot], /missing\.txt/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli('prune', ...args);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.err, args.join(' ')).toMatch(message);
+    }
+    expect(readdirSync(dir)).toEqual([]);
+  }, 120_000);
+
+  it('prunes layers, heads and FFN neurons at once and prints the figures before and after', async () => {
+    const dir = tempDir('prune-shape-cli');
+    const out = path.join(dir, 'out.blob');
+    const r = await cli('prune', STORIES_MODEL, '-t', STORIES_TOKENIZER, '--layers', '1', '--heads', '2', '--ffn', '0.3', '--importance', 'magnitude',
+      '--eval-text', STORIES_SAMPLES, '--eval-split', 'test', '--eval-limit', '10', '-o', out, '--json');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(r.out);
+    expect(rep.after).toMatchObject({ nLayers: 4, dim: 48, nHeads: 6, nKvHeads: 3, hiddenDim: 120, blobBytes: readFileSync(out).length });
+    const pruned = readBlob(readFileSync(out)).config;
+    expect(rep.after.parameters).toBe(parameterCount(pruned));
+    expect(rep.after.parameters).toBe(512 * 48 + 4 * (2 * 48 + 2 * 48 * 48 + 2 * 24 * 48 + 3 * 48 * 120) + 48);
+    expect(rep.after.ramBytes).toBeLessThan(rep.before.ramBytes);
+    expect(rep.after.perplexity).toBeGreaterThan(rep.before.perplexity);
+    expect(rep.after.tokens).toBe(rep.before.tokens);
+    expect(rep.shape.droppedLayers.length).toBe(1);
+    expect(rep.ffn.keptHidden).toBe(120);
+    const text = await cli('prune', STORIES_MODEL, '-t', STORIES_TOKENIZER, '--layers', '1', '--importance', 'magnitude', '-o', out);
+    expect(text.out).toMatch(/layers: removed 1 of 5 \(original \d\)/);
+    expect(text.out).toMatch(/ {2}layers +5 +4\n/);
+  }, 120_000);
+
+  it('--sweep measures each level with each importance and draws the plot', async () => {
+    const dir = tempDir('prune-sweep');
+    const plot = path.join(dir, 'sweep.svg');
+    const cal = path.join(dir, 'cal.txt');
+    writeFileSync(cal, train.slice(0, 20).join('\n') + '\n');
+    const r = await cli('prune', STORIES_MODEL, '-t', STORIES_TOKENIZER, '--sweep', '--sweep-levels', '0.35,0.3', '--sweep-kinds', 'ffn,layers',
+      '--calibrate', cal, '--eval-text', STORIES_SAMPLES, '--eval-split', 'test', '--eval-limit', '5', '--plot', plot, '--json');
+    expect(r.code, r.err).toBe(0);
+    const rep = JSON.parse(r.out);
+    // ffn: 2 levels × 2 importances, in increasing order; layers: 0.3 and 0.35 both drop 2 of 5 (counted once)
+    expect(rep.points.map((p: { kind: string; importance: string; level: number }) => `${p.kind} ${p.importance} ${p.level}`)).toEqual([
+      'ffn activation 0.3', 'ffn activation 0.35', 'ffn magnitude 0.3', 'ffn magnitude 0.35', 'layers activation 0.3', 'layers magnitude 0.3',
+    ]);
+    for (const p of rep.points) {
+      expect(p.blobBytes).toBeLessThan(rep.unpruned.blobBytes);
+      expect(p.perplexity).toBeGreaterThan(rep.unpruned.perplexity);
+      expect(p.recoveredPerplexity).toBe(null);
+    }
+    // the ffn 30 % point is the blob `prune --ffn 0.3` writes
+    expect(rep.points[2]).toMatchObject({ shape: { hiddenDim: 120 }, blobBytes: 237312 });
+    const svg = readFileSync(plot, 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('FFN neurons, activation');
+    expect(svg).toContain('layers, magnitude');
+    expect((svg.match(/<circle/g) ?? []).length).toBe(6 + 4); // every point, plus the unpruned start of each line
+    expect(readdirSync(dir).sort()).toEqual(['cal.txt', 'sweep.svg']);
+  }, 180_000);
 });
