@@ -12,7 +12,10 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../converter/convert.js';
 import { channelMagnitudeImportance, headMagnitudeImportance, layerMagnitudeImportance, pruneToShape, type ShapeReport } from '../converter/prune-shape.js';
+import { flatParams } from '../converter/prune-ffn.js';
+import { packDocuments, validationWindows } from '../converter/train/data.js';
 import { jsKernels } from '../converter/train/kernels.js';
+import { TransformerPass } from '../converter/train/transformer.js';
 import { splitLines } from '../host/commands/eval.js';
 import { buildXtensa, findQemuToolchain, runOnQemu } from '../host/qemu.js';
 import { readBlob, writeBlob } from '../src/blob.js';
@@ -97,6 +100,14 @@ function expectSameLogits(a: FloatModel, b: FloatModel, ids: number[], tol: numb
   expect(worst).toBeLessThanOrEqual(tol);
 }
 
+/** Mean cross-entropy per token of `m` on the first windows of `stream`. */
+function heldOutLoss(m: FloatModel, stream: Int32Array): number {
+  const pass = new TransformerPass(m.config, 4, 64, jsKernels);
+  const windows = validationWindows(stream, 4, 64, 4);
+  const params = flatParams(m);
+  return windows.reduce((s, w) => s + pass.run(params, w.inputs, w.targets, null), 0) / windows.length;
+}
+
 describe('structured pruning of stories260K to a shape', () => {
   let model: FloatModel;
   let tokenizer: TokenizerData;
@@ -122,6 +133,10 @@ describe('structured pruning of stories260K to a shape', () => {
     const scores = layerMagnitudeImportance(model);
     expect(mag.report.droppedLayers).toEqual([Array.from(scores.keys()).sort((a, b) => scores[a] - scores[b])[0]]);
     expectSameLogits(mag.model, zeroedCopy(model, mag.report), ids, 1e-5);
+    // block influence keeps the better model: it loses less held-out loss than the weight-norm bound
+    const act = pruneToShape(model, { nLayers: 4 }, 'activation', cal());
+    const test = packDocuments(splitLines(text, 'test'), tokenizer);
+    expect(heldOutLoss(act.model, test)).toBeLessThan(heldOutLoss(mag.model, test));
   });
 
   it('removing whole kv groups and channels equals zeroing those heads and channels everywhere (norms rescaled)', () => {
