@@ -304,4 +304,24 @@ describe('lmflash prune --layers/--heads/--dim and --sweep', () => {
     expect((svg.match(/<circle/g) ?? []).length).toBe(6 + 4); // every point, plus the unpruned start of each line
     expect(readdirSync(dir).sort()).toEqual(['cal.txt', 'sweep.svg']);
   }, 180_000);
+
+  it('--sweep --recover measures each point before and after recovery', async () => {
+    const dir = tempDir('prune-sweep-recover');
+    const plot = path.join(dir, 'sweep.svg');
+    const corpus = path.join(dir, 'corpus.txt');
+    writeFileSync(corpus, train.slice(0, 100).join('\n') + '\n');
+    const r = await cli('prune', STORIES_MODEL, '-t', STORIES_TOKENIZER, '--sweep', '--sweep-levels', '0.4', '--sweep-kinds', 'width', '--importance', 'magnitude',
+      '--recover', '--text', corpus, '--steps', '4', '--eval-text', STORIES_SAMPLES, '--eval-split', 'test', '--eval-limit', '5', '--plot', plot, '--json');
+    expect(r.code, r.err).toBe(0);
+    const rep = JSON.parse(r.out);
+    expect(rep.recoverySteps).toBe(4);
+    expect(rep.points.length).toBe(1);
+    const p = rep.points[0];
+    expect(p.shape).toMatchObject({ dim: 32, nHeads: 4, nKvHeads: 2 });
+    // magnitude-pruned to dim 32 the model is near-useless; 4 steps of distillation already help
+    expect(p.recoveredPerplexity).toBeLessThan(p.perplexity);
+    const svg = readFileSync(plot, 'utf8');
+    expect(svg).toContain('heads + channels, magnitude, + 4 steps recovery');
+    expect(svg).toContain('stroke-dasharray="6 4"');
+  }, 120_000);
 });
