@@ -154,7 +154,7 @@ export function resolveShape(c: ModelConfig, t: ShapeTarget): Shape {
     }
     nHeads = t.dim / hs;
   }
-  let nKvHeads = t.nKvHeads ?? (nHeads === c.nHeads ? c.nKvHeads : nHeads / group);
+  const nKvHeads = t.nKvHeads ?? (nHeads === c.nHeads ? c.nKvHeads : nHeads / group);
   if (!Number.isInteger(nKvHeads)) {
     throw new LmflashError(
       `${nHeads} query heads are not whole kv groups of ${group}: keep a multiple of ${group} heads (dim a multiple of ${group * hs}), ` +
@@ -167,7 +167,6 @@ export function resolveShape(c: ModelConfig, t: ShapeTarget): Shape {
         `so n_heads must be a multiple of n_kv_heads and at most ${group} × n_kv_heads`,
     );
   }
-  nKvHeads = nKvHeads | 0;
   return { dim: nHeads * hs, nLayers: t.nLayers ?? c.nLayers, nHeads, nKvHeads, hiddenDim: t.hiddenDim ?? c.hiddenDim };
 }
 
@@ -429,9 +428,7 @@ export function pruneToShape(teacher: FloatModel, target: ShapeTarget, importanc
     const stats = cal && collectActivations(model, cal, 'width');
     tokens = stats?.tokens ?? tokens;
     if (to.dim < c.dim) {
-      const headScores = stats
-        ? stats.headOutput
-        : headMagnitudeImportance(model);
+      const headScores = stats ? stats.headOutput : headMagnitudeImportance(model);
       const chosen = headScores.map((s) => chooseHeads(s, c.nKvHeads, to));
       const channelScores = stats ? stats.channel : channelMagnitudeImportance(model);
       sel = { ...sel, heads: chosen.map((x) => x.heads), kv: chosen.map((x) => x.kv), channels: Array.from(topIndices(channelScores, to.dim)) };
