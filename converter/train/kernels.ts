@@ -29,6 +29,36 @@ export interface Kernels {
     q: Float32Array, k: Float32Array, v: Float32Array, p: Float32Array, datt: Float32Array,
     dq: Float32Array, dk: Float32Array, dv: Float32Array, T: number, H: number, KVH: number, hs: number, scale: number,
   ): void;
+  /**
+   * A private store of `floats` floats for one pass's weights, gradients and
+   * activations, with kernels that work in place on arrays carved from it
+   * (and have `scratch` floats of their own), so no operand is copied per
+   * call. Absent: the pass keeps plain Float32Arrays.
+   */
+  workspace?(floats: number, scratch: number): Workspace;
+  /** out = g ⊙ x / rms(x) per row, inv[r] = 1/rms (absent: the trainer's loop). The element-wise kernels below run on a workspace's arrays only. */
+  rmsnormForward?(out: Float32Array, inv: Float32Array, x: Float32Array, g: Float32Array, rows: number, dim: number, eps: number): void;
+  /** dx += dL/dx, dg += dL/dg of rmsnormForward given dy. */
+  rmsnormBackward?(dx: Float32Array, dg: Float32Array, dy: Float32Array, x: Float32Array, inv: Float32Array, g: Float32Array, rows: number, dim: number): void;
+  /** RoPE in place on rows of `width` (heads of hs), row r at position r % T; cos, sin [T][hs/2]; inverse rotates back. */
+  rope?(m: Float32Array, rows: number, width: number, hs: number, T: number, cos: Float32Array, sin: Float32Array, inverse: boolean): void;
+  /** gate = silu(h1) ⊙ h3. */
+  swigluForward?(gate: Float32Array, h1: Float32Array, h3: Float32Array): void;
+  /** dh1, dh3 of swigluForward from dgate. */
+  swigluBackward?(dh1: Float32Array, dh3: Float32Array, dgate: Float32Array, h1: Float32Array, h3: Float32Array): void;
+  /**
+   * Sum over rows with a target (>= 0, checked by the caller) of
+   * -log softmax(logits)[target]; with toGrad, logits become
+   * scale · (softmax - onehot) (rows without a target: zeros).
+   */
+  crossEntropy?(logits: Float32Array, targets: Int32Array, rows: number, V: number, scale: number, toGrad: boolean): number;
+}
+
+export interface Workspace {
+  /** Kernels that run in place on `store`'s arrays (and copy anything else in, as the plain kernels do). */
+  readonly kernels: Kernels;
+  /** The pass's floats, 16-byte aligned. */
+  readonly store: Float32Array;
 }
 
 /** out[j][i] = a[i][j] for a rows×cols matrix. */
@@ -136,3 +166,32 @@ export const jsKernels: Kernels = viaTransposes('blocked TypeScript', (C, A, B, 
     }
   }
 });
+
+/** Floats a carved array takes: rounded up to 16 bytes, plus 64 bytes the kernels may read past its end. */
+function carvedSize(n: number): number {
+  return ((n + 3) & ~3) + 16;
+}
+
+/**
+ * The arrays `layout` asks for, carved from one workspace of `kernels` when
+ * they offer one (then the returned kernels are the workspace's, which work
+ * on them in place) or plain Float32Arrays. `layout` is called twice (once
+ * to count), so it must do nothing but ask for arrays.
+ */
+export function carveArrays<T>(kernels: Kernels, scratch: number, layout: (floats: (n: number) => Float32Array) => T): { arrays: T; kernels: Kernels } {
+  if (!kernels.workspace) return { arrays: layout((n) => new Float32Array(n)), kernels };
+  let total = 0;
+  const none = new Float32Array(0);
+  layout((n) => {
+    total += carvedSize(n);
+    return none;
+  });
+  const ws = kernels.workspace(total, scratch);
+  let at = 0;
+  const arrays = layout((n) => {
+    const a = ws.store.subarray(at, at + n);
+    at += carvedSize(n);
+    return a;
+  });
+  return { arrays, kernels: ws.kernels };
+}

@@ -7,9 +7,9 @@
  * the element-wise steps are plain loops. Activations the backward pass
  * needs are kept per layer; nothing is allocated per step.
  */
-import { headSize, kvDim, type LayerWeights, type ModelConfig } from '../../src/model.js';
-import type { Kernels } from './kernels.js';
-import { weightViews } from './params.js';
+import { headSize, kvDim, type LayerWeights, type ModelConfig, type ModelWeights } from '../../src/model.js';
+import { carveArrays, type Kernels } from './kernels.js';
+import { paramLayout, weightViews } from './params.js';
 
 /** Activations of one layer saved by the forward pass for the backward pass. */
 interface LayerActs {
@@ -53,31 +53,45 @@ export class TransformerPass {
   private readonly dHid3: Float32Array;
   private readonly dGate: Float32Array;
   private readonly dRow: Float32Array; // [T] dP of one query row
+  /** With a workspace: its copies of the weights, gradients and targets of a run. */
+  private readonly own: { params: Float32Array; grads: Float32Array; targets: Int32Array; weights: ModelWeights; gradViews: ModelWeights } | null;
   private distill: Distillation | null = null;
 
   constructor(config: ModelConfig, batch: number, seq: number, kernels: Kernels) {
     this.config = config;
     this.batch = batch;
     this.seq = seq;
-    this.kernels = kernels;
     const c = config;
     const N = batch * seq;
     this.n = N;
     const kv = kvDim(c);
-    const f = (len: number) => new Float32Array(len);
-    this.acts = Array.from({ length: c.nLayers }, () => ({
-      xIn: f(N * c.dim), inv1: f(N), xn1: f(N * c.dim), q: f(N * c.dim), k: f(N * kv), v: f(N * kv),
-      p: f(batch * c.nHeads * seq * seq), att: f(N * c.dim), xMid: f(N * c.dim), inv2: f(N), xn2: f(N * c.dim),
-      h1: f(N * c.hiddenDim), h3: f(N * c.hiddenDim), gate: f(N * c.hiddenDim),
-    }));
-    this.xFinal = f(N * c.dim);
-    this.invF = f(N);
-    this.xnF = f(N * c.dim);
-    this.logits = f(N * c.vocabSize);
     const hs = headSize(c);
     const half = hs / 2;
-    this.ropeCos = f(seq * half);
-    this.ropeSin = f(seq * half);
+    const paramCount = paramLayout(c).total;
+    // the kernels' scratch: a transposed weight (gemmABt), one kv head's keys and values (attention), the row statistics of the loss
+    const scratch = Math.max(c.vocabSize * c.dim, c.hiddenDim * c.dim, c.dim * c.dim, 4 * hs * ((seq + 3) & ~3) + seq + 4, 2 * N);
+    const carved = carveArrays(kernels, scratch, (f) => ({
+      acts: Array.from({ length: c.nLayers }, () => ({
+        xIn: f(N * c.dim), inv1: f(N), xn1: f(N * c.dim), q: f(N * c.dim), k: f(N * kv), v: f(N * kv),
+        p: f(batch * c.nHeads * seq * seq), att: f(N * c.dim), xMid: f(N * c.dim), inv2: f(N), xn2: f(N * c.dim),
+        h1: f(N * c.hiddenDim), h3: f(N * c.hiddenDim), gate: f(N * c.hiddenDim),
+      })),
+      xFinal: f(N * c.dim), invF: f(N), xnF: f(N * c.dim), logits: f(N * c.vocabSize),
+      ropeCos: f(seq * half), ropeSin: f(seq * half),
+      dx: f(N * c.dim), dxn: f(N * c.dim), dAtt: f(N * c.dim), dq: f(N * c.dim), dk: f(N * kv), dv: f(N * kv),
+      dHid1: f(N * c.hiddenDim), dHid3: f(N * c.hiddenDim), dGate: f(N * c.hiddenDim), dRow: f(seq),
+      // a workspace also holds the weights, gradients and targets, so that its kernels reach them in place
+      own: kernels.workspace ? { params: f(paramCount), grads: f(paramCount), targets: f(N) } : null,
+    }));
+    const b = carved.arrays;
+    this.kernels = carved.kernels;
+    this.acts = b.acts;
+    this.xFinal = b.xFinal;
+    this.invF = b.invF;
+    this.xnF = b.xnF;
+    this.logits = b.logits;
+    this.ropeCos = b.ropeCos;
+    this.ropeSin = b.ropeSin;
     const fr = Math.fround;
     for (let i = 0; i < half; i++) {
       // exactly src/reference.ts (run.c): float32 frequency and angle
@@ -88,16 +102,23 @@ export class TransformerPass {
         this.ropeSin[pos * half + i] = Math.sin(val);
       }
     }
-    this.dx = f(N * c.dim);
-    this.dxn = f(N * c.dim);
-    this.dAtt = f(N * c.dim);
-    this.dq = f(N * c.dim);
-    this.dk = f(N * kv);
-    this.dv = f(N * kv);
-    this.dHid1 = f(N * c.hiddenDim);
-    this.dHid3 = f(N * c.hiddenDim);
-    this.dGate = f(N * c.hiddenDim);
-    this.dRow = f(seq);
+    this.dx = b.dx;
+    this.dxn = b.dxn;
+    this.dAtt = b.dAtt;
+    this.dq = b.dq;
+    this.dk = b.dk;
+    this.dv = b.dv;
+    this.dHid1 = b.dHid1;
+    this.dHid3 = b.dHid3;
+    this.dGate = b.dGate;
+    this.dRow = b.dRow;
+    this.own = b.own && {
+      params: b.own.params,
+      grads: b.own.grads,
+      targets: new Int32Array(b.own.targets.buffer, b.own.targets.byteOffset, N),
+      weights: weightViews(c, b.own.params),
+      gradViews: weightViews(c, b.own.grads),
+    };
   }
 
   /**
@@ -109,7 +130,9 @@ export class TransformerPass {
     const c = this.config;
     const N = this.n;
     if (inputs.length !== N || targets.length !== N) throw new RangeError(`expected ${N} inputs and targets, got ${inputs.length} and ${targets.length}`);
-    const w = weightViews(c, params);
+    const own = this.own;
+    if (own) own.params.set(params);
+    const w = own ? own.weights : weightViews(c, params);
     const classifier = w.classifier ?? w.tokenEmbedding;
     const dim = c.dim;
 
@@ -124,29 +147,63 @@ export class TransformerPass {
       const next = l + 1 < c.nLayers ? this.acts[l + 1].xIn : this.xFinal;
       this.layerForward(this.acts[l], w.layers[l], next);
     }
-    rmsnormForward(this.xnF, this.invF, this.xFinal, w.finalNorm, N, dim, c.normEps);
+    this.norm(this.xnF, this.invF, this.xFinal, w.finalNorm);
     this.kernels.gemmABt(this.logits, this.xnF, classifier, N, c.vocabSize, dim, false);
-    const { loss, count } = this.distill
-      ? distillationLoss(this.logits, targets, N, c.vocabSize, this.distill, grads !== null)
-      : softmaxCrossEntropy(this.logits, targets, N, c.vocabSize, grads !== null);
+    const { loss, scaled } = this.loss(targets, grads !== null);
     if (!grads) return loss;
 
-    grads.fill(0);
-    const g = weightViews(c, grads);
+    const gFlat = own ? own.grads : grads;
+    gFlat.fill(0);
+    const g = own ? own.gradViews : weightViews(c, grads);
     const gClassifier = g.classifier ?? g.tokenEmbedding;
-    const scaleGrad = count > 0 ? 1 / count : 0;
-    for (let i = 0; i < this.logits.length; i++) this.logits[i] *= scaleGrad;
+    if (!scaled) {
+      const count = scoredCount(targets, c.vocabSize);
+      const scaleGrad = count > 0 ? 1 / count : 0;
+      for (let i = 0; i < this.logits.length; i++) this.logits[i] *= scaleGrad;
+    }
     // classifier: dxnF = dlogits · Wc, dWc += dlogitsᵀ · xnF
     this.linearBackward(this.logits, this.xnF, classifier, gClassifier, c.vocabSize, dim, this.dxn, false);
     this.dx.fill(0);
-    rmsnormBackward(this.dx, g.finalNorm, this.dxn, this.xFinal, this.invF, w.finalNorm, N, dim);
+    this.normBackward(this.dx, g.finalNorm, this.dxn, this.xFinal, this.invF, w.finalNorm);
     for (let l = c.nLayers - 1; l >= 0; l--) this.layerBackward(this.acts[l], w.layers[l], g.layers[l]);
     // embedding: scatter-add the gradient reaching the layer-0 input
     for (let i = 0; i < N; i++) {
       const o = inputs[i] * dim;
       for (let j = 0; j < dim; j++) g.tokenEmbedding[o + j] += this.dx[i * dim + j];
     }
+    if (own) grads.set(own.grads);
     return loss;
+  }
+
+  /**
+   * The loss of this.logits against targets (cross-entropy, or distillation
+   * when set); with toGrad, this.logits become its gradient, already divided
+   * by the scored count when `scaled`.
+   */
+  private loss(targets: Int32Array, toGrad: boolean): { loss: number; scaled: boolean } {
+    const V = this.config.vocabSize;
+    const N = this.n;
+    if (this.distill) return { loss: distillationLoss(this.logits, targets, N, V, this.distill, toGrad).loss, scaled: false };
+    if (this.kernels.crossEntropy && this.own) {
+      const count = scoredCount(targets, V);
+      this.own.targets.set(targets);
+      const total = this.kernels.crossEntropy(this.logits, this.own.targets, N, V, count > 0 ? 1 / count : 0, toGrad);
+      return { loss: count > 0 ? total / count : 0, scaled: true };
+    }
+    return { loss: softmaxCrossEntropy(this.logits, targets, N, V, toGrad).loss, scaled: false };
+  }
+
+  /** rmsnormForward over all rows, in the kernels when they have it. */
+  private norm(out: Float32Array, inv: Float32Array, x: Float32Array, g: Float32Array): void {
+    const k = this.kernels;
+    if (k.rmsnormForward) k.rmsnormForward(out, inv, x, g, this.n, this.config.dim, this.config.normEps);
+    else rmsnormForward(out, inv, x, g, this.n, this.config.dim, this.config.normEps);
+  }
+
+  private normBackward(dx: Float32Array, dg: Float32Array, dy: Float32Array, x: Float32Array, inv: Float32Array, g: Float32Array): void {
+    const k = this.kernels;
+    if (k.rmsnormBackward) k.rmsnormBackward(dx, dg, dy, x, inv, g, this.n, this.config.dim);
+    else rmsnormBackward(dx, dg, dy, x, inv, g, this.n, this.config.dim);
   }
 
   /**
@@ -207,24 +264,27 @@ export class TransformerPass {
     const dim = c.dim;
     const kv = kvDim(c);
     const hid = c.hiddenDim;
-    rmsnormForward(a.xn1, a.inv1, a.xIn, lw.attnNorm, N, dim, c.normEps);
+    this.norm(a.xn1, a.inv1, a.xIn, lw.attnNorm);
     this.linear(a.q, a.xn1, lw.wq, dim, dim);
     this.linear(a.k, a.xn1, lw.wk, kv, dim);
     this.linear(a.v, a.xn1, lw.wv, kv, dim);
     this.rope(a.q, dim, false);
     this.rope(a.k, kv, false);
     this.attentionForward(a);
-    this.linear(a.xMid, a.att, lw.wo, dim, dim);
-    for (let i = 0; i < N * dim; i++) a.xMid[i] += a.xIn[i];
-    rmsnormForward(a.xn2, a.inv2, a.xMid, lw.ffnNorm, N, dim, c.normEps);
+    a.xMid.set(a.xIn); // the residual, which the product adds to
+    this.kernels.gemmABt(a.xMid, a.att, lw.wo, N, dim, dim, true);
+    this.norm(a.xn2, a.inv2, a.xMid, lw.ffnNorm);
     this.linear(a.h1, a.xn2, lw.w1, hid, dim);
     this.linear(a.h3, a.xn2, lw.w3, hid, dim);
-    for (let i = 0; i < N * hid; i++) {
-      const h = a.h1[i];
-      a.gate[i] = (h / (1 + Math.exp(-h))) * a.h3[i];
+    if (this.kernels.swigluForward) this.kernels.swigluForward(a.gate, a.h1, a.h3);
+    else {
+      for (let i = 0; i < N * hid; i++) {
+        const h = a.h1[i];
+        a.gate[i] = (h / (1 + Math.exp(-h))) * a.h3[i];
+      }
     }
-    this.linear(xOut, a.gate, lw.w2, dim, hid);
-    for (let i = 0; i < N * dim; i++) xOut[i] += a.xMid[i];
+    xOut.set(a.xMid);
+    this.kernels.gemmABt(xOut, a.gate, lw.w2, N, dim, hid, true);
   }
 
   /** this.dx holds dLoss/dxOut on entry and dLoss/dxIn on return. */
@@ -237,16 +297,19 @@ export class TransformerPass {
     const dx = this.dx;
     // feed-forward: xOut = xMid + w2(gate)
     this.linearBackward(dx, a.gate, lw.w2, gw.w2, dim, hid, this.dGate, false);
-    for (let i = 0; i < N * hid; i++) {
-      const h = a.h1[i];
-      const s = 1 / (1 + Math.exp(-h));
-      const dg = this.dGate[i];
-      this.dHid3[i] = dg * h * s;
-      this.dHid1[i] = dg * a.h3[i] * s * (1 + h * (1 - s));
+    if (this.kernels.swigluBackward) this.kernels.swigluBackward(this.dHid1, this.dHid3, this.dGate, a.h1, a.h3);
+    else {
+      for (let i = 0; i < N * hid; i++) {
+        const h = a.h1[i];
+        const s = 1 / (1 + Math.exp(-h));
+        const dg = this.dGate[i];
+        this.dHid3[i] = dg * h * s;
+        this.dHid1[i] = dg * a.h3[i] * s * (1 + h * (1 - s));
+      }
     }
     this.linearBackward(this.dHid1, a.xn2, lw.w1, gw.w1, hid, dim, this.dxn, false);
     this.linearBackward(this.dHid3, a.xn2, lw.w3, gw.w3, hid, dim, this.dxn, true);
-    rmsnormBackward(dx, gw.ffnNorm, this.dxn, a.xMid, a.inv2, lw.ffnNorm, N, dim); // dx now dL/dxMid
+    this.normBackward(dx, gw.ffnNorm, this.dxn, a.xMid, a.inv2, lw.ffnNorm); // dx now dL/dxMid
     // attention: xMid = xIn + wo(att)
     this.linearBackward(dx, a.att, lw.wo, gw.wo, dim, dim, this.dAtt, false);
     this.attentionBackward(a);
@@ -255,7 +318,7 @@ export class TransformerPass {
     this.linearBackward(this.dq, a.xn1, lw.wq, gw.wq, dim, dim, this.dxn, false);
     this.linearBackward(this.dk, a.xn1, lw.wk, gw.wk, kv, dim, this.dxn, true);
     this.linearBackward(this.dv, a.xn1, lw.wv, gw.wv, kv, dim, this.dxn, true);
-    rmsnormBackward(dx, gw.attnNorm, this.dxn, a.xIn, a.inv1, lw.attnNorm, N, dim); // dx now dL/dxIn
+    this.normBackward(dx, gw.attnNorm, this.dxn, a.xIn, a.inv1, lw.attnNorm); // dx now dL/dxIn
   }
 
   /**
@@ -266,6 +329,10 @@ export class TransformerPass {
     const hs = headSize(this.config);
     const half = hs / 2;
     const T = this.seq;
+    if (this.kernels.rope) {
+      this.kernels.rope(m, this.n, width, hs, T, this.ropeCos, this.ropeSin, inverse);
+      return;
+    }
     const sign = inverse ? -1 : 1;
     for (let r = 0; r < this.n; r++) {
       const row = (r % T) * half;
@@ -436,6 +503,16 @@ function softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, rows: nu
     }
     return loss;
   });
+}
+
+/** How many rows have a target (>= 0), each checked against the vocabulary. */
+function scoredCount(targets: Int32Array, V: number): number {
+  let count = 0;
+  for (const t of targets) {
+    if (t >= V) throw new RangeError(`target ${t} is outside the vocabulary (0..${V - 1})`);
+    if (t >= 0) count++;
+  }
+  return count;
 }
 
 /**

@@ -255,6 +255,159 @@ void attn_bwd(const f32 *q, const f32 *k, const f32 *v, const f32 *p, const f32 
 }
 
 /*
+ * The element-wise steps of a layer, so that a pass whose activations live in
+ * this module's memory never copies them out: RMSNorm, RoPE, SwiGLU and the
+ * softmax cross-entropy, forward and backward. Vectorized over the row; the
+ * sums are grouped in 4 lanes, so they differ from the TypeScript loops by
+ * rounding only.
+ */
+
+/* out = g * (x / rms(x)) per row of dim; inv[r] = 1/rms of row r. */
+EXPORT("rmsnorm_fwd")
+void rmsnorm_fwd(f32 *out, f32 *inv, const f32 *x, const f32 *g, int rows, int dim, f32 eps) {
+  const int d4 = dim & ~3;
+  for (int r = 0; r < rows; r++) {
+    const f32 *xr = x + (long)r * dim;
+    f32 *o = out + (long)r * dim;
+    v128_t acc = wasm_f32x4_splat(0);
+    int j = 0;
+    for (; j < d4; j += 4) { const v128_t v = wasm_v128_load(xr + j); acc = wasm_f32x4_add(acc, wasm_f32x4_mul(v, v)); }
+    f32 ss = hsum(acc);
+    for (; j < dim; j++) ss += xr[j] * xr[j];
+    const f32 iv = 1.0f / __builtin_sqrtf(ss / (f32)dim + eps);
+    inv[r] = iv;
+    const v128_t viv = wasm_f32x4_splat(iv);
+    for (j = 0; j < d4; j += 4) wasm_v128_store(o + j, wasm_f32x4_mul(wasm_v128_load(g + j), wasm_f32x4_mul(viv, wasm_v128_load(xr + j))));
+    for (; j < dim; j++) o[j] = g[j] * (iv * xr[j]);
+  }
+}
+
+/* dx += dL/dx and dg += dL/dg of rmsnorm_fwd, given dy = dL/dout. */
+EXPORT("rmsnorm_bwd")
+void rmsnorm_bwd(f32 *dx, f32 *dg, const f32 *dy, const f32 *x, const f32 *inv, const f32 *g, int rows, int dim) {
+  const int d4 = dim & ~3;
+  for (int r = 0; r < rows; r++) {
+    const f32 *xr = x + (long)r * dim, *dyr = dy + (long)r * dim;
+    f32 *dxr = dx + (long)r * dim;
+    const f32 iv = inv[r];
+    const v128_t viv = wasm_f32x4_splat(iv);
+    v128_t vdot = wasm_f32x4_splat(0);
+    int j = 0;
+    for (; j < d4; j += 4) {
+      const v128_t dyx = wasm_f32x4_mul(wasm_v128_load(dyr + j), wasm_v128_load(xr + j));
+      wasm_v128_store(dg + j, wasm_f32x4_add(wasm_v128_load(dg + j), wasm_f32x4_mul(dyx, viv)));
+      vdot = wasm_f32x4_add(vdot, wasm_f32x4_mul(wasm_v128_load(g + j), dyx));
+    }
+    f32 dot = hsum(vdot);
+    for (; j < dim; j++) { dg[j] += dyr[j] * xr[j] * iv; dot += g[j] * dyr[j] * xr[j]; }
+    const f32 k = iv * iv * iv * dot / (f32)dim;
+    const v128_t vk = wasm_f32x4_splat(k);
+    for (j = 0; j < d4; j += 4) {
+      const v128_t t = wasm_f32x4_sub(wasm_f32x4_mul(wasm_f32x4_mul(viv, wasm_v128_load(g + j)), wasm_v128_load(dyr + j)), wasm_f32x4_mul(wasm_v128_load(xr + j), vk));
+      wasm_v128_store(dxr + j, wasm_f32x4_add(wasm_v128_load(dxr + j), t));
+    }
+    for (; j < dim; j++) dxr[j] += iv * g[j] * dyr[j] - xr[j] * k;
+  }
+}
+
+/*
+ * RoPE in place on rows of width (heads of hs, interleaved pairs), row r at
+ * position r % T; cs and sn are [T][hs/2]. inverse rotates back (the
+ * gradient of the rotation).
+ */
+EXPORT("rope")
+void rope(f32 *m, int rows, int width, int hs, int T, const f32 *cs, const f32 *sn, int inverse) {
+  const int half = hs / 2;
+  const f32 sign = inverse ? -1.0f : 1.0f;
+  for (int r = 0; r < rows; r++) {
+    const f32 *c = cs + (r % T) * half, *s = sn + (r % T) * half;
+    f32 *row = m + (long)r * width;
+    for (int o = 0; o < width; o += hs)
+      for (int p = 0; p < half; p++) {
+        const f32 cv = c[p], sv = sign * s[p];
+        const f32 a0 = row[o + 2 * p], a1 = row[o + 2 * p + 1];
+        row[o + 2 * p] = a0 * cv - a1 * sv;
+        row[o + 2 * p + 1] = a0 * sv + a1 * cv;
+      }
+  }
+}
+
+static inline v128_t sigmoid_f32x4(v128_t h) {
+  const v128_t one = wasm_f32x4_splat(1.0f);
+  return wasm_f32x4_div(one, wasm_f32x4_add(one, exp_f32x4(wasm_f32x4_neg(h))));
+}
+
+/* gate = silu(h1) * h3 over n values (n rounded up to 4: the arrays have slack). */
+EXPORT("swiglu_fwd")
+void swiglu_fwd(f32 *gate, const f32 *h1, const f32 *h3, int n) {
+  for (int i = 0; i < n; i += 4) {
+    const v128_t h = wasm_v128_load(h1 + i);
+    wasm_v128_store(gate + i, wasm_f32x4_mul(wasm_f32x4_mul(h, sigmoid_f32x4(h)), wasm_v128_load(h3 + i)));
+  }
+}
+
+/* dh1, dh3 of swiglu_fwd from dgate (n rounded up to 4). */
+EXPORT("swiglu_bwd")
+void swiglu_bwd(f32 *dh1, f32 *dh3, const f32 *dgate, const f32 *h1, const f32 *h3, int n) {
+  const v128_t one = wasm_f32x4_splat(1.0f);
+  for (int i = 0; i < n; i += 4) {
+    const v128_t h = wasm_v128_load(h1 + i), s = sigmoid_f32x4(h), dg = wasm_v128_load(dgate + i);
+    wasm_v128_store(dh3 + i, wasm_f32x4_mul(wasm_f32x4_mul(dg, h), s));
+    const v128_t d = wasm_f32x4_add(one, wasm_f32x4_mul(h, wasm_f32x4_sub(one, s)));
+    wasm_v128_store(dh1 + i, wasm_f32x4_mul(wasm_f32x4_mul(wasm_f32x4_mul(dg, wasm_v128_load(h3 + i)), s), d));
+  }
+}
+
+/*
+ * Softmax cross-entropy of rows of V logits against targets (< 0: not
+ * scored). stats[2r] = max - logit[target], stats[2r+1] = sum exp(logit -
+ * max), so the row's loss is stats[2r] + log(stats[2r+1]) (the caller takes
+ * the log). With toGrad, each row becomes scale * (softmax - onehot), rows
+ * without a target zeros.
+ */
+EXPORT("cross_entropy")
+void cross_entropy(f32 *logits, const int *targets, int rows, int V, f32 scale, int toGrad, f32 *stats) {
+  const int V4 = V & ~3;
+  for (int r = 0; r < rows; r++) {
+    f32 *l = logits + (long)r * V;
+    const int t = targets[r];
+    if (t < 0) {
+      if (toGrad) for (int j = 0; j < V; j++) l[j] = 0.0f;
+      continue;
+    }
+    v128_t vm = wasm_f32x4_splat(-__builtin_inff());
+    int j = 0;
+    for (; j < V4; j += 4) vm = wasm_f32x4_max(vm, wasm_v128_load(l + j));
+    vm = wasm_f32x4_max(vm, wasm_i32x4_shuffle(vm, vm, 2, 3, 0, 1));
+    vm = wasm_f32x4_max(vm, wasm_i32x4_shuffle(vm, vm, 1, 0, 3, 2));
+    f32 max = wasm_f32x4_extract_lane(vm, 0);
+    for (; j < V; j++) if (l[j] > max) max = l[j];
+    vm = wasm_f32x4_splat(max);
+    stats[2 * r] = max - l[t];
+    v128_t vz = wasm_f32x4_splat(0);
+    for (j = 0; j < V4; j += 4) {
+      const v128_t e = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(l + j), vm));
+      vz = wasm_f32x4_add(vz, e);
+      if (toGrad) wasm_v128_store(l + j, e);
+    }
+    f32 z = hsum(vz);
+    for (; j < V; j++) {
+      const f32 e = exp_f32(l[j] - max);
+      z += e;
+      if (toGrad) l[j] = e;
+    }
+    stats[2 * r + 1] = z;
+    if (toGrad) {
+      const f32 k = scale / z;
+      const v128_t vk = wasm_f32x4_splat(k);
+      for (j = 0; j < V4; j += 4) wasm_v128_store(l + j, wasm_f32x4_mul(wasm_v128_load(l + j), vk));
+      for (; j < V; j++) l[j] *= k;
+      l[t] -= scale;
+    }
+  }
+}
+
+/*
  * The yardstick for "fraction of peak": n rounds of 8 independent
  * multiply-adds on 4 lanes (64 flops a round), the most this kernel
  * technology (128-bit WebAssembly SIMD, no fused multiply-add) can issue
