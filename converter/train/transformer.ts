@@ -69,7 +69,7 @@ export class TransformerPass {
     const half = hs / 2;
     const paramCount = paramLayout(c).total;
     // the kernels' scratch: a transposed weight (gemmABt), one kv head's keys and values (attention), the row statistics of the loss
-    const scratch = Math.max(c.vocabSize * c.dim, c.hiddenDim * c.dim, c.dim * c.dim, 4 * hs * ((seq + 3) & ~3) + seq + 4, 2 * N);
+    const scratch = Math.max(c.vocabSize * c.dim, c.hiddenDim * c.dim, c.dim * c.dim, (4 * hs + 8) * ((seq + 3) & ~3), 2 * N);
     const carved = carveArrays(kernels, scratch, (f) => ({
       acts: Array.from({ length: c.nLayers }, () => ({
         xIn: f(N * c.dim), inv1: f(N), xn1: f(N * c.dim), q: f(N * c.dim), k: f(N * kv), v: f(N * kv),

@@ -196,11 +196,11 @@ class WasmWorkspace implements Workspace {
         else copying.gemmAtB(C, A, B, M, N, K, acc);
       },
       attentionForward(q, k, v, p, att, T, H, KVH, hs, scale) {
-        if (inMem(q, k, v, p, att) && room(2 * hs * Tp(T))) ex.attn_fwd(q.byteOffset, k.byteOffset, v.byteOffset, p.byteOffset, att.byteOffset, T, H, KVH, hs, scale, scratchAt);
+        if (inMem(q, k, v, p, att) && room((2 * hs + 4) * Tp(T))) ex.attn_fwd(q.byteOffset, k.byteOffset, v.byteOffset, p.byteOffset, att.byteOffset, T, H, KVH, hs, scale, scratchAt);
         else copying.attentionForward!(q, k, v, p, att, T, H, KVH, hs, scale);
       },
       attentionBackward(q, k, v, p, datt, dq, dk, dv, T, H, KVH, hs, scale) {
-        if (inMem(q, k, v, p, datt, dq, dk, dv) && room(4 * hs * Tp(T) + Tp(T))) {
+        if (inMem(q, k, v, p, datt, dq, dk, dv) && room((4 * hs + 8) * Tp(T))) {
           ex.attn_bwd(q.byteOffset, k.byteOffset, v.byteOffset, p.byteOffset, datt.byteOffset, dq.byteOffset, dk.byteOffset, dv.byteOffset, T, H, KVH, hs, scale, scratchAt);
         } else copying.attentionBackward!(q, k, v, p, datt, dq, dk, dv, T, H, KVH, hs, scale);
       },
