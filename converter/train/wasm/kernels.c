@@ -295,19 +295,32 @@ ALWAYS_INLINE f32 hmax(v128_t v) {
   return wasm_f32x4_extract_lane(v, 0);
 }
 
-/* o[r] += e_r[lane J] * v_s for the 4 rows of a block (J a constant lane). */
-#define PV_LANE(J)                                                                                  \
+/* o[r] += x_r[lane J] * base_(s+J) for the 4 rows of a block (J a constant lane; base rows kv apart). */
+#define ROWS_TIMES_LANE(J, base, x0, x1, x2, x3)                                                    \
   do {                                                                                              \
-    const f32 *vs = vg + (s + J) * kv;                                                              \
+    const f32 *row = (base) + (s + J) * kv;                                                         \
     v128_t vv[HS / 4];                                                                              \
-    for (int j = 0; j < HS / 4; j++) vv[j] = wasm_v128_load(vs + 4 * j);                            \
-    const v128_t p0 = wasm_i32x4_shuffle(e0, e0, J, J, J, J), p1 = wasm_i32x4_shuffle(e1, e1, J, J, J, J); \
-    const v128_t p2 = wasm_i32x4_shuffle(e2, e2, J, J, J, J), p3 = wasm_i32x4_shuffle(e3, e3, J, J, J, J); \
+    for (int j = 0; j < HS / 4; j++) vv[j] = wasm_v128_load(row + 4 * j);                           \
+    const v128_t p0 = wasm_i32x4_shuffle(x0, x0, J, J, J, J), p1 = wasm_i32x4_shuffle(x1, x1, J, J, J, J); \
+    const v128_t p2 = wasm_i32x4_shuffle(x2, x2, J, J, J, J), p3 = wasm_i32x4_shuffle(x3, x3, J, J, J, J); \
     for (int j = 0; j < HS / 4; j++) {                                                              \
       o[0][j] = wasm_f32x4_add(o[0][j], wasm_f32x4_mul(p0, vv[j]));                                 \
       o[1][j] = wasm_f32x4_add(o[1][j], wasm_f32x4_mul(p1, vv[j]));                                 \
       o[2][j] = wasm_f32x4_add(o[2][j], wasm_f32x4_mul(p2, vv[j]));                                 \
       o[3][j] = wasm_f32x4_add(o[3][j], wasm_f32x4_mul(p3, vv[j]));                                 \
+    }                                                                                               \
+  } while (0)
+
+/* ROWS_TIMES_LANE over the 4 columns of block s, or only the R that exist in a window's last block. */
+#define ROWS_TIMES_BLOCK(base, x0, x1, x2, x3)                                                      \
+  do {                                                                                              \
+    if (s < t0 || R == 4) {                                                                         \
+      ROWS_TIMES_LANE(0, base, x0, x1, x2, x3); ROWS_TIMES_LANE(1, base, x0, x1, x2, x3);           \
+      ROWS_TIMES_LANE(2, base, x0, x1, x2, x3); ROWS_TIMES_LANE(3, base, x0, x1, x2, x3);           \
+    } else {                                                                                        \
+      ROWS_TIMES_LANE(0, base, x0, x1, x2, x3);                                                     \
+      if (R > 1) ROWS_TIMES_LANE(1, base, x0, x1, x2, x3);                                          \
+      if (R > 2) ROWS_TIMES_LANE(2, base, x0, x1, x2, x3);                                          \
     }                                                                                               \
   } while (0)
 
@@ -355,12 +368,7 @@ ALWAYS_INLINE void attn_fwd_tiled(const f32 *q, const f32 *k, const f32 *v, f32 
           if (s == t0) { e0 = wasm_v128_and(e0, M0); e1 = wasm_v128_and(e1, M1); e2 = wasm_v128_and(e2, M2); }
           wasm_v128_store(S + s, e0); wasm_v128_store(S + Tp + s, e1); wasm_v128_store(S + 2 * Tp + s, e2); wasm_v128_store(S + 3 * Tp + s, e3);
           z0 = wasm_f32x4_add(z0, e0); z1 = wasm_f32x4_add(z1, e1); z2 = wasm_f32x4_add(z2, e2); z3 = wasm_f32x4_add(z3, e3);
-          if (s < t0 || R == 4) { PV_LANE(0); PV_LANE(1); PV_LANE(2); PV_LANE(3); }
-          else { /* the last block of a window whose length is not a multiple of 4: only R value rows exist */
-            PV_LANE(0);
-            if (R > 1) PV_LANE(1);
-            if (R > 2) PV_LANE(2);
-          }
+          ROWS_TIMES_BLOCK(vg, e0, e1, e2, e3);
         }
         const f32 inv[4] = {1.0f / hsum(z0), 1.0f / hsum(z1), 1.0f / hsum(z2), 1.0f / hsum(z3)};
         for (int r = 0; r < R; r++) {
@@ -426,36 +434,26 @@ ALWAYS_INLINE void attn_bwd_tiled(const f32 *q, const f32 *k, const f32 *v, cons
           wasm_v128_store(D + 2 * Tp + s, d2);
           wasm_v128_store(D + 3 * Tp + s, d3);
         }
-        /* dS = P (dP - P.dP) scale, in D */
+        /* dS = P (dP - P.dP) scale block by block, then dK += dS^T Q and dQ = dS K */
+        v128_t dot[4];
         for (int r = 0; r < 4; r++) {
-          f32 *Dr = D + r * Tp;
-          const f32 *Pr = P + r * Tp;
+          const f32 *Dr = D + r * Tp, *Pr = P + r * Tp;
           v128_t vd = zero;
           for (int s = 0; s < n4; s += 4) vd = wasm_f32x4_add(vd, wasm_f32x4_mul(wasm_v128_load(Pr + s), wasm_v128_load(Dr + s)));
-          const v128_t dot = wasm_f32x4_splat(hsum(vd));
-          for (int s = 0; s < n4; s += 4)
-            wasm_v128_store(Dr + s, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(Pr + s), wasm_f32x4_sub(wasm_v128_load(Dr + s), dot)), vscale));
+          dot[r] = wasm_f32x4_splat(hsum(vd));
         }
-        /* dK += dS^T Q */
+        v128_t o[4][HS / 4];
+        for (int r = 0; r < 4; r++) for (int j = 0; j < HS / 4; j++) o[r][j] = zero;
         _Pragma("clang loop unroll(disable)") for (int s = 0; s < n4; s += 4) {
-          const v128_t s0 = wasm_v128_load(D + s), s1 = wasm_v128_load(D + Tp + s), s2 = wasm_v128_load(D + 2 * Tp + s), s3 = wasm_v128_load(D + 3 * Tp + s);
+#define DS(r) wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(P + r * Tp + s), wasm_f32x4_sub(wasm_v128_load(D + r * Tp + s), dot[r])), vscale)
+          const v128_t s0 = DS(0), s1 = DS(1), s2 = DS(2), s3 = DS(3);
+#undef DS
           for (int i = 0; i < HS; i++) {
             const v128_t sum = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load32_splat(q0 + i), s0), wasm_f32x4_mul(wasm_v128_load32_splat(q1 + i), s1)),
                                               wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load32_splat(q2 + i), s2), wasm_f32x4_mul(wasm_v128_load32_splat(q3 + i), s3)));
             wasm_v128_store(dkt + i * Tp + s, wasm_f32x4_add(wasm_v128_load(dkt + i * Tp + s), sum));
           }
-        }
-        /* dQ = dS K */
-        v128_t o[4][HS / 4];
-        for (int r = 0; r < 4; r++) for (int j = 0; j < HS / 4; j++) o[r][j] = zero;
-        _Pragma("clang loop unroll(disable)") for (int s = 0; s < n; s++) {
-          const f32 *ks = kg + s * kv;
-          v128_t kk[HS / 4];
-          for (int j = 0; j < HS / 4; j++) kk[j] = wasm_v128_load(ks + 4 * j);
-          for (int r = 0; r < 4; r++) {
-            const v128_t ds = wasm_v128_load32_splat(D + r * Tp + s);
-            for (int j = 0; j < HS / 4; j++) o[r][j] = wasm_f32x4_add(o[r][j], wasm_f32x4_mul(ds, kk[j]));
-          }
+          ROWS_TIMES_BLOCK(kg, s0, s1, s2, s3);
         }
         for (int r = 0; r < R; r++) {
           f32 *out = dq + (t0 + r) * dim + h * HS;
