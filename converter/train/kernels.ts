@@ -33,9 +33,9 @@ export interface Kernels {
    * A private store of `floats` floats for one pass's weights, gradients and
    * activations, with kernels that work in place on arrays carved from it
    * (and have `scratch` floats of their own), so no operand is copied per
-   * call. Absent: the pass keeps plain Float32Arrays.
+   * call. Absent or null (too large for it): the pass keeps plain Float32Arrays.
    */
-  workspace?(floats: number, scratch: number): Workspace;
+  workspace?(floats: number, scratch: number): Workspace | null;
   /** out = g ⊙ x / rms(x) per row, inv[r] = 1/rms (absent: the trainer's loop). The element-wise kernels below run on a workspace's arrays only. */
   rmsnormForward?(out: Float32Array, inv: Float32Array, x: Float32Array, g: Float32Array, rows: number, dim: number, eps: number): void;
   /** dx += dL/dx, dg += dL/dg of rmsnormForward given dy. */
@@ -187,6 +187,7 @@ export function carveArrays<T>(kernels: Kernels, scratch: number, layout: (float
     return none;
   });
   const ws = kernels.workspace(total, scratch);
+  if (!ws) return { arrays: layout((n) => new Float32Array(n)), kernels };
   let at = 0;
   const arrays = layout((n) => {
     const a = ws.store.subarray(at, at + n);

@@ -97,7 +97,13 @@ export function measureWasmPeakFlops(rounds = 20_000_000): number {
 
 export function loadWasmKernels(): Kernels {
   const copying = copyingKernels(instantiate());
-  return { ...copying, workspace: (floats, scratch) => new WasmWorkspace(floats, scratch, copying) };
+  return {
+    ...copying,
+    workspace(floats, scratch) {
+      // past WebAssembly's 4 GB the pass keeps its arrays in JavaScript and the kernels copy operands in and out
+      return 4 * (floats + scratch) + (64 << 20) < 2 ** 32 ? new WasmWorkspace(floats, scratch, copying) : null;
+    },
+  };
 }
 
 const NAME = 'WebAssembly SIMD';
