@@ -82,7 +82,7 @@ export function trainFigures(): [string, string, string][] {
   rows.push([
     'train tokens per CPU-second (WebAssembly SIMD, 1 thread)',
     cpuRate.toFixed(0),
-    `best of 7 passes by this process's CPU time (the figure other jobs on the machine disturb least); ${((100 * cpuRate * flops) / peakOne).toFixed(1)} % of one thread's peak`,
+    `best of 7 passes by this process's CPU time (the figure other jobs on the machine disturb least): ${((cpuRate * flops) / 1e9).toFixed(1)} GFLOP per CPU-second`,
   ]);
   return rows;
 }
