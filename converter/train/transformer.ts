@@ -4,8 +4,11 @@
  * SwiGLU, shared or separate classifier) with cross-entropy loss, over a
  * batch of B windows of T tokens at once. Every linear layer runs as one
  * matrix-matrix product over all B·T tokens (kernels.ts); the attention and
- * the element-wise steps are plain loops. Activations the backward pass
- * needs are kept per layer; nothing is allocated per step.
+ * the element-wise steps run in the kernels when they have them, else in the
+ * plain loops here. Activations the backward pass needs are kept per layer;
+ * nothing is allocated per step. With kernels that offer a workspace
+ * (WebAssembly), every array lives in it and the kernels work on them in
+ * place; run() copies the weights in and the gradients out.
  */
 import { headSize, kvDim, type LayerWeights, type ModelConfig, type ModelWeights } from '../../src/model.js';
 import { carveArrays, type Kernels } from './kernels.js';
