@@ -428,11 +428,48 @@ static int32_t dot_unpacked(const int8_t *w, const lmf_qvec *x, uint32_t start, 
 #endif
 }
 
+#if defined(LMF_PIE_KERNELS)
+void lmf_pie_dots_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x, uint32_t halves, uint32_t rows);
+void lmf_pie_dots4_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x, uint32_t rows);
+
+/* lmf_matvec_q4 on the S3 when every group's packed bytes start 16-byte
+ * aligned (a group size that is a multiple of 32; blob.c aligns rows and
+ * strides to 16): the nibbles unpacked in PIE registers (kernels_esp32s3.S),
+ * the rows in blocks and the float sums as lmf_matvec_q8 does them, which
+ * is the order of the portable loop below (each row's groups in order). */
+static int pie_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
+{
+    uint32_t r, g, rows, G = w->group, ng = w->n_groups;
+    uint32_t tail = ((w->cols - (ng - 1) * G) + 15) & ~15u;
+    int32_t d[LMF_PIE_ROWS];
+    if (G % 32 != 0 || w->stride % 16 != 0 || ((uintptr_t)w->q4 & 15) != 0) return 0;
+    /* the kernels' preconditions, as in lmf_matvec_q8: rows >= 1, halves >= 1 */
+    if (r0 >= r1 || ng == 0 || w->cols <= (ng - 1) * G) return 1;
+    for (r = r0; r < r1; r += rows) {
+        rows = r1 - r < LMF_PIE_ROWS ? r1 - r : LMF_PIE_ROWS;
+        for (g = 0; g < ng; g++) {
+            uint32_t len = g + 1 < ng ? G : tail;
+            float xs = x->scale[g];
+            const float *ws = w->scale + (size_t)r * ng + g;
+            const uint8_t *p = w->q4 + (size_t)r * w->stride + g * G / 2;
+            if (len == 64) lmf_pie_dots4_q4(d, p, w->stride, x->x8 + g * G, rows);
+            else lmf_pie_dots_q4(d, p, w->stride, x->x8 + g * G, len / 16, rows);
+            if (g == 0) scale_store(out + r, d, ws, ng, xs, rows);
+            else scale_add(out + r, d, ws, ng, xs, rows);
+        }
+    }
+    return 1;
+}
+#endif
+
 void lmf_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
 {
     uint32_t r, g, G = w->group, ng = w->n_groups;
     uint32_t tail = ((w->cols - (ng - 1) * G) + 15) & ~15u;
     _Alignas(16) int8_t unpacked[LMF_MAX_GROUP];
+#if defined(LMF_PIE_KERNELS)
+    if (pie_matvec_q4(out, w, x, r0, r1)) return;
+#endif
     for (r = r0; r < r1; r++) {
         const uint8_t *row = w->q4 + (size_t)r * w->stride;
         float acc = 0.0f;

@@ -112,6 +112,136 @@ lmf_pie_dots4_s8:
 
     .size   lmf_pie_dots4_s8, . - lmf_pie_dots4_s8
 
+/* lmf_pie_dots_q4 and lmf_pie_dots4_q4: the products of int4 rows (two
+ * signed nibbles a byte, the low nibble the even column) with int8
+ * activations, unpacked in PIE registers: kernels.c's lmf_matvec_q4 on the
+ * S3 (where the C unpack took two thirds of an int4 model's instructions).
+ *
+ *   void lmf_pie_dots_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x,
+ *                        uint32_t halves, uint32_t rows)
+ *   void lmf_pie_dots4_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x,
+ *                         uint32_t rows)                                   (halves = 4)
+ *   d[k] = sum over j < 16*halves of nibble(w + k*stride, j) * x[j], for k < rows
+ *
+ * a2 d, a3 w (16-byte aligned), a4 stride (bytes, a multiple of 16, at
+ * least 8*halves rounded up to 16), a5 x (16-byte aligned, 16*halves bytes
+ * rounded up to 32 readable), a6 halves (>= 1: 16 columns, 8 bytes each),
+ * a7 rows (>= 1); lmf_pie_dots4_q4: a6 rows (0 runs none).
+ *
+ * No sign extension and no bias: a byte p's high nibble in place, p & 0xF0,
+ * is as int8 16 times the signed high nibble, and its low nibble moved up,
+ * (p << 4) & 0xF0 (EE.VSL.32 by SAR = 4; the bits that cross into the next
+ * byte are masked off), 16 times the signed low one. So 16 weights of each
+ * kind come from one load, one shift and two ANDs, ACCX sums 16 times the
+ * products, and EE.SRS.ACCX shifts by 4, exactly (|16 d| < 2^26: no
+ * rounding, no saturation). lmf_pie_dots_q4 interleaves the two kinds back
+ * into column order (EE.VZIP.8: low nibble of byte 0, its high nibble, low
+ * nibble of byte 1, ...) for the activations as they are in memory; a last
+ * odd half uses the first register of the interleave only (the load's other
+ * 8 bytes are the row's zero padding, inside its stride). lmf_pie_dots4_q4
+ * keeps the 64 activations in q1..q4, split once into even and odd columns
+ * (EE.VUNZIP.8), and needs no interleave: 17 instructions a row. The same
+ * 2-cycle gap before ACCX is read as the int8 kernels. */
+    .align  4
+    .global lmf_pie_dots_q4
+    .type   lmf_pie_dots_q4, @function
+
+lmf_pie_dots_q4:
+    entry   a1, 32
+    movi    a8, 0xF0                    /* 0xF0 in every byte of q7 */
+    slli    a9, a8, 8
+    or      a8, a8, a9
+    slli    a9, a8, 16
+    or      a8, a8, a9
+    ee.movi.32.q    q7, a8, 0
+    ee.movi.32.q    q7, a8, 1
+    ee.movi.32.q    q7, a8, 2
+    ee.movi.32.q    q7, a8, 3
+    ssai    4                           /* EE.VSL.32's shift */
+    movi.n  a10, 4                      /* EE.SRS.ACCX shift: the sums are 16 d */
+    srli    a11, a6, 1                  /* pairs of halves: 16 bytes, 32 columns */
+    addi    a2, a2, -4                  /* stepped before each row's store */
+.Lq4_row:
+    mov.n   a8, a3                      /* this row's weights */
+    mov.n   a9, a5                      /* the activations */
+    ee.zero.accx
+    loopgtz a11, .Lq4_pairs_end
+    ee.vld.128.ip   q0, a8, 16          /* 32 nibbles */
+    ee.vld.128.ip   q2, a9, 16
+    ee.vsl.32       q1, q0
+    ee.vld.128.ip   q3, a9, 16
+    ee.andq         q0, q0, q7          /* 16 * the high nibbles */
+    ee.andq         q1, q1, q7          /* 16 * the low nibbles */
+    ee.vzip.8       q1, q0              /* q1: columns 0..15, q0: 16..31 */
+    ee.vmulas.s8.accx  q1, q2
+    ee.vmulas.s8.accx  q0, q3
+.Lq4_pairs_end:
+    bbci    a6, 0, .Lq4_even            /* an odd half: the next 8 bytes */
+    ee.vld.128.ip   q0, a8, 16
+    ee.vld.128.ip   q2, a9, 16
+    ee.vsl.32       q1, q0
+    ee.andq         q0, q0, q7
+    ee.andq         q1, q1, q7
+    ee.vzip.8       q1, q0
+    ee.vmulas.s8.accx  q1, q2
+.Lq4_even:
+    add     a3, a3, a4                  /* next row; with the next two, */
+    addi    a7, a7, -1                  /* the 2-cycle gap before ACCX is read */
+    addi    a2, a2, 4
+    ee.srs.accx     a12, a10, 0
+    s32i    a12, a2, 0
+    bnez    a7, .Lq4_row
+    retw.n
+
+    .size   lmf_pie_dots_q4, . - lmf_pie_dots_q4
+
+    .align  4
+    .global lmf_pie_dots4_q4
+    .type   lmf_pie_dots4_q4, @function
+
+lmf_pie_dots4_q4:
+    entry   a1, 32
+    ee.vld.128.ip   q1, a5, 16          /* the activations, once */
+    ee.vld.128.ip   q2, a5, 16
+    ee.vld.128.ip   q3, a5, 16
+    ee.vld.128.ip   q4, a5, 16
+    ee.vunzip.8     q1, q2              /* q1: x[0, 2, .. 30], q2: x[1, 3, .. 31] */
+    ee.vunzip.8     q3, q4              /* q3, q4: the same for x[32..63] */
+    movi    a8, 0xF0                    /* 0xF0 in every byte of q5 */
+    slli    a9, a8, 8
+    or      a8, a8, a9
+    slli    a9, a8, 16
+    or      a8, a8, a9
+    ee.movi.32.q    q5, a8, 0
+    ee.movi.32.q    q5, a8, 1
+    ee.movi.32.q    q5, a8, 2
+    ee.movi.32.q    q5, a8, 3
+    ssai    4                           /* EE.VSL.32's shift */
+    movi.n  a10, 4                      /* EE.SRS.ACCX shift: the sums are 16 d */
+    addi    a9, a4, -32                 /* from a row's end to the next row */
+    addi    a2, a2, -4                  /* stepped before each row's store */
+    loopgtz a6, .Lq4r_end
+    ee.zero.accx
+    ee.vld.128.ip   q0, a3, 16          /* bytes 0..15: columns 0..31 */
+    ee.vsl.32       q6, q0
+    ee.andq         q0, q0, q5          /* 16 * the odd columns */
+    ee.andq         q6, q6, q5          /* 16 * the even columns */
+    ee.vmulas.s8.accx.ld.ip  q7, a3, 16, q6, q1     /* q7: bytes 16..31 */
+    ee.vmulas.s8.accx  q0, q2
+    ee.vsl.32       q6, q7
+    ee.andq         q7, q7, q5
+    ee.andq         q6, q6, q5
+    ee.vmulas.s8.accx  q6, q3
+    ee.vmulas.s8.accx  q7, q4
+    add     a3, a3, a9                  /* next row; with the next, the */
+    addi    a2, a2, 4                   /* 2-cycle gap before ACCX is read */
+    ee.srs.accx     a12, a10, 0
+    s32i    a12, a2, 0
+.Lq4r_end:
+    retw.n
+
+    .size   lmf_pie_dots4_q4, . - lmf_pie_dots4_q4
+
 /* lmf_pie_dots_hs8: attention's dot products for head size 8 (kernels.c's
  * lmf_dots_i8 uses it on the S3 when the keys are 16-byte aligned).
  *

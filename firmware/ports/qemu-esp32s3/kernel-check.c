@@ -93,6 +93,120 @@ static uint32_t softmax_case(uint32_t n)
     return mix(h, sum);
 }
 
+/* ---- int4 matrix products (lmf_matvec_q4: on the S3 lmf_pie_dots_q4 and
+ * lmf_pie_dots4_q4 where the group size is a multiple of 32, the C unpack
+ * elsewhere) ---- */
+
+enum { Q4_MAX_ROWS = 140, Q4_MAX_COLS = 320, Q4_MAX_STRIDE = 176, Q4_MAX_GROUPS = 20 };
+
+static _Alignas(16) uint8_t q4w[Q4_MAX_ROWS * Q4_MAX_STRIDE];
+static float q4scale[Q4_MAX_ROWS * Q4_MAX_GROUPS];
+static float q4in[Q4_MAX_COLS];
+static _Alignas(16) int16_t q4x[Q4_MAX_COLS + 32];
+static float q4xs[Q4_MAX_GROUPS];
+static int32_t q4sum[Q4_MAX_GROUPS];
+static float q4out[Q4_MAX_ROWS + 1];
+
+static uint32_t f2u(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* A packed byte: random, or the extremes -8 and 7 in both nibbles. */
+static uint8_t q4_byte(uint32_t kind)
+{
+    switch (kind) {
+    case 1: return 0x88;                       /* -8, -8 */
+    case 2: return 0x77;                       /* 7, 7 */
+    case 3: return rnd() % 2 ? 0x87 : 0x78;    /* -8 and 7 mixed */
+    default: return (uint8_t)rnd();
+    }
+}
+
+/* One q4 case: a rows x cols matrix of group size G laid out as blob.c
+ * reads one (rows 16-byte aligned, ceil(cols / 2) bytes a row, its pad
+ * nibbles zero; the stride's bytes past the 16-column rounding hold junk,
+ * which no kernel may use), an input whose values are random or all +-1
+ * (so all +-127 once quantized), rows [r0, r1) computed. Returns the hash of
+ * the outputs' bits; out[r1] must be left as it was. */
+static uint32_t q4_case(uint32_t rows, uint32_t cols, uint32_t G, uint32_t r0, uint32_t r1, uint32_t wkind, uint32_t xkind)
+{
+    uint32_t ng = (cols + G - 1) / G, row_bytes = (cols + 1) / 2, stride = (row_bytes + 15) & ~15u;
+    uint32_t used = ((cols + 15) & ~15u) / 2, r, j, h = 0x811c9dc5u;
+    lmf_qmat m;
+    lmf_qvec v;
+    for (r = 0; r < rows; r++) {
+        uint8_t *row = q4w + r * stride;
+        for (j = 0; j < stride; j++) row[j] = j < row_bytes ? q4_byte(wkind) : j < used ? 0 : 0xA5;
+        if (cols % 2) row[row_bytes - 1] &= 0x0F; /* the pad nibble */
+        for (j = 0; j < ng; j++) q4scale[r * ng + j] = (float)(1 + rnd() % 4096) * (1.0f / 65536.0f);
+    }
+    for (j = 0; j < cols; j++)
+        q4in[j] = xkind == 1 ? (rnd() % 2 ? 1.0f : -1.0f) : (float)((int32_t)(rnd() % 2001u) - 1000) * (1.0f / 256.0f);
+    memset(&m, 0, sizeof m);
+    m.q4 = q4w;
+    m.scale = q4scale;
+    m.rows = rows;
+    m.cols = cols;
+    m.stride = stride;
+    m.group = G;
+    m.n_groups = ng;
+    m.dtype = LMF_DTYPE_Q4;
+    v.x = q4x;
+    v.x8 = (int8_t *)q4x;
+    v.scale = q4xs;
+    v.sum = q4sum;
+    lmf_quantize_vec(&v, q4in, cols, G);
+    for (r = 0; r <= rows; r++) q4out[r] = -0.0f;
+    lmf_matvec_q4(q4out, &m, &v, r0, r1);
+    for (r = r0; r < r1; r++) h = mix(h, f2u(q4out[r]));
+    if (f2u(q4out[r1]) != 0x80000000u) h = mix(h, 0xdeadu); /* nothing written past row r1 - 1 */
+    if (r0 > 0 && f2u(q4out[r0 - 1]) != 0x80000000u) h = mix(h, 0xbeefu);
+    return h;
+}
+
+/* v in decimal at buf[k], returning the next index */
+static uint32_t put_dec(char *buf, uint32_t k, uint32_t v)
+{
+    char d[10];
+    uint32_t n = 0;
+    do d[n++] = (char)('0' + v % 10); while (v /= 10);
+    while (n) buf[k++] = d[--n];
+    return k;
+}
+
+static void q4_checks(void)
+{
+    /* rows, cols, group: one group of 64 (lmf_pie_dots4_q4) below and across
+     * the kernel's 64-row blocks; 172 columns (stories260K's w2: groups 64,
+     * 64 and a tail of 44, rounded to 48, an odd half); groups of 32, 128
+     * and 256; odd column counts (a pad nibble); a tail of 16 columns; group
+     * sizes 16 and 48, which the S3 leaves to the C unpack */
+    static const uint32_t shapes[][3] = {
+        {1, 64, 64}, {3, 64, 64}, {64, 64, 64}, {65, 64, 64}, {130, 172, 64}, {7, 32, 32}, {70, 96, 32},
+        {5, 48, 32}, {9, 256, 256}, {11, 300, 128}, {2, 33, 64}, {4, 65, 64}, {3, 80, 64}, {6, 8, 32},
+        {4, 16, 16}, {6, 200, 48},
+    };
+    char label[32];
+    uint32_t i, k;
+    for (i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        uint32_t rows = shapes[i][0], cols = shapes[i][1], G = shapes[i][2], h = 0x811c9dc5u;
+        for (k = 0; k < 6; k++) h = mix(h, q4_case(rows, cols, G, 0, rows, k % 4, k / 4));
+        if (rows > 4) h = mix(h, q4_case(rows, cols, G, 2, rows - 1, 0, 0)); /* a row range */
+        k = 0;
+        label[k++] = 'q', label[k++] = '4', label[k++] = '.';
+        k = put_dec(label, k, rows);
+        label[k++] = 'x';
+        k = put_dec(label, k, cols);
+        label[k++] = '.', label[k++] = 'g';
+        k = put_dec(label, k, G);
+        label[k] = 0;
+        put(label, h);
+    }
+}
+
 int main(void)
 {
     uint32_t i, h = 0x811c9dc5u;
@@ -123,5 +237,6 @@ int main(void)
     put("softmax.n0.w", (uint16_t)w[0]);
     for (i = 0; i < 400; i++) h = mix(h, softmax_case(i < 8 ? i : 1 + rnd() % MAX_N));
     put("softmax.random", h);
+    q4_checks();
     return 0;
 }
