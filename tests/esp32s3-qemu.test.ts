@@ -22,7 +22,7 @@ import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } fro
 import { readTokenizerFile } from '../host/commands/train.js';
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
-import { accxGapProblems, disassembledFunction, dots4KernelProblems, pieKernelProblems, softmaxWeightsKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
+import { accxGapProblems, disassembledFunction, dots4KernelProblems, dots4Q4KernelProblems, pieKernelProblems, q4KernelProblems, softmaxWeightsKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
 import { readReferenceRun } from './reference-runs.js';
 import { requireTool } from './required-tools.js';
 
@@ -88,6 +88,8 @@ function assembleKernel(source: string): { ok: boolean; stderr: string; problems
       ...weightedSumKernelProblems(disassembledFunction(dump, 'lmf_pie_weighted_sum_hs8')),
       ...dots4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots4_s8')),
       ...softmaxWeightsKernelProblems(disassembledFunction(dump, 'lmf_s3_softmax_weights')),
+      ...q4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots_q4')),
+      ...dots4Q4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots4_q4')),
     ],
   };
 }
@@ -137,6 +139,17 @@ describe.runIf(haveToolchain)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-es
     ['softmax weights: the weight shift not clamped', /    minu    a11, a11, a15\n/, '\n', /lmf_s3_softmax_weights: the weight shift is not clamped/],
     ['softmax weights: top read from the wrong stack slot', '    l32i    a13, a1, 32', '    l32i    a13, a1, 28', /lmf_s3_softmax_weights: top and the table are not read from the caller's stack/],
     ['softmax weights: the store after the loop', /\.Lsw_store:\n    s16i    a6, a2, 0([^\n]*)\n    addi    a2, a2, 2\n    addi    a4, a4, 2\n    addi    a5, a5, 2\n\.Lsw_end:\n/, '.Lsw_store:\n    addi    a2, a2, 2\n    addi    a4, a4, 2\n    addi    a5, a5, 2\n.Lsw_end:\n    s16i    a6, a2, 0\n', /lmf_s3_softmax_weights: w\[t\] is not stored in the loop/],
+    ['int4: the nibble mask 0xF8 (the low byte\'s sign bit kept)', /(lmf_pie_dots_q4:\n    entry   a1, 32\n    movi    a8, )0xF0/, '$10xF8', /lmf_pie_dots_q4: q7 is not 0xF0 in every byte/],
+    ['int4: SAR 8 for the low nibbles', /(lmf_pie_dots_q4:[^]*?)ssai    4/, '$1ssai    8', /lmf_pie_dots_q4: SAR is not set to 4/],
+    ['int4: the sums read unshifted (16 times too large)', /(lmf_pie_dots_q4:[^]*?)movi\.n  a10, 4/, '$1movi.n  a10, 0', /lmf_pie_dots_q4: the EE\.SRS\.ACCX shift register a10 is not 4/],
+    ['int4: the interleave swapped (high nibbles first)', /(\.Lq4_pairs_end:\n[^]*?)ee\.vzip\.8       q1, q0/, '$1ee.vzip.8       q0, q1', /lmf_pie_dots_q4: PIE instructions are/],
+    ['int4: the odd half taken for an even count', 'bbci    a6, 0, .Lq4_even', 'bbsi    a6, 0, .Lq4_even', /lmf_pie_dots_q4: the odd half is not skipped by bbci a6, 0/],
+    ['int4: the pair loop over all halves', /srli    a11, a6, 1/, 'mov.n   a11, a6', /lmf_pie_dots_q4: the pair loop count a11 is not halves \/ 2/],
+    ['int4: the second MAC outside the pair loop', /    ee\.vmulas\.s8\.accx  q0, q3\n\.Lq4_pairs_end:\n/, '.Lq4_pairs_end:\n    ee.vmulas.s8.accx  q0, q3\n', /lmf_pie_dots_q4: (PIE instructions are|the pair loop does not end)/],
+    ['int4, 64 columns: the activations not split into even and odd columns', 'ee.vunzip.8     q3, q4', 'ee.vzip.8       q3, q4', /lmf_pie_dots4_q4: PIE instructions are/],
+    ['int4, 64 columns: the low nibbles against the odd columns', 'ee.vmulas.s8.accx.ld.ip  q7, a3, 16, q6, q1', 'ee.vmulas.s8.accx.ld.ip  q7, a3, 16, q6, q2', /lmf_pie_dots4_q4: PIE instructions are/],
+    ['int4, 64 columns: the row step without the 32 bytes already walked', '    addi    a9, a4, -32', '    addi    a9, a4, -64', /lmf_pie_dots4_q4: w does not move on by the stride/],
+    ['int4, 64 columns: no gap before ACCX is read', /(lmf_pie_dots4_q4:[^]*?)    add     a3, a3, a9([^\n]*)\n    addi    a2, a2, 4([^\n]*)\n    ee\.srs\.accx     a12, a10, 0\n/, '$1    ee.srs.accx     a12, a10, 0\n    add     a3, a3, a9\n    addi    a2, a2, 4\n', /lmf_pie_dots4_q4: ee\.srs\.accx .* only 0 instruction/],
     ['softmax weights: vexp not stepped', /    addi    a5, a5, 2\n\.Lsw_end:/, '    nop\n.Lsw_end:', /lmf_s3_softmax_weights: a5 does not move on by 2 bytes/],
   ])('catches a broken copy: %s', (_what, from, to, expected) => {
     const r = assembleKernel(brokenKernel(from, to));
@@ -204,7 +217,7 @@ describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cp
     for (const [instructions, ccount] of loops) expect(Math.abs(ccount * 25 - instructions)).toBeLessThanOrEqual(25);
   });
 
-  it('the assembly softmax weights give their C definition\'s integers on edge inputs (kernel-check.c, S3 against native C)', async () => {
+  it('the assembly softmax weights and int4 matrix products give their C definitions\' results on edge inputs (kernel-check.c, S3 against native C)', async () => {
     const r = await runOnQemu({ elf: images.kernelCheckElf, target: images.target, timeoutMs: 60_000 });
     const native = path.join(tempDir('kernel-check'), 'kernel-check');
     const core = path.join(PROJECT_ROOT, 'firmware/core');
@@ -214,6 +227,7 @@ describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cp
     const want = execFileSync(native).toString('utf8');
     expect(want).toMatch(/^softmax\.edge\.sum 00000004$/m); // k = -15: e_t = 1 at each of the four positions
     expect(want).toMatch(/^softmax\.random [0-9a-f]{8}$/m);
+    expect(want.match(/^q4\.\d+x\d+\.g\d+ [0-9a-f]{8}$/gm)).toHaveLength(16); // each shape's hash, the S3's lines equal below
     expect(r.stdout.toString('utf8')).toBe(want);
   });
 
@@ -251,9 +265,10 @@ describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cp
     expect(other.stdout.toString('utf8')).not.toBe(host.stdout.toString('utf8')); // the seed matters
   });
 
-  // int4 weights: unpacked by portable C, then the PIE kernel on the int8 buffer (the C image: the C dot)
+  // int4 weights: the nibbles unpacked in PIE registers (lmf_pie_dots4_q4 for stories260K's groups of 64,
+  // lmf_pie_dots_q4 for w2's tail; the C unpack and lmf_pie_dots_s8 for group sizes not a multiple of 32)
   it('stories260K with int4 layers: greedy tokens and every logit identical to the host, PIE and C kernel images', async () => {
-    expect(kernelsCalls('lmf_matvec_q4', 'lmf_pie_dots_s8')).toBe(true);
+    for (const k of ['lmf_pie_dots4_q4', 'lmf_pie_dots_q4', 'lmf_pie_dots_s8']) expect(kernelsCalls('lmf_matvec_q4', k)).toBe(true);
     const b4 = await storiesBlob(64, 4);
     const gen = ['-p', 'Once upon a time', '-n', '48', '--json'];
     const host = runCore(b4, [...ARENA, ...gen]);

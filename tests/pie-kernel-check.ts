@@ -316,3 +316,148 @@ export function softmaxWeightsKernelProblems(insns: Insn[]): string[] {
   if (!is(last, /^mov(\.n)?$/, `a2,${insns.slice(at(loop)).find((i) => /^add(\.n)?$/.test(i.mnemonic) && srls.length > 0 && at(i) > at(srls[0]))?.operands[0]}`)) fail(`the sum of e_t is not returned in a2: ${text(last)}`);
   return problems;
 }
+
+/**
+ * The value each address register holds after `insns`, for the constant-building
+ * instructions (movi, slli, srli, or, add); registers set any other way are unknown.
+ */
+function scalarConstants(insns: Insn[]): Map<string, number> {
+  const v = new Map<string, number>();
+  for (const i of insns) {
+    const [d, s, t] = i.operands;
+    const a = v.get(s), b = v.get(t);
+    let r: number | undefined;
+    if (/^movi(\.n)?$/.test(i.mnemonic)) r = imm(s);
+    else if (i.mnemonic === 'slli' && a !== undefined) r = a << imm(t);
+    else if (i.mnemonic === 'srli' && a !== undefined) r = a >>> imm(t);
+    else if (i.mnemonic === 'or' && a !== undefined && b !== undefined) r = a | b;
+    else if (/^add(\.n)?$/.test(i.mnemonic) && a !== undefined && b !== undefined) r = a + b;
+    if (r !== undefined) v.set(d, r >>> 0);
+    else if (isAreg(d) && !/^(s32i|s16i|s8i|bnez|beqz|bbci|bbsi|loopgtz|loop|entry)/.test(i.mnemonic) && !i.mnemonic.startsWith('ee.')) v.delete(d);
+  }
+  return v;
+}
+
+/**
+ * What both int4 kernels need before their rows: the nibble mask 0xF0 in
+ * every byte of q-register `mask` (four EE.MOVI.32.Q of a register holding
+ * 0xF0F0F0F0), SAR = 4 for EE.VSL.32 (SSAI 4, and nothing else writes SAR),
+ * EE.SRS.ACCX shifting by 4 (the sums are 16 times the products), a
+ * register set once, and every ACCX read two instructions after a MAC.
+ */
+function q4SetupProblems(insns: Insn[], name: string, mask: string, rowStart: Insn, srs: Insn, fail: (msg: string) => void): string[] {
+  const at = (i: Insn) => insns.indexOf(i);
+  const before = insns.slice(0, at(rowStart));
+  const movis = before.filter((i) => i.mnemonic === 'ee.movi.32.q');
+  const consts = scalarConstants(before.slice(0, movis.length ? at(movis[0]) : 0));
+  const lanes = movis.filter((i) => i.operands[0] === mask && consts.get(i.operands[1]) === 0xf0f0f0f0).map((i) => imm(i.operands[2])).sort();
+  if (lanes.join() !== '0,1,2,3') fail(`${mask} is not 0xF0 in every byte before the rows (EE.MOVI.32.Q of 0xF0F0F0F0 into lanes 0..3; got lanes [${lanes.join(', ')}])`);
+  const sar = insns.filter((i) => /^(ssai|ssl|ssr|ssa8l|ssa8b|wsr\.sar|wsr)$/.test(i.mnemonic));
+  if (sar.length !== 1 || sar[0].mnemonic !== 'ssai' || imm(sar[0].operands[0]) !== 4 || at(sar[0]) > at(rowStart)) fail(`SAR is not set to 4 once before the rows (EE.VSL.32's shift): [${sar.map(text).join('; ')}]`);
+  const [dst, shiftReg, shiftImm] = srs.operands;
+  if (!isAreg(dst) || imm(shiftImm) !== 0) fail(`${text(srs)}: expected ee.srs.accx aR, aS, 0`);
+  if (scalarConstants(before).get(shiftReg) !== 4) fail(`the EE.SRS.ACCX shift register ${shiftReg} is not 4 before the rows (the sums are 16 times the products)`);
+  if (insns.slice(at(rowStart)).some((i) => i.operands[0] === shiftReg && !i.mnemonic.startsWith('ee.') && !/^(s32i|bnez|beqz)/.test(i.mnemonic)))
+    fail(`the shift register ${shiftReg} is overwritten inside the rows`);
+  return accxGapProblems(insns, name);
+}
+
+/**
+ * Problems with lmf_pie_dots4_q4 as disassembled (64 int4 columns a row, the
+ * activations in q1..q4 split into even and odd columns): the PIE sequence
+ * with its operands, the setup (q4SetupProblems), the row loop over exactly
+ * the row (rows in a6), the stride step of stride - 32, the store at d.
+ */
+export function dots4Q4KernelProblems(insns: Insn[]): string[] {
+  const name = 'lmf_pie_dots4_q4';
+  if (insns.length === 0) return [`${name} is not in the object file`];
+  const { problems, fail } = startKernelCheck(name, insns);
+  const pie = insns.filter((i) => i.mnemonic.startsWith('ee.') && i.mnemonic !== 'ee.movi.32.q');
+  const want = [
+    'ee.vld.128.ip q1,a5,16', 'ee.vld.128.ip q2,a5,16', 'ee.vld.128.ip q3,a5,16', 'ee.vld.128.ip q4,a5,16',
+    'ee.vunzip.8 q1,q2', 'ee.vunzip.8 q3,q4', // even columns in q1, q3; odd in q2, q4
+    'ee.zero.accx', 'ee.vld.128.ip q0,a3,16',
+    'ee.vsl.32 q6,q0', 'ee.andq q0,q0,q5', 'ee.andq q6,q6,q5',
+    'ee.vmulas.s8.accx.ld.ip q7,a3,16,q6,q1', 'ee.vmulas.s8.accx q0,q2',
+    'ee.vsl.32 q6,q7', 'ee.andq q7,q7,q5', 'ee.andq q6,q6,q5',
+    'ee.vmulas.s8.accx q6,q3', 'ee.vmulas.s8.accx q7,q4',
+  ];
+  const got = pie.map((i) => `${i.mnemonic} ${i.operands.join(',')}`.trim());
+  const srs = pie[pie.length - 1];
+  if (got.slice(0, -1).join('; ') !== want.join('; ') || srs?.mnemonic !== 'ee.srs.accx') {
+    fail(`PIE instructions are [${got.join('; ')}], expected [${want.join('; ')}; ee.srs.accx aR, aS, 0]`);
+    return problems;
+  }
+  const at = (i: Insn) => insns.indexOf(i);
+  const zero = pie[6];
+  problems.push(...q4SetupProblems(insns, name, 'q5', zero, srs, fail));
+  const loop = insns[at(zero) - 1];
+  const store = insns.slice(at(srs) + 1).find((i) => /^s32i(\.n)?$/.test(i.mnemonic));
+  if (!loop || loop.mnemonic !== 'loopgtz' || loop.operands[0] !== 'a6') fail(`the instruction before EE.ZERO.ACCX is ${text(loop)}, not loopgtz a6 (rows)`);
+  else if (!store || parseInt(loop.operands[1], 16) !== insns[at(store) + 1]?.addr) fail('the row loop does not end right after the store of the row\'s sum');
+  if (!store || store.operands[0] !== srs.operands[0] || store.operands[1] !== 'a2' || imm(store.operands[2]) !== 0) fail(`the sum is not stored at d (s32i ${srs.operands[0]}, a2, 0)`);
+  const body = insns.slice(at(zero), store ? at(store) : undefined);
+  if (body.filter((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a2,a2,4').length !== 1) fail('d does not move on by 4 bytes a row');
+  const step = body.find((i) => /^add(\.n)?$/.test(i.mnemonic) && i.operands[0] === 'a3' && i.operands[1] === 'a3');
+  const stepSet = step && insns.slice(0, at(zero)).find((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands[0] === step.operands[2]);
+  if (!stepSet || stepSet.operands[1] !== 'a4' || imm(stepSet.operands[2]) !== -32) fail('w does not move on by the stride a row (add a3, a3, stride - 32: the row\'s 32 bytes are already walked)');
+  return problems;
+}
+
+/**
+ * Problems with lmf_pie_dots_q4 as disassembled (any number of 16-column
+ * halves, the activations from memory): the PIE sequence with its operands
+ * (a pair loop and an odd half, each unpacking to column order by
+ * EE.VZIP.8), the pair loop (loopgtz halves / 2) over exactly its body, the
+ * odd half taken when bit 0 of halves is set, the setup (q4SetupProblems),
+ * the row loop (rows in a7) resetting the pointers from w and x, the stride
+ * step and the store at d.
+ */
+export function q4KernelProblems(insns: Insn[]): string[] {
+  const name = 'lmf_pie_dots_q4';
+  if (insns.length === 0) return [`${name} is not in the object file`];
+  const { problems, fail } = startKernelCheck(name, insns);
+  const pie = insns.filter((i) => i.mnemonic.startsWith('ee.') && i.mnemonic !== 'ee.movi.32.q');
+  const got = pie.map((i) => `${i.mnemonic} ${i.operands.join(',')}`.trim());
+  const w = pie[1]?.operands[1], x = pie[2]?.operands[1];
+  const unpack = [`ee.vld.128.ip q0,${w},16`, `ee.vld.128.ip q2,${x},16`, 'ee.vsl.32 q1,q0'];
+  const want = [
+    'ee.zero.accx',
+    ...unpack, `ee.vld.128.ip q3,${x},16`, 'ee.andq q0,q0,q7', 'ee.andq q1,q1,q7', 'ee.vzip.8 q1,q0', 'ee.vmulas.s8.accx q1,q2', 'ee.vmulas.s8.accx q0,q3',
+    ...unpack, 'ee.andq q0,q0,q7', 'ee.andq q1,q1,q7', 'ee.vzip.8 q1,q0', 'ee.vmulas.s8.accx q1,q2',
+  ];
+  const srs = pie[pie.length - 1];
+  if (!isAreg(w) || !isAreg(x) || w === x || got.slice(0, -1).join('; ') !== want.join('; ') || srs?.mnemonic !== 'ee.srs.accx') {
+    fail(`PIE instructions are [${got.join('; ')}], expected [${want.join('; ')}; ee.srs.accx aR, aS, 0] with two distinct pointers`);
+    return problems;
+  }
+  const at = (i: Insn) => insns.indexOf(i);
+  const [zero, pairLoad] = pie;
+  const pairEnd = pie[9], halfLoad = pie[10], halfMac = pie[16];
+  problems.push(...q4SetupProblems(insns, name, 'q7', zero, srs, fail));
+
+  const loop = insns[at(pairLoad) - 1];
+  if (!loop || loop.mnemonic !== 'loopgtz') fail(`the instruction before the pair loop's first load is ${text(loop)}, not loopgtz`);
+  else {
+    if (parseInt(loop.operands[1], 16) !== insns[at(pairEnd) + 1]?.addr) fail('the pair loop does not end right after its second MAC');
+    const count = insns.slice(0, at(zero)).find((i) => i.operands[0] === loop.operands[0] && !i.mnemonic.startsWith('ee.'));
+    if (!count || count.mnemonic !== 'srli' || count.operands[1] !== 'a6' || imm(count.operands[2]) !== 1) fail(`the pair loop count ${loop.operands[0]} is not halves / 2 (srli ${loop.operands[0]}, a6, 1)`);
+  }
+  const odd = insns[at(halfLoad) - 1];
+  if (!odd || odd.mnemonic !== 'bbci' || odd.operands[0] !== 'a6' || imm(odd.operands[1]) !== 0) fail(`the odd half is not skipped by bbci a6, 0 (an even number of halves): ${text(odd)}`);
+  else if (parseInt(odd.operands[2], 16) !== insns[at(halfMac) + 1]?.addr) fail('the even case does not skip exactly the odd half');
+
+  const after = insns.slice(at(srs) + 1);
+  if (!after.some((i) => /^s32i(\.n)?$/.test(i.mnemonic) && i.operands[0] === srs.operands[0] && i.operands[1] === 'a2' && imm(i.operands[2]) === 0)) fail(`the sum is not stored at d (s32i ${srs.operands[0]}, a2, 0)`);
+  if (!insns.some((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a2,a2,4')) fail('d does not move on by 4 bytes a row');
+  if (!insns.some((i) => /^add(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a3,a3,a4')) fail('w does not move on by the stride a row (add a3, a3, a4)');
+  const back = insns.find((i) => i.mnemonic === 'bnez' && parseInt(i.operands[1], 16) < zero.addr);
+  if (!back || back.operands[0] !== 'a7') fail(`no branch back to the next row counting rows (bnez a7): ${text(back)}`);
+  else {
+    const head = insns.slice(insns.findIndex((i) => i.addr === parseInt(back.operands[1], 16)), at(zero));
+    if (!head.some((i) => /^mov(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === `${w},a3`)) fail(`the row loop does not reset ${w} from w (a3)`);
+    if (!head.some((i) => /^mov(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === `${x},a5`)) fail(`the row loop does not reset ${x} from x (a5)`);
+    if (!insns.some((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a7,a7,-1')) fail('the row count a7 is not decremented');
+  }
+  return problems;
+}
