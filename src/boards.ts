@@ -187,15 +187,16 @@ export const COST = {
   cyclesPerAttentionInstruction: 1,
   handOverCyclesPerProduct: 1000,
   /**
-   * An int4 block's unpacking to int8 (portable C, kernels.c unpack_q4: a
-   * table load and a 16-bit store a byte, then one lmf_pie_dots_s8 call per
-   * row and group), measured on the ESP32-S3 under QEMU -icount
-   * (instructions, taken at 1 cycle each): stories260K all-int4 minus
-   * all-int8, group size 64, 64 greedy forwards from BOS, PIE image:
-   * 1,420,864 − 444,749 = 976,115 instructions per token over its 16,288
-   * int4 blocks = 60 a block (the lx106: 72).
+   * What an int4 block costs beyond an int8 one: the nibbles unpacked in PIE
+   * registers (kernels_esp32s3.S lmf_pie_dots4_q4 / lmf_pie_dots_q4: a
+   * shift and two ANDs per 16 bytes, 32 columns), measured on the ESP32-S3
+   * under QEMU -icount (instructions, taken at 1 cycle each): stories260K
+   * all-int4 minus all-int8, group size 64, 64 greedy forwards from BOS,
+   * PIE image: 332,220 − 305,110 = 27,110 instructions per token over its
+   * 16,288 int4 blocks = 1.7 a block. (The C unpack it replaced, a table
+   * load and a 16-bit store a byte: 1,340,811 − 305,111, 64 a block.)
    */
-  q4UnpackCyclesPerBlock: 60,
+  q4UnpackCyclesPerBlock: 1.7,
 };
 
 // ---------------------------------------------------------------------------
