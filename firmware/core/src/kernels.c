@@ -394,7 +394,9 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
 /* ---- int4 matrices ---------------------------------------------------------
  * Unpacked to int8 a group at a time, then the int8 code above: the integers
  * and the float order are those of lmf_matvec_q8, so int4 needs no kernel
- * variant of its own to stay bit-identical across targets. */
+ * variant of its own to stay bit-identical across targets. The S3 has one
+ * for speed (pie_matvec_q4: the unpack in PIE registers, the same integers
+ * and float order; kernel-check.c compares it with this C). */
 
 /* A packed byte's two int8 values as the 16-bit little-endian word they make
  * in memory: the low nibble's value in the low byte. One table load and one

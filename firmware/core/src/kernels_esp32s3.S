@@ -1,6 +1,7 @@
 /* The ESP32-S3's assembly kernels (Xtensa LX7, windowed ABI): the matrix and
- * attention products on its PIE SIMD unit, and attention's softmax weights
- * in scalar code (lmf_s3_softmax_weights, at the end).
+ * attention products on its PIE SIMD unit (int4 matrices unpacked in its
+ * registers: lmf_pie_dots_q4, lmf_pie_dots4_q4), and attention's softmax
+ * weights in scalar code (lmf_s3_softmax_weights, at the end).
  *
  * lmf_pie_dots_s8 on the ESP32-S3's PIE SIMD unit.
  * Built by the ESP-IDF component for IDF_TARGET esp32s3 and by the emulated
@@ -130,7 +131,8 @@ lmf_pie_dots4_s8:
  *
  * No sign extension and no bias: a byte p's high nibble in place, p & 0xF0,
  * is as int8 16 times the signed high nibble, and its low nibble moved up,
- * (p << 4) & 0xF0 (EE.VSL.32 by SAR = 4; the bits that cross into the next
+ * (p << 4) & 0xF0 (EE.VSL.32 by SAR = 4: the TRM's vector shifts take
+ * SAR's low 5 bits, and SSAI sets it; the bits that cross into the next
  * byte are masked off), 16 times the signed low one. So 16 weights of each
  * kind come from one load, one shift and two ANDs, ACCX sums 16 times the
  * products, and EE.SRS.ACCX shifts by 4, exactly (|16 d| < 2^26: no

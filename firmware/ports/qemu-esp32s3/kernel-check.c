@@ -1,4 +1,5 @@
-/* The S3's scalar assembly kernels that have no C emulation, against their C
+/* The S3's assembly kernels that have no C emulation (attention's softmax
+ * weights; the int4 products, through lmf_matvec_q4), against their C
  * definitions, on inputs chosen for their edges.
  *
  * Built twice: into the S3 image lmf-qemu-kernel-check.elf with the core's
@@ -9,7 +10,8 @@
  * forward pass's bit-identity tests cover the values a model meets; these
  * cover the edges it rarely does: the last exponent with a nonzero e_t and
  * the first without, weight shifts of 31 and beyond, zero value scales,
- * lengths 0 and 1. */
+ * lengths 0 and 1; for int4 the nibbles -8 (which the converter never
+ * writes) and 7, activations of +-127, shapes the model does not have. */
 #include <stdint.h>
 #include <string.h>
 

@@ -60,7 +60,9 @@ void lmf_matvec_q8(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0
  * (at most LMF_MAX_GROUP bytes), then dotted with x by the same integer code
  * and scaled and summed in the same float order as lmf_matvec_q8. So a q4
  * matrix gives bit for bit what the q8 matrix of the same values and scales
- * gives, on every target. */
+ * gives, on every target. In an LMF_PIE_KERNELS build with a group size that
+ * is a multiple of 32, the nibbles are unpacked in PIE registers instead
+ * (kernels_esp32s3.S lmf_pie_dots_q4, lmf_pie_dots4_q4): the same integers. */
 void lmf_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1);
 
 /* lmf_matvec_q8 or lmf_matvec_q4, by w->dtype. */
