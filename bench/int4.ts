@@ -3,32 +3,58 @@
  * and what `inspect --board` says for stories260K and for a stories15M-shaped
  * model (random weights, bench/stories15m-shape.ts), against int8 in the same run.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint } from '../converter/convert.js';
 import { readBlob, writeBlob, type WeightBits } from '../src/blob.js';
-import { BOARD_PROFILES, checkModelFitsBoard, findBoard, fmtBytes, matvecShape, planOnBoard } from '../src/boards.js';
+import { BOARD_PROFILES, checkModelFitsBoard, COST, findBoard, fmtBytes, matvecShape, planOnBoard } from '../src/boards.js';
 import { stories15mShapedModel, syntheticTokenizer } from './stories15m-shape.js';
-import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu } from '../host/qemu.js';
+import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } from '../host/qemu.js';
 import { xtensaFigures } from './xtensa.js';
 
 type Row = [string, string, string];
 
-/** ESP32-S3 instructions per token under QEMU -icount, PIE and C kernel images, over 64 greedy forwards from BOS (an int4 model may end a longer run early). */
+/** ESP32-S3 instructions per token under QEMU -icount of one image, over 64 greedy forwards from BOS (an int4 model may end a longer run early). */
+async function esp32s3PerToken(images: Esp32s3Images, elf: string, blobPath: string): Promise<number> {
+  const r = await runOnQemu({ elf, blob: blobPath, args: ['-p', '', '-n', '64'], target: images.target });
+  const forwards = Number(/forwards=(\d+)/.exec(r.stderr)?.[1]);
+  const instructions = Number(/cycles=(\d+)/.exec(r.stderr)?.[1]);
+  if (r.exitCode !== 0 || !forwards || !instructions) throw new Error(`ESP32-S3 QEMU run failed: ${r.stderr}`);
+  return instructions / forwards;
+}
+
+/**
+ * What an int4 block costs the S3 beyond an int8 one (src/boards.ts
+ * COST.q4UnpackCyclesPerBlock): all-int4 minus int8 PIE instructions per
+ * token from BOS, both measured in this run, over the model's int4 blocks.
+ */
+async function esp32s3Int4Extra(root: string, dir: string, model: string, tokenizer: string, int4Blob: string): Promise<Row[]> {
+  if (!findEsp32s3Toolchain(root).ok) return [];
+  const images = await buildEsp32s3(root);
+  const { blob } = await convertCheckpoint(model, tokenizer, { groupSize: 64 });
+  const int8Blob = path.join(dir, 'stories260K-q8-e8.blob');
+  writeFileSync(int8Blob, blob);
+  const int8 = await esp32s3PerToken(images, images.elf, int8Blob);
+  const int4 = await esp32s3PerToken(images, images.elf, int4Blob);
+  const blocks = matvecShape(readBlob(readFileSync(int4Blob))).q4Blocks;
+  return [
+    ['ESP32-S3 instructions / token, PIE (int8, the same runs)', int8.toFixed(0), 'QEMU -icount, 64 greedy forwards from BOS; counts instructions, not cycles'],
+    ['ESP32-S3 all int4 / int8 instructions, PIE', (int4 / int8).toFixed(3), 'the all-int4 and int8 PIE rows of this run'],
+    ['ESP32-S3 instructions per int4 block beyond int8, PIE', ((int4 - int8) / blocks).toFixed(2), `(all int4 − int8) / ${blocks} int4 blocks a token; src/boards.ts COST.q4UnpackCyclesPerBlock is ${COST.q4UnpackCyclesPerBlock}`],
+  ];
+}
+
+/** ESP32-S3 instructions per token under QEMU -icount, PIE and C kernel images, over 64 greedy forwards from BOS. */
 async function esp32s3Rows(root: string, blobPath: string, name: string): Promise<Row[]> {
   const tc = findEsp32s3Toolchain(root);
   if (!tc.ok) return [[`ESP32-S3 instructions / token (${name})`, 'n/a', `toolchain missing: ${tc.missing.join('; ')}`]];
   const images = await buildEsp32s3(root);
   const rows: Row[] = [];
   for (const [kernels, elf] of [['PIE', images.elf], ['C', images.plainElf]] as const) {
-    const r = await runOnQemu({ elf, blob: blobPath, args: ['-p', '', '-n', '64'], target: images.target });
-    const forwards = Number(/forwards=(\d+)/.exec(r.stderr)?.[1]);
-    const instructions = Number(/cycles=(\d+)/.exec(r.stderr)?.[1]);
-    if (r.exitCode !== 0 || !forwards || !instructions) throw new Error(`ESP32-S3 QEMU run failed: ${r.stderr}`);
     rows.push([
       `ESP32-S3 instructions / token, ${kernels} (${name})`,
-      (instructions / forwards).toFixed(0),
-      `QEMU -icount, ${forwards} greedy forwards from BOS; counts instructions, not cycles`,
+      (await esp32s3PerToken(images, elf, blobPath)).toFixed(0),
+      'QEMU -icount, 64 greedy forwards from BOS; counts instructions, not cycles',
     ]);
   }
   return rows;
@@ -49,6 +75,7 @@ export async function int4Figures(root: string, dir: string, model: string, toke
     rows.push([`Xtensa lx106 instructions / token (${b.name})`, xt.instructionsPerToken.value, `${xt.instructionsPerToken.note.replace(/; target.*/, '')} (int8: the Xtensa rows above)`]);
     rows.push([`  the same from BOS (${b.name})`, xt.fromBos.value, 'QEMU -icount, 64 greedy forwards from BOS (src/boards.ts COST.q4UnpackCyclesPerBlock)']);
     rows.push(...(await esp32s3Rows(root, file, b.name)));
+    if (b.embeddingBits === 4) rows.push(...(await esp32s3Int4Extra(root, dir, model, tokenizer, file)));
   }
 
   // stories15M's shape: int8 fits no board; int4 fits the 16 MB boards' flash
