@@ -438,7 +438,8 @@ void lmf_pie_dots4_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_
  * aligned (a group size that is a multiple of 32; blob.c aligns rows and
  * strides to 16): the nibbles unpacked in PIE registers (kernels_esp32s3.S),
  * the rows in blocks and the float sums as lmf_matvec_q8 does them, which
- * is the order of the portable loop below (each row's groups in order). */
+ * is the order of the portable loop below (each row's groups in order).
+ * Returns 0, having done nothing, when the matrix is not laid out for it. */
 static int pie_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
 {
     uint32_t r, g, rows, G = w->group, ng = w->n_groups;
