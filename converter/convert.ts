@@ -3,7 +3,9 @@
  * report of what quantization cost. File handling (reading inputs, naming
  * them in errors) lives here; the formats live in src/.
  */
-import { BLOB_MAGIC, blobToFloatModel, readBlob, writeBlob, type TensorReport, type WeightBits } from '../src/blob.js';
+import { BLOB_MAGIC, blobToFloatModel, quantizedMatrices4, readBlob, writeBlob, type TensorReport, type WeightBits } from '../src/blob.js';
+import { blobBits, type BlobBits } from '../src/blob-size.js';
+import type { QuantizedMatrix4 } from '../src/quantize.js';
 import { ARCH_NGRAM, blobArch } from '../src/ngram.js';
 import { LmflashError } from '../src/errors.js';
 import { aboutFile, readInputFile } from '../src/input-file.js';
@@ -185,6 +187,10 @@ export async function convertModelFile(input: string, tokenizerPath: string | un
 /** A model from any input lmflash reads (checkpoint, ONNX or transformer blob), with its blob (converted at the default group size when it was not one). */
 export interface AnyModel extends LoadedModel {
   groupSize: number;
+  /** The weight bits of the input blob (8 and 8 for a checkpoint or ONNX file, converted at int8). */
+  bits: BlobBits;
+  /** The input blob's int4 matrices as they are stored, by tensor name (empty when it has none): rewriting them keeps their bytes. */
+  quantized4: Map<string, QuantizedMatrix4>;
   blob: Buffer;
 }
 
@@ -194,10 +200,20 @@ export async function loadAnyModel(input: string, tokenizerPath: string | undefi
     if (blobArch(head) === ARCH_NGRAM) throw new LmflashError(`${input} is an N-gram blob: this command needs a transformer model`);
     if (tokenizerPath) throw new LmflashError(`${input} is an lmflash blob, which carries its tokenizer: drop --tokenizer`);
     const view = aboutFile(input, () => readBlob(head));
-    return { model: blobToFloatModel(view), tokenizer: view.tokenizer, format: 'v1', source: 'lmflash blob', groupSize: view.config.groupSize, blob: head };
+    return {
+      model: blobToFloatModel(view),
+      tokenizer: view.tokenizer,
+      format: 'v1',
+      source: 'lmflash blob',
+      groupSize: view.config.groupSize,
+      bits: blobBits(view),
+      quantized4: quantizedMatrices4(view),
+      blob: head,
+    };
   }
   const loaded = await loadModelFile(input, tokenizerPath);
   const groupSize = DEFAULT_GROUP_SIZE;
-  return { ...loaded, groupSize, blob: convertFloatModel(loaded.model, loaded.tokenizer, loaded.format, { groupSize }).blob };
+  const bits: BlobBits = { bits: 8, embeddingBits: 8 };
+  return { ...loaded, groupSize, bits, quantized4: new Map(), blob: convertFloatModel(loaded.model, loaded.tokenizer, loaded.format, { groupSize }).blob };
 }
 

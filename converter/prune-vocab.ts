@@ -19,6 +19,7 @@
  */
 import { LmflashError } from '../src/errors.js';
 import type { FloatModel } from '../src/model.js';
+import type { QuantizedMatrix4 } from '../src/quantize.js';
 import { buildTokenizerData, NO_ID, pieceOf, PIECE_BYTE, PIECE_CONTROL, Tokenizer, TOKENIZER_FLAG_WORDS, type TokenizerData } from '../src/tokenizer.js';
 
 export interface VocabPruneStats {
@@ -50,6 +51,17 @@ function gatherRows(m: Float32Array, cols: number, ids: Uint32Array): Float32Arr
   const out = new Float32Array(ids.length * cols);
   ids.forEach((id, r) => out.set(m.subarray(id * cols, (id + 1) * cols), r * cols));
   return out;
+}
+
+/** The rows `ids` of an int4 matrix, nibbles and scales as they are (pruning the vocabulary rounds nothing again). */
+export function gatherQuantizedRows(q: QuantizedMatrix4, ids: Uint32Array): QuantizedMatrix4 {
+  const data = new Uint8Array(ids.length * q.rowStride);
+  const scales = new Float32Array(ids.length * q.groupsPerRow);
+  ids.forEach((id, r) => {
+    data.set(q.data.subarray(id * q.rowStride, (id + 1) * q.rowStride), r * q.rowStride);
+    scales.set(q.scales.subarray(id * q.groupsPerRow, (id + 1) * q.groupsPerRow), r * q.groupsPerRow);
+  });
+  return { ...q, rows: ids.length, data, scales };
 }
 
 /** The tokenizer restricted to `keptIds` (in that order), special ids and byte map remapped. */

@@ -320,6 +320,9 @@ export function writeBlob(model: FloatModel, tokenizer: TokenizerData, opts: Wri
     const q4 = (isEmbedding ? embeddingBits : bits) === 4;
     const hessian = q4 ? opts.hessians?.get(spec.name) : undefined;
     const given = q4 ? opts.quantized?.get(spec.name) : undefined;
+    if (given && (given.rows !== spec.rows || given.cols !== spec.cols || given.groupSize !== groupSize)) {
+      throw new Error(`${spec.name}: the int4 matrix given is ${given.rows}x${given.cols} in groups of ${given.groupSize}, not ${spec.rows}x${spec.cols} in groups of ${groupSize}`);
+    }
     const q = given
       ? given
       : !q4
@@ -637,17 +640,7 @@ export function tensorValues(view: BlobView, entry: TensorEntry): Float32Array {
   const { bytes } = view;
   if (entry.dtype === DTYPE_F32) return copyF32(bytes, entry.dataOffset, entry.rows * entry.cols);
   const groups = Math.ceil(entry.cols / entry.groupSize);
-  if (entry.dtype === DTYPE_Q4) {
-    return dequantizeMatrix4({
-      rows: entry.rows,
-      cols: entry.cols,
-      groupSize: entry.groupSize,
-      rowStride: entry.rowStride,
-      groupsPerRow: groups,
-      data: bytes.subarray(entry.dataOffset, entry.dataOffset + entry.rows * entry.rowStride),
-      scales: copyF32(bytes, entry.scaleOffset, entry.rows * groups),
-    });
-  }
+  if (entry.dtype === DTYPE_Q4) return dequantizeMatrix4(quantizedMatrix4Of(view, entry));
   return dequantizeMatrix({
     rows: entry.rows,
     cols: entry.cols,
@@ -657,6 +650,26 @@ export function tensorValues(view: BlobView, entry: TensorEntry): Float32Array {
     data: new Int8Array(bytes.buffer, bytes.byteOffset + entry.dataOffset, entry.rows * entry.rowStride),
     scales: copyF32(bytes, entry.scaleOffset, entry.rows * groups),
   });
+}
+
+/** A q4 tensor's nibbles and scales as stored (the nibbles a view into the blob). */
+export function quantizedMatrix4Of(view: BlobView, entry: TensorEntry): QuantizedMatrix4 {
+  if (entry.dtype !== DTYPE_Q4) throw new Error(`${entry.name} is not a q4 tensor`);
+  const groups = Math.ceil(entry.cols / entry.groupSize);
+  return {
+    rows: entry.rows,
+    cols: entry.cols,
+    groupSize: entry.groupSize,
+    rowStride: entry.rowStride,
+    groupsPerRow: groups,
+    data: view.bytes.subarray(entry.dataOffset, entry.dataOffset + entry.rows * entry.rowStride),
+    scales: copyF32(view.bytes, entry.scaleOffset, entry.rows * groups),
+  };
+}
+
+/** Every q4 tensor of the blob as stored, by name: passed back to writeBlob (`quantized`) they are written byte for byte. */
+export function quantizedMatrices4(view: BlobView): Map<string, QuantizedMatrix4> {
+  return new Map(view.tensors.filter((t) => t.dtype === DTYPE_Q4).map((t) => [t.name, quantizedMatrix4Of(view, t)]));
 }
 
 /** The whole blob dequantized into a float model, e.g. to score the quantized model with the reference forward pass. */

@@ -16,6 +16,7 @@
  * docs/hardware.md explains the cost model.
  */
 import { DTYPE_F32, DTYPE_Q4, ROLES, type BlobConfig, type BlobView, type TensorEntry } from './blob.js';
+import { blobBits, blobBytesFor, largestVocabFitting } from './blob-size.js';
 import { LmflashError } from './errors.js';
 import { ramPlan, type RamPlan } from './memory-plan.js';
 import { ARCH_NGRAM, ngramRamPlan, type NgramRamPlan, type NgramView } from './ngram.js';
@@ -463,7 +464,8 @@ export function checkModelFitsBoard(view: AnyView, board: BoardProfile, context?
       message:
         `the model is ${fmtBytes(view.fileSize)} but the \`model\` partition of ${board.id} holds ${fmtBytes(p.flash.partitionBytes)} ` +
         `(${p.flash.csv}): ` +
-        (alternatives.length ? `use a board with more flash (${alternatives.join(', ')}) or a smaller model` : 'use a smaller model'),
+        (alternatives.length ? `use a board with more flash (${alternatives.join(', ')}) or a smaller model` : 'use a smaller model') +
+        (isNgram(view) ? '' : smallerTransformerAdvice(view, p.flash.partitionBytes)),
     });
   }
   if (p.ram.place === 'none') {
@@ -494,6 +496,40 @@ export function checkModelFitsBoard(view: AnyView, board: BoardProfile, context?
       message: `the mapped model (${fmtBytes(view.fileSize)}) and ${fmtBytes(board.psram?.bytes ?? 0)} of PSRAM do not fit the S3's 32 MB of mapped address space together: use a smaller model`,
     });
   return problems;
+}
+
+/** Control and byte-fallback tokens of a llama2.c vocabulary: below this, pruning the vocabulary cannot make a model fit. */
+const FEWEST_USEFUL_TOKENS = 3 + 256 + 1;
+
+/**
+ * How a transformer too big for a partition could fit it (src/blob-size.ts):
+ * all-int4 if it is not, and the most tokens it may keep (`prune
+ * --vocab-from`); or, when even its layers alone are too big, that no
+ * vocabulary makes this shape fit.
+ */
+function smallerTransformerAdvice(view: BlobView, partitionBytes: number): string {
+  const own = blobBits(view);
+  const allInt4 = { bits: 4, embeddingBits: 4 } as const;
+  const options: string[] = [];
+  const int4Bytes = blobBytesFor(view, allInt4);
+  const isAllInt4 = own.bits === 4 && own.embeddingBits === 4;
+  if (!isAllInt4 && int4Bytes <= partitionBytes)
+    return `; all-int4 (\`convert --bits 4 --embedding-bits 4\`) would make it ${fmtBytes(int4Bytes)}, which fits`;
+  const keep = largestVocabFitting(view, partitionBytes);
+  const keep4 = isAllInt4 ? keep : largestVocabFitting(view, partitionBytes, allInt4);
+  const n = (x: number) => x.toLocaleString('en-US');
+  const prune = 'the tokens a text of its kind uses: `lmflash prune MODEL --vocab-from TEXT`';
+  const int4Way = '`convert --bits 4 --embedding-bits 4`';
+  if (keep >= FEWEST_USEFUL_TOKENS) options.push(`keep at most ${n(keep)} of its ${n(view.config.vocabSize)} tokens (${prune})`);
+  if (!isAllInt4 && keep4 >= FEWEST_USEFUL_TOKENS && keep4 > keep)
+    options.push(`${keep >= FEWEST_USEFUL_TOKENS ? 'or make it' : 'make it'} all-int4 (${int4Way}) and keep at most ${n(keep4)} tokens`);
+  if (options.length === 0) {
+    const layers = blobBytesFor(view, { ...allInt4, vocab: 0 });
+    options.push(
+      `no vocabulary makes a model of this shape fit: its layers alone take ${fmtBytes(layers)} at all-int4 (dim ${view.config.dim}, ${view.config.nLayers} layers); use a smaller dim or fewer layers`,
+    );
+  }
+  return `; ${options.join('; ')}`;
 }
 
 // ---------------------------------------------------------------------------

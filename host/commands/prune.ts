@@ -15,7 +15,7 @@ import { loadAnyModel } from '../../converter/convert.js';
 import { keptCount, type FfnImportance, type FfnPruneStats } from '../../converter/prune-ffn.js';
 import { pruneToShape, type Calibration, type Importance, type ShapeReport, type ShapeTarget } from '../../converter/prune-shape.js';
 import { DEFAULT_RECOVER, recoverByDistillation, type RecoverSettings } from '../../converter/prune-recover.js';
-import { pruneVocabulary, type VocabPruneStats } from '../../converter/prune-vocab.js';
+import { gatherQuantizedRows, pruneVocabulary, type VocabPruneStats } from '../../converter/prune-vocab.js';
 import { packDocuments } from '../../converter/train/data.js';
 import { jsKernels, type Kernels } from '../../converter/train/kernels.js';
 import { loadWasmKernels, wasmKernelsAvailable } from '../../converter/train/wasm-kernels.js';
@@ -166,17 +166,25 @@ export async function pruneModelFile(input: string, opts: PruneOptions): Promise
   let model: FloatModel = m.model;
   let tokenizer: TokenizerData = m.tokenizer;
   let vocabulary: VocabPruneStats | null = null;
+  // an int4 input stays int4, its matrices as they were stored (rows gathered, never rounded again)
+  // unless structural pruning changes them: then they are rounded again at the input's bits
+  const quantized = new Map(m.quantized4);
   if (opts.vocabFrom !== undefined) {
     const pruned = pruneVocabulary(model, tokenizer, await linesOf(opts.vocabFrom, '--vocab-from text', opts.split));
     model = pruned.model;
     tokenizer = pruned.tokenizer;
     vocabulary = pruned.stats;
+    for (const name of ['token_embedding', 'classifier']) {
+      const q = quantized.get(name);
+      if (q) quantized.set(name, gatherQuantizedRows(q, pruned.keptIds));
+    }
   }
   let ffn: FfnPruneStats | null = null;
   let shape: ShapeReport | null = null;
   let unrecovered: Buffer | null = null;
   let recovery: Omit<RecoveryReport, 'perplexityBeforeRecovery'> | null = null;
   if (structural(opts)) {
+    quantized.clear(); // layers, heads, dim or FFN neurons change the matrices (and recovery trains every weight)
     const kind = opts.importance ?? 'activation';
     const target = shapeTarget(model.config, opts);
     const kernels = trainerKernels();
@@ -187,12 +195,12 @@ export async function pruneModelFile(input: string, opts: PruneOptions): Promise
     model = r.model;
     shape = r.shape;
     recovery = r.recovery;
-    if (r.unrecovered) unrecovered = writeBlob(r.unrecovered, tokenizer, { groupSize: m.groupSize }).blob;
+    if (r.unrecovered) unrecovered = writeBlob(r.unrecovered, tokenizer, { groupSize: m.groupSize, ...m.bits }).blob;
     if (opts.ffn !== undefined) {
       ffn = { importance: kind, fraction: opts.ffn, originalHidden: shape.from.hiddenDim, keptHidden: shape.to.hiddenDim, calibrationTokens: shape.calibrationTokens };
     }
   }
-  const { blob } = writeBlob(model, tokenizer, { groupSize: m.groupSize });
+  const { blob } = writeBlob(model, tokenizer, { groupSize: m.groupSize, ...m.bits, quantized });
   const evalText = opts.evalText ?? opts.vocabFrom ?? opts.text ?? opts.calibrate;
   const scored = evalText ? { file: evalText, split: opts.evalSplit ?? opts.split, limit: opts.evalLimit } : null;
   return withTempDir(async (dir) => {
