@@ -8,11 +8,11 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../converter/convert.js';
+import { convertCheckpoint, loadCheckpoint } from '../converter/convert.js';
 import { pruneVocabulary, type VocabPruneResult } from '../converter/prune-vocab.js';
 import { splitLines } from '../host/commands/eval.js';
 import { buildXtensa, findQemuToolchain, runOnQemu } from '../host/qemu.js';
-import { writeBlob } from '../src/blob.js';
+import { blobToFloatModel, DTYPE_F32, DTYPE_Q4, quantizedMatrices4, readBlob, writeBlob } from '../src/blob.js';
 import { ReferenceModel } from '../src/reference.js';
 import { Tokenizer } from '../src/tokenizer.js';
 import { cli } from './cli-helpers.js';
@@ -137,6 +137,36 @@ describe('lmflash prune', () => {
     // same encoding, softmax over fewer tokens: the perplexity cannot rise
     expect(rep.after.perplexity).toBeLessThanOrEqual(rep.before.perplexity * (1 + 1e-6));
     expect(rep.after.tokens).toBe(rep.before.tokens);
+  }, 120_000);
+
+  it('keeps an all-int4 blob int4: the kept embedding rows and every layer matrix byte for byte', async () => {
+    const dir = tempDir('prune-q4');
+    const src = path.join(dir, 'q4.blob');
+    writeFileSync(src, (await convertCheckpoint(STORIES_MODEL, STORIES_TOKENIZER, { bits: 4, embeddingBits: 4 })).blob);
+    const textFile = path.join(dir, 'text.txt');
+    writeFileSync(textFile, train.slice(0, 40).join('\n') + '\n');
+    const out = path.join(dir, 'out.blob');
+    const r = await cli('prune', src, '--vocab-from', textFile, '--eval-limit', '5', '-o', out);
+    expect(r.code, r.err).toBe(0);
+    const before = readBlob(readFileSync(src));
+    const after = readBlob(readFileSync(out));
+    expect(after.versionMinor).toBe(1);
+    expect(after.config.vocabSize).toBeLessThan(before.config.vocabSize);
+    expect(after.tensors.filter((t) => t.dtype !== DTYPE_F32).every((t) => t.dtype === DTYPE_Q4)).toBe(true);
+    const stored = (v: typeof before, name: string) => quantizedMatrices4(v).get(name)!;
+    for (const t of before.tensors.filter((e) => e.dtype === DTYPE_Q4 && e.name !== 'token_embedding')) {
+      expect(Buffer.from(stored(after, t.name).data).equals(Buffer.from(stored(before, t.name).data)), t.name).toBe(true);
+    }
+    // each kept token's row: the original row's nibbles and scales
+    const { keptIds } = pruneVocabulary(blobToFloatModel(before), before.tokenizer, train.slice(0, 40));
+    const e0 = stored(before, 'token_embedding');
+    const e1 = stored(after, 'token_embedding');
+    expect(e1.rows).toBe(keptIds.length);
+    keptIds.forEach((id, row) => {
+      const nibbles = (q: typeof e0, r: number) => Buffer.from(q.data.subarray(r * q.rowStride, (r + 1) * q.rowStride));
+      expect(nibbles(e1, row).equals(nibbles(e0, id))).toBe(true);
+      expect(e1.scales.subarray(row * e1.groupsPerRow, (row + 1) * e1.groupsPerRow)).toEqual(e0.scales.subarray(id * e0.groupsPerRow, (id + 1) * e0.groupsPerRow));
+    });
   }, 120_000);
 
   it('refuses bad input clearly and writes nothing', async () => {
