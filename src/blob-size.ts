@@ -1,21 +1,38 @@
 /**
- * What a transformer blob would take in flash with fewer tokens or other
- * weight bits, without writing it: the fit planner's advice (src/boards.ts)
- * when a model is too big for a board ("at all-int4 it takes X", "keep at
- * most N tokens"). The sizes follow the writer's layout (src/blob.ts: every
- * table 16-byte aligned, q8/q4 row strides, f32 group scales); what the
- * formula leaves out (header, section table, config, tensor directory) is
- * taken from the blob itself, so the figure for the blob's own vocabulary
- * and bits is its file size exactly.
+ * What a transformer blob takes in flash, without writing it: the writer's
+ * layout (src/blob.ts: header, section table, CONFIG, TOKENIZER, tensor
+ * directory, then each tensor's data and scales, all 16-byte aligned) from the
+ * model's shape alone. `convert` uses it to pick a group size before it
+ * calibrates; the fit planner's advice (src/boards.ts) to say what a model too
+ * big for a board would take with fewer tokens or at all-int4.
  */
-import { DTYPE_F32, DTYPE_Q4, DTYPE_Q8, ROLES, type BlobView, type TensorEntry, type WeightBits } from './blob.js';
-
-const align16 = (n: number) => Math.ceil(n / 16) * 16;
+import {
+  BLOB_ALIGN,
+  BLOB_HEADER_BYTES,
+  CONFIG_BYTES,
+  DTYPE_F32,
+  DTYPE_Q4,
+  Layout,
+  placeTokenizer,
+  ROLES,
+  TENSOR_ENTRY_BYTES,
+  TENSORS_HEADER_BYTES,
+  type BlobView,
+  type TensorEntry,
+  type TokenizerShape,
+  type WeightBits,
+} from './blob.js';
+import { alignUp } from './bytes.js';
+import { modelTensorSpecs, type ModelConfig } from './model.js';
 
 /** Weight bits of a blob's layer matrices and of its embedding (and classifier). */
 export interface BlobBits {
   bits: WeightBits;
   embeddingBits: WeightBits;
+}
+
+export interface BlobQuantization extends BlobBits {
+  groupSize: number;
 }
 
 const isEmbeddingRole = (t: TensorEntry) => t.role === ROLES.token_embedding || t.role === ROLES.classifier;
@@ -29,36 +46,41 @@ export function blobBits(view: BlobView): BlobBits {
   };
 }
 
-function tensorBytes(t: TensorEntry, rows: number, dtype: number): number {
-  if (dtype === DTYPE_F32) return align16(rows * t.cols * 4);
-  const stride = dtype === DTYPE_Q4 ? align16(Math.ceil(t.cols / 2)) : align16(t.cols);
-  return align16(rows * stride) + align16(rows * Math.ceil(t.cols / t.groupSize) * 4);
-}
-
-/** The TOKENIZER section for `vocab` tokens, its piece bytes and sorted table scaled from the blob's own. */
-function tokenizerBytes(view: BlobView, vocab: number): number {
-  const t = view.tokenizer;
-  const share = vocab / t.vocabSize;
-  const pieceBytes = Math.round(t.pieceBytes.length * share);
-  const sorted = Math.round(t.sorted.length * share);
-  return 64 + align16(4 * vocab) + align16(4 * (vocab + 1)) + align16(pieceBytes) + align16(vocab) + align16(4 * sorted) + 4 * 256;
-}
-
-function formulaBytes(view: BlobView, vocab: number, b: BlobBits): number {
-  let n = tokenizerBytes(view, vocab);
-  for (const t of view.tensors) {
-    const embedding = isEmbeddingRole(t);
-    const dtype = t.dtype === DTYPE_F32 ? DTYPE_F32 : (embedding ? b.embeddingBits : b.bits) === 4 ? DTYPE_Q4 : DTYPE_Q8;
-    n += tensorBytes(t, embedding ? vocab : t.rows, dtype);
+/** The bytes writeBlob makes for a model of this shape, tokenizer and quantization (exactly: tests/int4.test.ts). */
+export function plannedBlobBytes(config: ModelConfig, tokenizer: TokenizerShape, q: BlobQuantization): number {
+  const layout = new Layout();
+  layout.place(BLOB_HEADER_BYTES);
+  layout.place(3 * 16); // section table
+  layout.place(CONFIG_BYTES);
+  placeTokenizer(layout, tokenizer);
+  const specs = modelTensorSpecs(config);
+  layout.place(TENSORS_HEADER_BYTES + TENSOR_ENTRY_BYTES * specs.length);
+  for (const s of specs) {
+    if (s.kind === 'vector') {
+      layout.place(4 * s.rows * s.cols);
+      continue;
+    }
+    const embedding = s.key === 'tokenEmbedding' || s.key === 'classifier';
+    const q4 = (embedding ? q.embeddingBits : q.bits) === 4;
+    const stride = alignUp(q4 ? Math.ceil(s.cols / 2) : s.cols, BLOB_ALIGN);
+    layout.place(s.rows * stride);
+    layout.place(4 * s.rows * Math.ceil(s.cols / q.groupSize));
   }
-  return n;
+  return layout.end;
 }
 
-/** Bytes the blob would take with `vocab` tokens (its own count by default) and the given bits; exact for its own. */
+/** The blob's tokenizer cut to `vocab` tokens: its piece bytes and sorted table scaled in proportion (an estimate unless `vocab` is its own). */
+function tokenizerShapeFor(view: BlobView, vocab: number): TokenizerShape {
+  const t = view.tokenizer;
+  if (vocab === t.vocabSize) return t;
+  const share = vocab / t.vocabSize;
+  return { vocabSize: vocab, pieceBytes: { length: Math.round(t.pieceBytes.length * share) }, sorted: { length: Math.round(t.sorted.length * share) } };
+}
+
+/** Bytes the blob would take with `vocab` tokens (its own count by default) and other bits; its own size for its own. */
 export function blobBytesFor(view: BlobView, opts: { vocab?: number } & Partial<BlobBits> = {}): number {
-  const own = blobBits(view);
-  const rest = view.fileSize - formulaBytes(view, view.config.vocabSize, own);
-  return rest + formulaBytes(view, opts.vocab ?? view.config.vocabSize, { ...own, ...opts });
+  const vocab = opts.vocab ?? view.config.vocabSize;
+  return plannedBlobBytes({ ...view.config, vocabSize: vocab }, tokenizerShapeFor(view, vocab), { groupSize: view.config.groupSize, ...blobBits(view), ...opts });
 }
 
 /** The most tokens (at most the blob's own count) with which the blob, at these bits, takes at most `bytes`; 0 when even one token is too many. */

@@ -188,8 +188,15 @@ export interface TokenizerPlacement {
   byteIds: number;
 }
 
+/** What the TOKENIZER section's size depends on (a TokenizerData has it). */
+export interface TokenizerShape {
+  vocabSize: number;
+  pieceBytes: { length: number };
+  sorted: { length: number };
+}
+
 /** Places the TOKENIZER section: its header, then its tables; the section spans all of them. */
-export function placeTokenizer(layout: Layout, t: TokenizerData): TokenizerPlacement {
+export function placeTokenizer(layout: Layout, t: TokenizerShape): TokenizerPlacement {
   const n = t.vocabSize;
   const offset = layout.place(TOKENIZER_HEADER_BYTES);
   const scores = layout.place(4 * n);
