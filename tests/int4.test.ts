@@ -23,13 +23,15 @@ import {
   writeBlobHeader,
   type BlobView,
 } from '../src/blob.js';
-import { BOARD_PROFILES, checkModelFitsBoard, findBoard, matvecShape } from '../src/boards.js';
+import { BOARD_PROFILES, checkModelFitsBoard, findBoard, FLASH_LAYOUTS, matvecShape, modelPartition } from '../src/boards.js';
+import { blobBits, blobBytesFor, plannedBlobBytes } from '../src/blob-size.js';
+import { chooseInt4GroupSize } from '../converter/convert.js';
 import { dequantizeMatrix4, q4Value, quantizeMatrix4, quantizeMatrix4Calibrated } from '../src/quantize.js';
 import { seededRandom } from '../src/random.js';
 import { cli } from './cli-helpers.js';
 import { runCore, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, STORIES_MODEL, STORIES_TOKENIZER } from './paths.js';
-import { stories15mShapedModel, syntheticTokenizer } from '../bench/stories15m-shape.js';
+import { STORIES15M_CONFIG, stories15mShapedModel, syntheticTokenizer } from '../bench/stories15m-shape.js';
 import { buildVectors } from './vectors.js';
 
 /**
@@ -128,6 +130,7 @@ describe('convert --bits 4', () => {
     expect(ok.out).toMatch(/^int4 layer matrices, int8 embedding \(and classifier\), group size 64;/m);
     expect(ok.out).toMatch(/layers\.4\.w2 +64x172 +q4 +\d+\.\d\d% +\d+\.\d\d%/);
     expect(ok.out).toMatch(/token_embedding +512x64 +q8 /);
+    expect(ok.out).toMatch(/note: int4 rounded to nearest trades quality for size .*`--calibrate TEXT` .* brings it within 5 %/);
     const five = await cli('convert', STORIES_MODEL, '--tokenizer', STORIES_TOKENIZER, '-o', out + '5', '--bits', '5');
     expect(five.code).not.toBe(0);
     expect(five.err).toMatch(/--bits.*use 4 or 8/);
@@ -320,5 +323,32 @@ describe('a stories15M-shaped model (dim 288, 6 layers, hidden 768, vocab 32000)
     const n8 = await cli('inspect', f, '--board', 's3-n8');
     expect(n8.out).toMatch(/the blob \(8\.82 MiB\) does not fit/);
     expect(n8.out).toMatch(/fits: no/);
+    // ... and says how many tokens it may keep: a model of that vocabulary, written for real, fits
+    const keep = Number(/keep at most ([\d,]+) of its 32,000 tokens \(the tokens a text of its kind uses: `lmflash prune MODEL --vocab-from TEXT`\)/.exec(n8.out)?.[1].replace(/,/g, ''));
+    expect(keep).toBeGreaterThan(20_000);
+    expect(keep).toBeLessThan(22_000);
+    const at = (vocab: number) => {
+      const config = { ...STORIES15M_CONFIG, vocabSize: vocab };
+      return readBlob(writeBlob(stories15mShapedModel(15, config), syntheticTokenizer(vocab), { bits: 4, embeddingBits: 4 }).blob);
+    };
+    const kept = at(keep);
+    const partition8 = modelPartition(FLASH_LAYOUTS[8]).size;
+    expect(kept.fileSize).toBeLessThanOrEqual(partition8);
+    expect(kept.fileSize).toBeGreaterThan(partition8 - 64 * 1024); // and not far below: the estimate is close
+    expect(checkModelFitsBoard(kept, findBoard('s3-n8r2'))).toEqual([]);
+    // the size planner gives the writer's bytes exactly, whatever the bits and the vocabulary
+    for (const v of [q8, q4, kept]) expect(plannedBlobBytes(v.config, v.tokenizer, { ...blobBits(v), groupSize: v.config.groupSize })).toBe(v.fileSize);
+    expect(blobBytesFor(q8, { bits: 4, embeddingBits: 4 })).toBe(q4.fileSize);
+    // a 4 MB board: the layers alone are too big, whatever the vocabulary
+    const n4 = await cli('inspect', f, '--board', 's3-n4r2');
+    expect(n4.out).toMatch(/no vocabulary makes a model of this shape fit: its layers alone take 3\.25 MiB at all-int4 \(dim 288, 6 layers\)/);
   }, 60_000);
+
+  it('calibrated int4 picks group 16 unless no board would hold the blob', () => {
+    // (the blobs the test above writes are checked against it there: the writer takes seconds a blob at this size)
+    expect(chooseInt4GroupSize(model, tokenizer, { bits: 4, embeddingBits: 4 })).toEqual({ groupSize: 16, reason: 'the default of calibrated int4' });
+    const int8Embedding = chooseInt4GroupSize(model, tokenizer, { bits: 4, embeddingBits: 8 });
+    expect(int8Embedding.groupSize).toBe(32);
+    expect(int8Embedding.reason).toBe('group 16 would make 15.83 MiB: more than the largest `model` partition, 14.94 MiB (s3-n16, s3-n16r8)');
+  });
 });

@@ -3,7 +3,7 @@
  *   [--bits 4|8] [--embedding-bits 4|8] [--calibrate <text>] [--calibrate-tokens N] [--seq-len N]`
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { convertModelFile, type ConvertReport } from '../../converter/convert.js';
+import { convertModelFile, INT4_CALIBRATED_GROUP_SIZES, INT4_CALIBRATION_TOKENS, type ConvertReport } from '../../converter/convert.js';
 import type { WeightBits } from '../../src/blob.js';
 import { splitLines } from './eval.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
@@ -41,7 +41,7 @@ function parseBits(value: string): WeightBits {
 interface ConvertFlags {
   tokenizer?: string;
   output: string;
-  groupSize: number;
+  groupSize?: number;
   bits: WeightBits;
   embeddingBits?: WeightBits;
   calibrate?: string;
@@ -61,9 +61,9 @@ export function register(program: Command, io: CliIO): void {
     .option(
       '-g, --group-size <n>',
       'columns per quantization scale: a multiple of 16 from 16 to 256; smaller is more accurate and larger; ' +
-        'a value at least as long as the longest row gives one scale per row',
+        'a value at least as long as the longest row gives one scale per row ' +
+        `(default ${DEFAULT_GROUP_SIZE}; with --calibrate ${INT4_CALIBRATED_GROUP_SIZES[0]}, or the next of ${INT4_CALIBRATED_GROUP_SIZES.slice(1).join(', ')} when a smaller one makes a blob no board holds)`,
       parseGroupSize,
-      DEFAULT_GROUP_SIZE,
     )
     .option(
       '-b, --bits <n>',
@@ -80,7 +80,7 @@ export function register(program: Command, io: CliIO): void {
       '--calibrate <text>',
       'int4: run the float model over the train split of this text (lines whose index % 10 != 0, as `eval --split train`) and choose the int4 weights layer by layer by output error (activation scaling folded into the norms, GPTQ error feedback, refitted scales) instead of rounding to nearest',
     )
-    .option('--calibrate-tokens <n>', 'tokens of --calibrate text to run (default 4096)', parsePositiveInt)
+    .option('--calibrate-tokens <n>', `tokens of --calibrate text to run (default ${INT4_CALIBRATION_TOKENS})`, parsePositiveInt)
     .option('--seq-len <n>', 'ONNX input: the context length to record, for a file that does not say (no lmflash metadata, no RoPE table)', parsePositiveInt)
     .option('--check-text <file>', 'text in the model\'s language to check the tokenizer with (default: two English stories lmflash writes)')
     .option('--no-check', 'skip the tokenizer check (scoring a short text with the converted model)')
@@ -138,12 +138,17 @@ function quantizationSummary(r: ConvertReport): string {
   return `int${r.bits} layer matrices, int${r.embeddingBits} embedding${r.config.sharedClassifier ? ' (and classifier)' : ' and classifier'}${cal}`;
 }
 
+/** Measured on stories260K (docs/blob-format.md, "What int4 costs"). */
+const UNCALIBRATED_INT4_NOTE =
+  'note: int4 rounded to nearest trades quality for size (stories260K: perplexity 1.129 x float at group 64, 1.075 at group 16); ' +
+  `\`--calibrate TEXT\` (text of the kind the model writes; group ${INT4_CALIBRATED_GROUP_SIZES[0]} and ${INT4_CALIBRATION_TOKENS} tokens by default) brings it within 5 % (1.047)`;
+
 /** The summary the command prints: model, one line per quantized tensor, worst errors, size. */
 export function formatReport(r: ConvertReport, input: string, output: string): string {
   const lines = [
     `${input}: ${r.source ?? `llama2.c ${r.checkpointFormat} checkpoint`}, ${describeConfig(r.config)}, ` +
       `${r.config.sharedClassifier ? 'shared' : 'separate'} classifier`,
-    `${quantizationSummary(r)}, group size ${r.groupSize}; errors relative to each tensor's max |w| and RMS:`,
+    `${quantizationSummary(r)}, group size ${r.groupSize}${r.groupSizeReason ? ` (${r.groupSizeReason})` : ''}; errors relative to each tensor's max |w| and RMS:`,
   ];
   const q8 = r.tensors.filter((t) => t.error);
   const nameWidth = Math.max(6, ...q8.map((t) => t.name.length));
@@ -160,5 +165,6 @@ export function formatReport(r: ConvertReport, input: string, output: string): s
   lines.push(`  (${f32} norm vectors kept as f32, exact)`);
   lines.push(`worst: max ${pct(r.worstMaxRel.value)} (${r.worstMaxRel.name}), rms ${pct(r.worstRmsRel.value)} (${r.worstRmsRel.name})`);
   lines.push(`wrote ${output}: ${r.blobBytes} bytes (${(r.blobBytes / 1024).toFixed(1)} KiB)`);
+  if ((r.bits === 4 || r.embeddingBits === 4) && r.calibrationTokens === 0) lines.push(UNCALIBRATED_INT4_NOTE);
   return lines.join('\n') + '\n';
 }
