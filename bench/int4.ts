@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint } from '../converter/convert.js';
 import { readBlob, writeBlob, type WeightBits } from '../src/blob.js';
-import { BOARD_PROFILES, checkModelFitsBoard, COST, findBoard, fmtBytes, matvecShape, planOnBoard } from '../src/boards.js';
+import { BOARD_PROFILES, checkModelFitsBoard, COST, findBoard, FLASH_LAYOUTS, fmtBytes, matvecShape, modelPartition, planOnBoard } from '../src/boards.js';
+import { largestVocabFitting } from '../src/blob-size.js';
 import { stories15mShapedModel, syntheticTokenizer } from './stories15m-shape.js';
 import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } from '../host/qemu.js';
 import { xtensaFigures } from './xtensa.js';
@@ -96,6 +97,12 @@ export async function int4Figures(root: string, dir: string, model: string, toke
       `stories15M shape, ${s.name}: blob`,
       fmtBytes(view.fileSize),
       `flash fits: ${flash.join(', ') || 'no board'}; runs on: ${runs.join(', ') || 'no board'}; weights read per token ${fmtBytes(matvecShape(view).weightBytes)}${speed}`,
+    ]);
+    const partition8 = modelPartition(FLASH_LAYOUTS[8]).size;
+    rows.push([
+      `stories15M shape, ${s.name}: most tokens an 8 MB board holds`,
+      String(largestVocabFitting(view, partition8)),
+      `of 32000, in the ${fmtBytes(partition8)} model partition (src/blob-size.ts; \`inspect --board s3-n8r2\` says it, \`prune --vocab-from\` makes it)`,
     ]);
   }
   return rows;
