@@ -140,7 +140,7 @@ function quantizationSummary(r: ConvertReport): string {
 
 /** Measured on stories260K (docs/blob-format.md, "What int4 costs"). */
 const UNCALIBRATED_INT4_NOTE =
-  'note: int4 rounded to nearest trades quality for size (stories260K: perplexity 1.129 x float at group 64, 1.075 at group 16); ' +
+  'note: int4 rounded to nearest trades quality for size (stories260K, int4 layers: perplexity 1.129 x float at group 64, 1.075 at group 16; all-int4 1.171 at group 64); ' +
   `\`--calibrate TEXT\` (text of the kind the model writes; group ${INT4_CALIBRATED_GROUP_SIZES[0]} and ${INT4_CALIBRATION_TOKENS} tokens by default) brings it within 5 % (1.047)`;
 
 /** The summary the command prints: model, one line per quantized tensor, worst errors, size. */
