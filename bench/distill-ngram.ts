@@ -3,7 +3,7 @@
  * docs/distill-prune.md: `npm run build && nice node dist/bench/distill-ngram.js`.
  *
  * The teacher's top-64 is computed once on the train split (C core). The
- * mix (teacher weight, top-k) is chosen on a dev part of the train split
+ * top-k (on order 3) and the teacher weight of every order are chosen on a dev part of the train split
  * (line index % 10 == 5, left out of training while choosing), never on the
  * test split; then students and text-only N-grams are trained on the whole
  * train split and scored on the test split (index % 10 == 0) by lmflash
@@ -67,28 +67,40 @@ async function main(): Promise<void> {
   };
   const notDev = train.map((x, j) => ({ x, j })).filter(({ x }) => x.i % 10 !== 5).map(({ j }) => j);
   const devCorpus = { ...corpus, sentences: notDev.map((j) => corpus.sentences[j]) };
-  const order = 3;
-  let best = { alpha: 0.5, k: 16, ppl: Infinity };
-  const baseDev = await ppl(trainNgram(notDev.map((j) => train[j].line), { order, tokenizer: tok }).blob, devFile);
-  console.log(`dev (order ${order}): text-only ${baseDev.toFixed(4)}`);
-  for (const k of [4, 16, 64]) {
+  // top-k on order 3 (k × α), then the teacher weight α of every order at that k, all on dev
+  const ALPHAS = [0.05, 0.1, 0.25, 0.5, 0.75, 0.85];
+  const devPpl = async (order: number, k: number, alpha: number) => {
     const devTop = notDev.map((j) => topKPrefix(top[j], k));
+    const { blob } = estimateTeacherNgram(devCorpus, devTop, [], tok, { order, topK: k, teacherWeight: alpha, scale: 10 });
+    return ppl(blob, devFile);
+  };
+  const baseDev = async (order: number) => ppl(trainNgram(notDev.map((j) => train[j].line), { order, tokenizer: tok }).blob, devFile);
+  let bestK = { k: 16, ppl: Infinity };
+  console.log(`dev (order 3): text-only ${(await baseDev(3)).toFixed(4)}`);
+  for (const k of [4, 16, 64])
     for (const alpha of [0.25, 0.5, 0.75]) {
-      const { blob } = estimateTeacherNgram(devCorpus, devTop, [], tok, { order, topK: k, teacherWeight: alpha, scale: 10 });
-      const p = await ppl(blob, devFile);
-      console.log(`dev (order ${order}): top-${k}, teacher weight ${alpha}: ${p.toFixed(4)}`);
-      if (p < best.ppl) best = { alpha, k, ppl: p };
+      const p = await devPpl(3, k, alpha);
+      console.log(`dev (order 3): top-${k}, teacher weight ${alpha}: ${p.toFixed(4)}`);
+      if (p < bestK.ppl) bestK = { k, ppl: p };
     }
-  }
-  console.log(`chosen on dev: top-${best.k}, teacher weight ${best.alpha}`);
-  const fullTop = top.map((t) => topKPrefix(t, best.k));
+  const k = bestK.k;
+  console.log(`chosen on dev: top-${k}`);
+  const fullTop = top.map((t) => topKPrefix(t, k));
   for (const n of [2, 3, 4]) {
+    console.log(`dev (order ${n}): text-only ${(await baseDev(n)).toFixed(4)}`);
+    let best = { alpha: 0.5, ppl: Infinity };
+    for (const alpha of ALPHAS) {
+      const p = await devPpl(n, k, alpha);
+      console.log(`dev (order ${n}): top-${k}, teacher weight ${alpha}: ${p.toFixed(4)}`);
+      if (p < best.ppl) best = { alpha, ppl: p };
+    }
+    console.log(`chosen on dev for order ${n}: teacher weight ${best.alpha}`);
     const base = trainNgram(train.map((x) => x.line), { order: n, tokenizer: tok });
-    const student = estimateTeacherNgram(corpus, fullTop, [], tok, { order: n, topK: best.k, teacherWeight: best.alpha, scale: 10 });
+    const student = estimateTeacherNgram(corpus, fullTop, [], tok, { order: n, topK: k, teacherWeight: best.alpha, scale: 10 });
     const pb = await ppl(base.blob, testFile);
     const ps = await ppl(student.blob, testFile);
     console.log(
-      `test, order ${n}: text-only ${pb.toFixed(4)} (${base.blob.length} bytes), teacher student ${ps.toFixed(4)} (${student.blob.length} bytes): ${((100 * (pb - ps)) / pb).toFixed(1)}% lower`,
+      `test, order ${n}: text-only ${pb.toFixed(4)} (${base.blob.length} bytes), teacher student (weight ${best.alpha}) ${ps.toFixed(4)} (${student.blob.length} bytes): ${((100 * (pb - ps)) / pb).toFixed(1)}% lower`,
     );
   }
 }

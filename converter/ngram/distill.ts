@@ -23,11 +23,26 @@ import { countExpected, type Candidate } from './expected-count.js';
 import { DEFAULT_SEQ_LEN } from './train.js';
 import { buildTrie } from './trie.js';
 
+/**
+ * The default teacher weight α per order (index = order), chosen on the dev
+ * part of the stories260K train split by bench/distill-ngram.ts (see
+ * docs/distill-prune.md). Where the text has many occurrences of every
+ * context (order 2: 512 contexts for 338,698 tokens) the real counts are
+ * already good and the teacher's bias costs more than its smoothing gains;
+ * in the sparse longer contexts the teacher's share pays. Order 1 takes
+ * order 2's weight and order 5 order 4's (not measured).
+ */
+export const TEACHER_WEIGHT_BY_ORDER: readonly number[] = [0, 0.1, 0.1, 0.75, 0.85, 0.85];
+
+export function teacherWeightFor(order: number): number {
+  return TEACHER_WEIGHT_BY_ORDER[Math.min(Math.max(order, 1), TEACHER_WEIGHT_BY_ORDER.length - 1)];
+}
+
 export interface TeacherNgramOptions {
   order: number;
   /** teacher tokens per position (default 16) */
   topK: number;
-  /** α: the teacher's share of each position's count (the command's default 0.75, chosen on a dev split) */
+  /** α: the teacher's share of each position's count (the command's default: teacherWeightFor(order)) */
   teacherWeight: number;
   /** counts are multiplied by this and rounded (default 10) */
   scale: number;

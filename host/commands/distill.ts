@@ -10,7 +10,7 @@ import path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadAnyModel } from '../../converter/convert.js';
 import { bpeCorpus } from '../../converter/ngram/corpus.js';
-import { estimateTeacherNgram, topKOf, type TeacherTopK } from '../../converter/ngram/distill.js';
+import { estimateTeacherNgram, teacherWeightFor, topKOf, type TeacherTopK } from '../../converter/ngram/distill.js';
 import { DEFAULT_SEQ_LEN } from '../../converter/ngram/train.js';
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
@@ -74,7 +74,7 @@ interface DistillOpts {
   sampleSteps: number;
   seed: number;
   topK: number;
-  teacherWeight: number;
+  teacherWeight?: number;
   scale: number;
   quantize: number;
   context: number;
@@ -95,7 +95,7 @@ export function register(program: Command, io: CliIO): void {
     .option('--sample-steps <n>', 'tokens per sampled story', parsePositiveInt, 256)
     .option('--seed <n>', 'seed of the first sample (each next one adds 1)', parsePositiveInt, 1)
     .option('--top-k <k>', "teacher tokens per position that get a share of the count", parsePositiveInt, 16)
-    .option('--teacher-weight <a>', "the teacher's share of each position's count (the real token gets 1 - a)", parseFraction, 0.75)
+    .option('--teacher-weight <a>', "the teacher's share of each position's count (the real token gets 1 - a); default by order, chosen on a dev split: 0.1 for orders 1-2, 0.75 for 3, 0.85 for 4-5", parseFraction)
     .option('--scale <s>', 'counts are multiplied by s and rounded to whole counts for Kneser-Ney', parsePositiveInt, 10)
     .option('--quantize <bits>', 'bits per stored log-probability and backoff (0: float32)', (v) => Number(v), 8)
     .option('--context <n>', 'tokens one generation may hold', parsePositiveInt, DEFAULT_SEQ_LEN)
@@ -118,10 +118,11 @@ export function register(program: Command, io: CliIO): void {
         const t1 = performance.now();
         const samples = opts.samples ? await teacherSamples(blobFile, opts.samples, tok, opts.sampleSteps, opts.seed) : [];
         const t2 = performance.now();
+        const alpha = opts.teacherWeight ?? teacherWeightFor(opts.order);
         const r = estimateTeacherNgram(text, top, samples, tok, {
           order: opts.order,
           topK: opts.topK,
-          teacherWeight: opts.teacherWeight,
+          teacherWeight: alpha,
           scale: opts.scale,
           quantize: opts.quantize,
           seqLen: opts.context,
@@ -132,7 +133,7 @@ export function register(program: Command, io: CliIO): void {
           `teacher ${opts.teacher}: ${positions} positions of ${lines.length} lines on the C core in ${((t1 - t0) / 1000).toFixed(1)} s` +
             (positions ? ` (${Math.round(positions / ((t1 - t0) / 1000))} positions/s)` : ''),
           ...(opts.samples ? [`${opts.samples} teacher samples: ${samples.length} sentences in ${((t2 - t1) / 1000).toFixed(1)} s`] : []),
-          `counts: top ${opts.topK} teacher tokens × ${opts.teacherWeight} + real token × ${1 - opts.teacherWeight}, scaled by ${opts.scale} and rounded`,
+          `counts: top ${opts.topK} teacher tokens × ${alpha} + real token × ${1 - alpha}, scaled by ${opts.scale} and rounded`,
           ...r.report.orders.map((o) => `  order ${o.order}: ${o.kept} n-grams, discounts ${o.discounts.map((d) => d.toFixed(3)).join(' ')}${o.fallback ? ' (fallback)' : ''}`),
           `wrote ${opts.output}: ${r.blob.length} bytes`,
         ];
