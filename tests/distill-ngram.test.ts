@@ -11,6 +11,7 @@ import { loadCheckpoint } from '../converter/convert.js';
 import { bpeCorpus } from '../converter/ngram/corpus.js';
 import { countNgrams } from '../converter/ngram/count.js';
 import { countExpected } from '../converter/ngram/expected-count.js';
+import { estimateKneserNey } from '../converter/ngram/estimate.js';
 import { splitLines } from '../host/commands/eval.js';
 import { buildXtensa, findQemuToolchain, runOnQemu } from '../host/qemu.js';
 import { Tokenizer } from '../src/tokenizer.js';
@@ -51,6 +52,37 @@ describe('countExpected', () => {
   });
 });
 
+describe('estimateKneserNey discounts', () => {
+  it('come from the counts of counts of the adjusted counts (raw at the top order, distinct left words below)', async () => {
+    const { tokenizer } = await loadCheckpoint(STORIES_MODEL, STORIES_TOKENIZER);
+    const corpus = bpeCorpus(train.slice(0, 200), new Tokenizer(tokenizer));
+    const counts = countNgrams(corpus, 3);
+    const m = ngramMap(counts);
+    // adjusted counts spelled out independently of the estimator: the top order's and <s>-initial n-grams'
+    // own counts, else the number of distinct words seen before the n-gram
+    const adjusted = new Map<string, number>();
+    for (const [key, c] of m) {
+      const [n, spelled] = key.split(':');
+      const words = spelled.split(' ');
+      if (Number(n) === 3 || words[0] === String(corpus.bos)) adjusted.set(key, c);
+      if (Number(n) >= 2) {
+        const suffix = `${Number(n) - 1}:${words.slice(1).join(' ')}`;
+        adjusted.set(suffix, (adjusted.get(suffix) ?? 0) + 1);
+      }
+    }
+    const model = estimateKneserNey(counts);
+    for (const n of [2, 3]) {
+      const cc = [0, 0, 0, 0];
+      for (const [key, a] of adjusted) if (key.startsWith(`${n}:`) && a >= 1 && a <= 4) cc[a - 1]++;
+      expect(model.stats[n - 1].countsOfCounts).toEqual(cc);
+      const [n1, n2, n3, n4] = cc;
+      const y = n1 / (n1 + 2 * n2);
+      const d = [1 - 2 * y * (n2 / n1), 2 - 3 * y * (n3 / n2), 3 - 4 * y * (n4 / n3)];
+      model.stats[n - 1].discounts.forEach((v, i) => expect(v).toBeCloseTo(d[i], 12));
+    }
+  });
+});
+
 describe('lmflash distill --ngram', () => {
   const dir = tempDir('distill');
   const sliceFile = path.join(dir, 'slice.txt');
@@ -79,6 +111,17 @@ describe('lmflash distill --ngram', () => {
     const t = await ppl(baseline);
     expect(s.tokens).toBe(t.tokens);
     expect(s.perplexity).toBeLessThan(t.perplexity * 0.97);
+  }, 120_000);
+
+  it('at order 2 takes the weight chosen for order 2 and is not worse than the text-only bigram', async () => {
+    const out = path.join(dir, 'student-2.blob');
+    const d = await cli('distill', '--teacher', STORIES_MODEL, '-t', STORIES_TOKENIZER, '--ngram', '--order', '2', '--text', sliceFile, '-o', out);
+    expect(d.code).toBe(0);
+    expect(d.out).toMatch(/teacher tokens × 0\.1 \+ real token × 0\.9/);
+    const base = path.join(dir, 'baseline-2.blob');
+    expect((await cli('train', 'ngram', sliceFile, '--order', '2', '--tokenizer', STORIES_TOKENIZER, '-o', base)).code).toBe(0);
+    const ppl = async (blob: string) => JSON.parse((await cli('eval', blob, '--text', heldOutFile, '--json')).out).perplexity as number;
+    expect(await ppl(out)).toBeLessThanOrEqual(await ppl(base));
   }, 120_000);
 
   it('builds a student from teacher samples alone, better with more samples', async () => {
