@@ -66,6 +66,17 @@ export function newTrainState(config: ModelConfig, settings: TrainSettings): Tra
   };
 }
 
+/**
+ * What a caller may put in place of the plain from-text training: its own
+ * pass (e.g. distillation) and its own batches for each step (e.g. windows
+ * whose teacher distributions are cached). Both must be deterministic in the
+ * step number, as sampleBatch is, for a resume to be exact.
+ */
+export interface TrainerCustom {
+  pass?: GradientPass;
+  fillBatch?(step: number, into: Batch): void;
+}
+
 export class Trainer {
   private readonly pass: GradientPass;
   private readonly grads: Float32Array;
@@ -80,11 +91,12 @@ export class Trainer {
     valStream: Int32Array,
     kernels: Kernels,
     readonly state: TrainState,
+    private readonly custom: TrainerCustom = {},
   ) {
-    this.pass =
-      (settings.threads ?? 1) > 1
+    this.pass = custom.pass ??
+      ((settings.threads ?? 1) > 1
         ? new DataParallelPass(config, settings.batch, settings.seq, kernels, kernels.name === 'WebAssembly SIMD' ? 'wasm' : 'js', state.params.length)
-        : new TransformerPass(config, settings.batch, settings.seq, kernels);
+        : new TransformerPass(config, settings.batch, settings.seq, kernels));
     this.grads = new Float32Array(state.params.length);
     this.decay = decayMask(config);
     const n = settings.batch * settings.seq;
@@ -112,7 +124,7 @@ export class Trainer {
     const st = this.state;
     const s = this.settings;
     const t0 = performance.now();
-    sampleBatch(this.trainStream, s.batch, s.seq, s.seed, st.step, this.batchBuf);
+    this.fillBatch(st.step);
     const loss = this.pass.run(st.params, this.batchBuf.inputs, this.batchBuf.targets, this.grads);
     const gradNorm = clipGradients(this.grads, s.optimizer.gradClip);
     const lr = learningRateAt(s.optimizer, st.step);
@@ -125,10 +137,16 @@ export class Trainer {
     return entry;
   }
 
+  private fillBatch(step: number): void {
+    const s = this.settings;
+    if (this.custom.fillBatch) this.custom.fillBatch(step, this.batchBuf);
+    else sampleBatch(this.trainStream, s.batch, s.seq, s.seed, step, this.batchBuf);
+  }
+
   /** Seconds one step's forward+backward takes (the fastest of four timed runs after the JIT warmed up; weights untouched). */
   timeOneStep(): number {
     const s = this.settings;
-    sampleBatch(this.trainStream, s.batch, s.seq, s.seed, 0, this.batchBuf);
+    this.fillBatch(0);
     let seconds = Infinity;
     for (let i = 0; i < 5; i++) {
       const t0 = performance.now();

@@ -7,7 +7,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { PRESET_NAMES } from '../../converter/train/presets.js';
+import { DEFAULT_GROUP_SIZE } from '../../src/quantize.js';
+import { DEFAULT_SAMPLES, DEFAULT_TOP_K, distillTransformerCommand, type DistillTransformerOpts } from './distill-transformer.js';
 import { loadAnyModel } from '../../converter/convert.js';
 import { bpeCorpus } from '../../converter/ngram/corpus.js';
 import { estimateTeacherNgram, teacherWeightFor, topKOf, type TeacherTopK } from '../../converter/ngram/distill.js';
@@ -21,6 +24,29 @@ import type { CliIO } from '../io.js';
 import { runNativeCollect } from '../native.js';
 import { forEachNativeRow, splitLines, type Split } from './eval.js';
 import { parsePositiveInt } from './inspect.js';
+
+/** The N-gram student's default number of teacher candidates per position (chosen on a dev split: docs/distill-prune.md). */
+const NGRAM_TOP_K = 16;
+
+function whole(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
+function nonNegativeNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0');
+  return n;
+}
 
 function parseFraction(value: string): number {
   const n = Number(value);
@@ -47,7 +73,7 @@ export async function teacherTopK(blobFile: string, sentences: ArrayLike<number>
 }
 
 /** K stories sampled from the teacher (temperature 1, seeds seed..seed+K-1), cut into sentences at control tokens. */
-async function teacherSamples(blobFile: string, count: number, tok: TokenizerData, steps: number, seed: number): Promise<Int32Array[]> {
+export async function teacherSamples(blobFile: string, count: number, tok: TokenizerData, steps: number, seed: number): Promise<Int32Array[]> {
   const sentences: Int32Array[] = [];
   for (let i = 0; i < count; i++) {
     const { stdout } = await runNativeCollect(blobFile, ['-n', String(steps), '-t', '1.0', '-s', String(seed + i), '--json']);
@@ -73,7 +99,7 @@ interface DistillOpts {
   samples?: number;
   sampleSteps: number;
   seed: number;
-  topK: number;
+  topK?: number;
   teacherWeight?: number;
   scale: number;
   quantize: number;
@@ -84,24 +110,54 @@ interface DistillOpts {
 export function register(program: Command, io: CliIO): void {
   program
     .command('distill')
-    .description("a student from a teacher's next-token distributions; --ngram: an N-gram model from the teacher's expected counts on a text and/or its samples")
+    .description("a student from a teacher's next-token distributions: a transformer trained on KL to the teacher's softened distributions mixed with cross-entropy on the text (or on teacher samples without --text); --ngram: an N-gram model from the teacher's expected counts")
     .requiredOption('--teacher <model>', 'the teacher: llama2.c checkpoint (with --tokenizer), ONNX model or lmflash transformer blob')
     .option('-t, --tokenizer <file>', "the checkpoint's llama2.c tokenizer.bin")
-    .option('--ngram', 'the student is an N-gram model (the only student this command builds so far)')
+    .option('--ngram', 'the student is an N-gram model (default: a transformer)')
+    .addOption(new Option('--student-config <preset>', "transformer student: a shape preset (docs/training.md; default: the teacher's shape), changed by the options below").choices(PRESET_NAMES))
+    .option('--dim <n>', 'transformer student: embedding width', whole(2, 4096))
+    .option('--layers <n>', 'transformer student: layers', whole(1, 64))
+    .option('--heads <n>', 'transformer student: attention heads (must divide --dim)', whole(1, 256))
+    .option('--kv-heads <n>', 'transformer student: key/value heads (must divide --heads)', whole(1, 256))
+    .option('--hidden <n>', 'transformer student: feed-forward width', whole(1, 16384))
+    .option('--seq <n>', "transformer student: context length (default the teacher's)", whole(2, 4096))
+    .option('--window <n>', 'transformer student: tokens per training window (default min(seq, 256))', whole(2, 4096))
+    .option('--steps <n>', 'transformer student: optimizer steps', whole(1, 10_000_000))
+    .option('--minutes <m>', 'transformer student: train for about this long (steps from the measured speed)', positiveNumber)
+    .option('--temperature <t>', 'transformer student: softening temperature of both distributions in the KL term', positiveNumber, 2)
+    .option('--alpha <a>', 'transformer student: weight of the KL term (1 - alpha: cross-entropy on the text); 0 trains on the text alone', nonNegativeNumber, 0.5)
+    .option('--init <how>', "transformer student: random, or teacher (the teacher pruned to the student's shape, then distilled)", 'random')
+    .option('--teacher-logits <how>', 'transformer student: cache (the top-k of every position, computed once) or live (the full distribution, teacher run every step)', 'cache')
+    .option('--batch <n>', 'transformer student: windows per step', whole(1, 4096), 8)
+    .option('--lr <rate>', 'transformer student: peak learning rate (default 3e-3, 1e-3 with --init teacher)', positiveNumber)
+    .option('--warmup <steps>', 'transformer student: warm-up steps (default 50, 20 with --init teacher)', whole(0, 10_000_000))
+    .option('--weight-decay <w>', 'transformer student: AdamW weight decay (default 0.1, 0 with --init teacher)', nonNegativeNumber)
+    .option('--eval-every <steps>', 'transformer student: validate (and save a checkpoint) every this many steps', whole(1, 10_000_000), 100)
+    .option('--eval-windows <n>', 'transformer student: at most this many validation windows', whole(1, 1_000_000), 1000)
+    .option('--resume <checkpoint>', 'transformer student: continue an interrupted run (same teacher, text and options)')
+    .option('--checkpoint <file>', 'transformer student: where to save the run (default: the output name with .ckpt)')
+    .option('--log <file.jsonl>', 'transformer student: write the training log')
+    .option('--plot <file.svg>', 'transformer student: draw the loss curve')
+    .addOption(new Option('--kernels <which>', 'transformer student: compute kernels').choices(['wasm', 'js']).default('wasm'))
+    .option('--group-size <n>', 'transformer student: int8 quantization group size of the blob', whole(16, 256), DEFAULT_GROUP_SIZE)
     .option('--order <n>', `longest n-gram, 1 to ${NGRAM_MAX_ORDER}`, parseOrder, 3)
     .option('--text <corpus>', 'text, one sentence a line: the teacher predicts every position of it')
     .option('--split <which>', 'lines of --text to use: all or train (index % 10 != 0)', 'all')
     .option('--samples <k>', 'also count k stories sampled from the teacher (temperature 1)', parsePositiveInt)
     .option('--sample-steps <n>', 'tokens per sampled story', parsePositiveInt, 256)
     .option('--seed <n>', 'seed of the first sample (each next one adds 1)', parsePositiveInt, 1)
-    .option('--top-k <k>', "teacher tokens per position that get a share of the count", parsePositiveInt, 16)
+    .option('--top-k <k>', `teacher tokens kept per position: N-gram, the ones that get a share of the count (default ${NGRAM_TOP_K}); transformer, the cache's size (default ${DEFAULT_TOP_K}; the vocabulary size keeps the full distribution)`, parsePositiveInt)
     .option('--teacher-weight <a>', "the teacher's share of each position's count (the real token gets 1 - a); default by order, chosen on a dev split: 0.1 for orders 1-2, 0.75 for 3, 0.85 for 4-5", parseFraction)
     .option('--scale <s>', 'counts are multiplied by s and rounded to whole counts for Kneser-Ney', parsePositiveInt, 10)
     .option('--quantize <bits>', 'bits per stored log-probability and backoff (0: float32)', (v) => Number(v), 8)
     .option('--context <n>', 'tokens one generation may hold', parsePositiveInt, DEFAULT_SEQ_LEN)
     .requiredOption('-o, --output <file>', 'student blob to write (replaced atomically)')
-    .action(async (opts: DistillOpts) => {
-      if (!opts.ngram) throw new LmflashError('only N-gram students are built so far: pass --ngram (a transformer student needs the training engine)');
+    .action(async (opts: DistillOpts & DistillTransformerOpts) => {
+      if (!opts.ngram) {
+        await distillTransformerCommand(io, opts, (blobFile, tok) => teacherSamples(blobFile, opts.samples ?? DEFAULT_SAMPLES, tok, opts.sampleSteps, opts.seed));
+        return;
+      }
+      const topK = opts.topK ?? NGRAM_TOP_K;
       if (!opts.text && !opts.samples) throw new LmflashError('give the teacher something to predict: --text CORPUS, --samples K, or both');
       if (!['all', 'train'].includes(opts.split)) throw new LmflashError(`--split must be all or train, not "${opts.split}"`);
       const teacher = await loadAnyModel(opts.teacher, opts.tokenizer);
@@ -114,14 +170,14 @@ export function register(program: Command, io: CliIO): void {
         const blobFile = path.join(dir, 'teacher.blob');
         await writeFile(blobFile, teacher.blob);
         const t0 = performance.now();
-        const top = await teacherTopK(blobFile, text.sentences, tok, teacher.model.config.seqLen, opts.topK);
+        const top = await teacherTopK(blobFile, text.sentences, tok, teacher.model.config.seqLen, topK);
         const t1 = performance.now();
         const samples = opts.samples ? await teacherSamples(blobFile, opts.samples, tok, opts.sampleSteps, opts.seed) : [];
         const t2 = performance.now();
         const alpha = opts.teacherWeight ?? teacherWeightFor(opts.order);
         const r = estimateTeacherNgram(text, top, samples, tok, {
           order: opts.order,
-          topK: opts.topK,
+          topK,
           teacherWeight: alpha,
           scale: opts.scale,
           quantize: opts.quantize,
@@ -133,7 +189,7 @@ export function register(program: Command, io: CliIO): void {
           `teacher ${opts.teacher}: ${positions} positions of ${lines.length} lines on the C core in ${((t1 - t0) / 1000).toFixed(1)} s` +
             (positions ? ` (${Math.round(positions / ((t1 - t0) / 1000))} positions/s)` : ''),
           ...(opts.samples ? [`${opts.samples} teacher samples: ${samples.length} sentences in ${((t2 - t1) / 1000).toFixed(1)} s`] : []),
-          `counts: top ${opts.topK} teacher tokens × ${alpha} + real token × ${1 - alpha}, scaled by ${opts.scale} and rounded`,
+          `counts: top ${topK} teacher tokens × ${alpha} + real token × ${1 - alpha}, scaled by ${opts.scale} and rounded`,
           ...r.report.orders.map((o) => `  order ${o.order}: ${o.kept} n-grams, discounts ${o.discounts.map((d) => d.toFixed(3)).join(' ')}${o.fallback ? ' (fallback)' : ''}`),
           `wrote ${opts.output}: ${r.blob.length} bytes`,
         ];
