@@ -314,7 +314,7 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
     `${result.stopped ? `interrupted at step ${st.step} of ${settings.steps}` : `distilled ${st.step} steps`}: ${st.tokensSeen.toLocaleString('en-US')} tokens in ${st.seconds.toFixed(1)} s${teacherTime}, ` +
       `last training loss ${last ? last.loss.toFixed(4) : 'n/a'}; ${best}\n` +
       `wrote ${o.output}: ${blob.length.toLocaleString('en-US')} bytes (int8, group size ${o.groupSize}), ${studentParams.toLocaleString('en-US')} parameters, from the weights of step ${st.best?.step ?? st.step}\n` +
-      `checkpoint ${checkpointPath}` + (result.stopped ? `; continue with: --resume ${checkpointPath}\n` : '\n'),
+      `checkpoint ${checkpointPath}; peak memory (RSS) ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB` + (result.stopped ? `; continue with: --resume ${checkpointPath}\n` : '\n'),
   );
   if (result.stopped) process.exitCode = 130;
 }
