@@ -199,7 +199,7 @@ describe('lmflash distill (transformer student)', () => {
       [[...shape, '--text', text, '--steps', '1', '--minutes', '1', '-o', o2], /--steps and --minutes are alternatives/],
       [[...shape, '--text', text, '-o', o2], /--steps N or --minutes M/],
       [[...shape, '--text', text, '--steps', '1', '--alpha', '1.5', '-o', o2], /--alpha must be from 0/],
-      [[...shape, '--text', text, '--steps', '1', '--init', 'teacher', '-o', o2], /--init teacher can only drop layers.*dim 32 differs/],
+      [[...shape, '--hidden', '400', '--text', text, '--steps', '1', '--init', 'teacher', '-o', o2], /hidden_dim 400 must be a whole number from 1 to 172 \(the model's; pruning only removes\)/],
       [[...shape, '--text', text, '--steps', '1', '--window', '128', '-o', o2], /--window 128 is longer than the student's context 64/],
       [[...shape, '--text', text, '--steps', '1', '--init', 'pruned', '-o', o2], /--init must be random or teacher/],
       [[...shape, '--text', text, '--steps', '1', '-o', out], /folder .* does not exist/],

@@ -12,7 +12,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { loadAnyModel } from '../../converter/convert.js';
-import { initFromTeacher, initFromTeacherProblems } from '../../converter/distill/init.js';
+import { checkInitFromTeacher, initFromTeacher } from '../../converter/distill/init.js';
 import { fullDistributionBytes } from '../../converter/distill/teacher-cache.js';
 import { openDistillRun, type DistillSettings } from '../../converter/distill/student.js';
 import { decodeCheckpoint, type Checkpoint } from '../../converter/train/checkpoint.js';
@@ -29,7 +29,7 @@ import { writeFileAtomic } from '../../src/atomic-write.js';
 import { writeBlob } from '../../src/blob.js';
 import { LmflashError } from '../../src/errors.js';
 import { aboutFile, readInputFile, readInputText } from '../../src/input-file.js';
-import { parameterCount, type ModelConfig } from '../../src/model.js';
+import { headSize, parameterCount, type ModelConfig } from '../../src/model.js';
 import { Tokenizer, type TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
@@ -95,13 +95,15 @@ function optionProblems(o: DistillTransformerOpts): string[] {
 /** The student's shape: the preset's (or else the teacher's), with each given option in its place. */
 export function studentConfigFor(teacher: ModelConfig, o: DistillTransformerOpts): ModelConfig {
   const base = o.studentConfig ? { ...PRESETS[o.studentConfig], sharedClassifier: true } : teacher;
-  const heads = o.heads ?? base.nHeads;
+  // pruning keeps the head size (RoPE depends on it): a narrower --dim alone means fewer heads
+  const keepHeadSize = o.init === 'teacher' && o.dim !== undefined && o.heads === undefined && !o.studentConfig;
+  const heads = o.heads ?? (keepHeadSize ? o.dim! / headSize(teacher) : base.nHeads);
   return modelConfigFor(
     {
       dim: o.dim ?? base.dim,
       nLayers: o.layers ?? base.nLayers,
       nHeads: heads,
-      nKvHeads: o.kvHeads ?? (o.heads === undefined ? base.nKvHeads : heads / (base.nHeads / base.nKvHeads)),
+      nKvHeads: o.kvHeads ?? (heads === base.nHeads ? base.nKvHeads : heads / (base.nHeads / base.nKvHeads)),
       hiddenDim: o.hidden ?? base.hiddenDim,
       seqLen: o.seq ?? Math.min(base.seqLen, teacher.seqLen),
       sharedClassifier: base.sharedClassifier,
@@ -133,14 +135,11 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
   if (tok.vocabSize !== teacher.model.config.vocabSize) {
     throw new LmflashError(`the tokenizer has ${tok.vocabSize} tokens but the teacher's vocabulary is ${teacher.model.config.vocabSize}: pass the tokenizer the teacher was trained with`);
   }
-  const config = studentConfigFor(teacher.model.config, o);
+  let config = studentConfigFor(teacher.model.config, o);
   const window = o.window ?? Math.min(config.seqLen, 256);
   if (window > config.seqLen) throw new LmflashError(`--window ${window} is longer than the student's context ${config.seqLen}: give a smaller --window or a larger --seq`);
   if (window > teacher.model.config.seqLen) throw new LmflashError(`--window ${window} is longer than the teacher's context ${teacher.model.config.seqLen}: the teacher has no distributions past it`);
-  if (o.init === 'teacher') {
-    const p = initFromTeacherProblems(teacher.model.config, config);
-    if (p.length) throw new LmflashError(`--init teacher can only drop layers and FFN neurons so far (${p.join('; ')}): keep --dim, --heads and --kv-heads the teacher's, or use --init random`);
-  }
+  if (o.init === 'teacher') checkInitFromTeacher(teacher.model.config, config);
   const studentParams = parameterCount(config);
   const teacherParams = parameterCount(teacher.model.config);
   if (studentParams > teacherParams) {
@@ -217,35 +216,40 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
     threads: 1,
   };
   const identity: DistillIdentity = { teacherDigest: digestOf(teacher.blob), distill, init: o.init };
-  const header = {
-    config,
-    settings: { ...settings, ...identity } as TrainSettings,
-    tokenizerDigest: tokenizerDigest(tok),
-    textDigest: trainDocs ? textDigest(trainDocs) : digestOf(new Uint8Array(trainStream.buffer)),
-  };
+  const textId = trainDocs ? textDigest(trainDocs) : digestOf(new Uint8Array(trainStream.buffer));
   let resumed: Checkpoint | undefined;
   if (o.resume) {
     const bytes = await readInputFile(o.resume, 'checkpoint');
     resumed = aboutFile(o.resume, () => decodeCheckpoint(bytes));
     const h = resumed.header as typeof resumed.header & { settings: Partial<DistillIdentity> };
-    if (JSON.stringify(h.config) !== JSON.stringify(config)) throw new LmflashError('the checkpoint is of another student shape: resume with the same shape options');
-    if (h.tokenizerDigest !== header.tokenizerDigest || h.textDigest !== header.textDigest) throw new LmflashError('the checkpoint was trained on another text or tokenizer: resume with the same --text (or --samples and --seed) and teacher');
+    const shapeKeys = ['dim', 'nLayers', 'nHeads', 'nKvHeads', 'hiddenDim', 'seqLen', 'vocabSize', 'sharedClassifier'] as const;
+    if (shapeKeys.some((k) => h.config[k] !== config[k])) throw new LmflashError('the checkpoint is of another student shape: resume with the same shape options');
+    if (h.tokenizerDigest !== tokenizerDigest(tok) || h.textDigest !== textId) throw new LmflashError('the checkpoint was trained on another text or tokenizer: resume with the same --text (or --samples and --seed) and teacher');
     if (h.settings.teacherDigest !== identity.teacherDigest || JSON.stringify(h.settings.distill) !== JSON.stringify(distill) || h.settings.init !== o.init) {
       throw new LmflashError('the checkpoint was distilled from another teacher or with other --temperature/--alpha/--top-k/--init: resume with the same ones');
     }
     settings = { ...h.settings } as TrainSettings;
-    header.settings = h.settings as TrainSettings;
+    config = h.config; // as trained (pruning channels rescales norm_eps)
   }
 
   let init: Float32Array | undefined;
   let initNote = 'random (N(0, 0.02), seed ' + o.seed + ')';
   if (fromTeacher && !resumed) {
-    const calibration = trainDocs ?? sampleLines;
-    const r = initFromTeacher(teacher.model, config, tok, calibration, kernels);
+    const r = initFromTeacher(teacher.model, config, tok, trainDocs ?? sampleLines, kernels);
+    config = r.model.config;
     init = flatParams(r.model);
-    initNote = `the teacher pruned to the student's shape: layers ${r.report.keptLayers.join(',')} of ${teacher.model.config.nLayers} kept (least calibration-loss increase), ` +
-      `FFN ${r.report.hiddenDim.from} -> ${r.report.hiddenDim.to} neurons by activation importance`;
+    const rep = r.report;
+    initNote = `the teacher pruned to the student's shape (converter/prune-shape.ts, activation importance on ${rep.calibrationTokens.toLocaleString('en-US')} tokens): ` +
+      `layers ${rep.droppedLayers.length ? rep.droppedLayers.join(',') + ' dropped' : 'all kept'}, ${rep.to.nHeads}/${rep.to.nKvHeads} of ${rep.from.nHeads}/${rep.from.nKvHeads} heads, ` +
+      `dim ${rep.from.dim} -> ${rep.to.dim}, FFN ${rep.from.hiddenDim} -> ${rep.to.hiddenDim}`;
   }
+  const header = {
+    config,
+    settings: { ...settings, ...identity } as TrainSettings,
+    tokenizerDigest: tokenizerDigest(tok),
+    textDigest: textId,
+  };
+  if (resumed) header.settings = resumed.header.settings;
 
   const bar = new Progress(io, { tty: stderrIsTty(io), unit: 'windows', delayMs: 1000 });
   const run = openDistillRun({
