@@ -202,6 +202,7 @@ describe('lmflash distill (transformer student)', () => {
       [[...shape, '--hidden', '400', '--text', text, '--steps', '1', '--init', 'teacher', '-o', o2], /hidden_dim 400 must be a whole number from 1 to 172 \(the model's; pruning only removes\)/],
       [[...shape, '--text', text, '--steps', '1', '--window', '128', '-o', o2], /--window 128 is longer than the student's context 64/],
       [[...shape, '--text', text, '--steps', '1', '--init', 'pruned', '-o', o2], /--init must be random or teacher/],
+      [[...shape, '--text', text, '--samples', '5', '--steps', '1', '-o', o2], /--samples is sequence-level distillation/],
       [[...shape, '--text', text, '--steps', '1', '-o', out], /folder .* does not exist/],
       [[...shape, '--text', path.join(dir, 'missing.txt'), '--steps', '1', '-o', o2], /missing\.txt/],
     ];

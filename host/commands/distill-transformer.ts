@@ -87,6 +87,7 @@ function optionProblems(o: DistillTransformerOpts): string[] {
   if (!['random', 'teacher'].includes(o.init)) p.push(`--init must be random or teacher, not "${o.init}"`);
   if (!['cache', 'live'].includes(o.teacherLogits)) p.push(`--teacher-logits must be cache or live, not "${o.teacherLogits}"`);
   if (o.teacherLogits === 'live' && o.topK !== undefined) p.push('--top-k is the cache\'s size: --teacher-logits live keeps the full distribution');
+  if (o.text && o.samples !== undefined) p.push('--samples is sequence-level distillation, for when there is no --text: give one or the other');
   if (!['all', 'train'].includes(o.split)) p.push(`--split must be train (or all, the same here: a transformer student trains on the train split and validates on the test split), not "${o.split}"`);
   if (o.studentConfig !== undefined && !PRESETS[o.studentConfig]) p.push(`unknown --student-config ${o.studentConfig}: choose one of ${PRESET_NAMES.join(', ')}`);
   return p;
