@@ -156,7 +156,7 @@ describe('lmflash distill --ngram', () => {
     const out = path.join(bad, 'out.blob');
     const base = ['distill', '--teacher', STORIES_MODEL, '-t', STORIES_TOKENIZER, '-o', out];
     const cases: [string[], RegExp][] = [
-      [[...base, '--text', sliceFile], /pass --ngram/],
+      [[...base, '--text', sliceFile], /say how long to train: --steps N or --minutes M/], // without --ngram the student is a transformer
       [[...base, '--ngram'], /--text CORPUS, --samples K/],
       [[...base, '--ngram', '--text', path.join(bad, 'missing.txt')], /missing\.txt/],
       [[...base, '--ngram', '--text', sliceFile, '--teacher-weight', '1.5'], /from 0 to below 1/],
