@@ -22,7 +22,7 @@ import { buildEsp32s3, findEsp32s3Toolchain, runOnQemu, type Esp32s3Images } fro
 import { readTokenizerFile } from '../host/commands/train.js';
 import { runCore, storiesBlob, tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, SHARED, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
-import { accxGapProblems, disassembledFunction, dots4KernelProblems, dots4Q4KernelProblems, pieKernelProblems, q4KernelProblems, softmaxWeightsKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
+import { accxGapProblems, disassembledFunction, dots2Q4KernelProblems, dots4KernelProblems, dots4Q4KernelProblems, pieKernelProblems, q4KernelProblems, softmaxWeightsKernelProblems, weightedSumKernelProblems } from './pie-kernel-check.js';
 import { readReferenceRun } from './reference-runs.js';
 import { requireTool } from './required-tools.js';
 
@@ -90,6 +90,7 @@ function assembleKernel(source: string): { ok: boolean; stderr: string; problems
       ...softmaxWeightsKernelProblems(disassembledFunction(dump, 'lmf_s3_softmax_weights')),
       ...q4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots_q4')),
       ...dots4Q4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots4_q4')),
+      ...dots2Q4KernelProblems(disassembledFunction(dump, 'lmf_pie_dots2_q4')),
     ],
   };
 }
@@ -150,6 +151,13 @@ describe.runIf(haveToolchain)('ESP32-S3 PIE kernel (kernels_esp32s3.S, xtensa-es
     ['int4, 64 columns: the low nibbles against the odd columns', 'ee.vmulas.s8.accx.ld.ip  q7, a3, 16, q6, q1', 'ee.vmulas.s8.accx.ld.ip  q7, a3, 16, q6, q2', /lmf_pie_dots4_q4: PIE instructions are/],
     ['int4, 64 columns: the row step without the 32 bytes already walked', '    addi    a9, a4, -32', '    addi    a9, a4, -64', /lmf_pie_dots4_q4: w does not move on by the stride/],
     ['int4, 64 columns: no gap before ACCX is read', /(lmf_pie_dots4_q4:[^]*?)    add     a3, a3, a9([^\n]*)\n    addi    a2, a2, 4([^\n]*)\n    ee\.srs\.accx     a12, a10, 0\n/, '$1    ee.srs.accx     a12, a10, 0\n    add     a3, a3, a9\n    addi    a2, a2, 4\n', /lmf_pie_dots4_q4: ee\.srs\.accx .* only 0 instruction/],
+    ['int4, group pairs: B\'s first half against A\'s last activations', /(lmf_pie_dots2_q4:[^]*?ee\.zero\.accx\n    ee\.vmulas\.s8\.accx  )q0, q3/, '$1q0, q2', /lmf_pie_dots2_q4: PIE instructions are/],
+    ['int4, group pairs: ACCX not reset between the groups (B would add A)', /(    s32i    a12, a2, 0                  \/\* A's sum \*\/\n)    ee\.zero\.accx\n/, '$1', /lmf_pie_dots2_q4: PIE instructions are/],
+    ['int4, group pairs: B\'s last half taken for b odd', 'bbsi    a6, 16, .Lq42_b_odd', 'bbci    a6, 16, .Lq42_b_odd', /lmf_pie_dots2_q4: B's last half is not skipped by bbsi a6, 16/],
+    ['int4, group pairs: B\'s pairs counted from b, not b - 1', /(srli    a14, a6, 16\n)    addi    a14, a14, -1\n/, '$1', /lmf_pie_dots2_q4: B's pair count a14 is not/],
+    ['int4, group pairs: A\'s pairs over all its halves', 'extui   a11, a6, 1, 15', 'extui   a11, a6, 0, 16', /lmf_pie_dots2_q4: A's pair count a11 is not a \/ 2/],
+    ['int4, group pairs: B\'s sums at d + 2 rows', 'addx4   a13, a7, a2', 'addx8   a13, a7, a2', /lmf_pie_dots2_q4: B's pointer a13 is not d \+ rows - 4/],
+    ['int4, group pairs: no gap before B\'s sum is read', /    addi    a2, a2, 4                   \/\* with the next, the 2-cycle gap \*\/\n    addi    a13, a13, 4\n    ee\.srs\.accx     a12, a10, 0\n/, '    ee.srs.accx     a12, a10, 0\n    addi    a2, a2, 4\n    addi    a13, a13, 4\n', /lmf_pie_dots2_q4: ee\.srs\.accx .* only 0 instruction/],
     ['softmax weights: vexp not stepped', /    addi    a5, a5, 2\n\.Lsw_end:/, '    nop\n.Lsw_end:', /lmf_s3_softmax_weights: a5 does not move on by 2 bytes/],
   ])('catches a broken copy: %s', (_what, from, to, expected) => {
     const r = assembleKernel(brokenKernel(from, to));
@@ -227,7 +235,7 @@ describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cp
     const want = execFileSync(native).toString('utf8');
     expect(want).toMatch(/^softmax\.edge\.sum 00000004$/m); // k = -15: e_t = 1 at each of the four positions
     expect(want).toMatch(/^softmax\.random [0-9a-f]{8}$/m);
-    expect(want.match(/^q4\.\d+x\d+\.g\d+ [0-9a-f]{8}$/gm)).toHaveLength(16); // each shape's hash, the S3's lines equal below
+    expect(want.match(/^q4\.\d+x\d+\.g\d+ [0-9a-f]{8}$/gm)).toHaveLength(22); // each shape's hash, the S3's lines equal below
     expect(r.stdout.toString('utf8')).toBe(want);
   });
 
@@ -266,9 +274,10 @@ describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cp
   });
 
   // int4 weights: the nibbles unpacked in PIE registers (lmf_pie_dots4_q4 for stories260K's groups of 64,
-  // lmf_pie_dots_q4 for w2's tail; the C unpack and lmf_pie_dots_s8 for group sizes not a multiple of 32)
+  // lmf_pie_dots_q4 for w2's tail; lmf_pie_dots2_q4 for group sizes that are odd multiples of 16; the C
+  // unpack and lmf_pie_dots_s8 for a matrix not laid out for them)
   it('stories260K with int4 layers: greedy tokens and every logit identical to the host, PIE and C kernel images', async () => {
-    for (const k of ['lmf_pie_dots4_q4', 'lmf_pie_dots_q4', 'lmf_pie_dots_s8']) expect(kernelsCalls('lmf_matvec_q4', k)).toBe(true);
+    for (const k of ['lmf_pie_dots4_q4', 'lmf_pie_dots_q4', 'lmf_pie_dots2_q4', 'lmf_pie_dots_s8']) expect(kernelsCalls('lmf_matvec_q4', k)).toBe(true);
     const b4 = await storiesBlob(64, 4);
     const gen = ['-p', 'Once upon a time', '-n', '48', '--json'];
     const host = runCore(b4, [...ARENA, ...gen]);
@@ -282,6 +291,17 @@ describe.runIf(haveToolchain)('the core on an emulated ESP32-S3 (qemu -M sim -cp
     expect((await qemu(ids, images.elf, b4)).stdout.equals(hostLogits)).toBe(true);
     expect((await qemu(ids, images.plainElf, b4)).stdout.equals(hostLogits)).toBe(true);
     expect(runCore(blob, [...ARENA, ...ids]).stdout.equals(hostLogits)).toBe(false); // int8 differs: the blob did change
+  }, 120_000);
+
+  it('stories260K with int4 layers at group 16 (lmf_pie_dots2_q4, group pairs): every logit identical to the host', async () => {
+    const b4 = await storiesBlob(16, 4);
+    const ids = ['--tokens', readReferenceRun('once').inputs.slice(0, 48).join(','), '--logits'];
+    const hostLogits = runCore(b4, [...ARENA, ...ids]).stdout;
+    const s3 = await qemu(ids, images.elf, b4);
+    expect(s3.exitCode, s3.stderr).toBe(0);
+    expect(hostLogits.length).toBe(48 * 512 * 4);
+    expect(s3.stdout.equals(hostLogits)).toBe(true);
+    expect(runCore(await storiesBlob(64, 4), [...ARENA, ...ids]).stdout.equals(hostLogits)).toBe(false); // group 64 differs: the groups did change
   }, 120_000);
 
   it('the C kernels image (no PIE) gives the same logits too', async () => {

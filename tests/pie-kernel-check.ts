@@ -461,3 +461,87 @@ export function q4KernelProblems(insns: Insn[]): string[] {
   }
   return problems;
 }
+
+/**
+ * Problems with lmf_pie_dots2_q4 as disassembled (two consecutive groups of
+ * an odd multiple of 16 columns, see kernels_esp32s3.S): the PIE sequence
+ * with its operands (A's pair loop, the load that ends A and starts B, the
+ * ACCX read and reset between, B's first MAC against the activations after
+ * A's, B's pair loop and its last half), both pair loops (A: extui halves,
+ * 1, 15; B: ((halves >> 16) - 1) >> 1) over exactly their bodies, B's last
+ * half skipped when bit 16 (b odd) is set, the setup (q4SetupProblems), A's
+ * sums stored at d and B's at d + rows, the stride step and the row loop.
+ */
+export function dots2Q4KernelProblems(insns: Insn[]): string[] {
+  const name = 'lmf_pie_dots2_q4';
+  if (insns.length === 0) return [`${name} is not in the object file`];
+  const { problems, fail } = startKernelCheck(name, insns);
+  const pie = insns.filter((i) => i.mnemonic.startsWith('ee.') && i.mnemonic !== 'ee.movi.32.q');
+  const got = pie.map((i) => `${i.mnemonic} ${i.operands.join(',')}`.trim());
+  const w = pie[1]?.operands[1], x = pie[2]?.operands[1];
+  const unpack = [`ee.vld.128.ip q0,${w},16`, `ee.vld.128.ip q2,${x},16`, 'ee.vsl.32 q1,q0'];
+  const pair = [...unpack, `ee.vld.128.ip q3,${x},16`, 'ee.andq q0,q0,q7', 'ee.andq q1,q1,q7', 'ee.vzip.8 q1,q0', 'ee.vmulas.s8.accx q1,q2', 'ee.vmulas.s8.accx q0,q3'];
+  const want = [
+    'ee.zero.accx', ...pair, // A's pairs
+    ...pair.slice(0, -1), 'ee.srs.accx', 'ee.zero.accx', 'ee.vmulas.s8.accx q0,q3', // A's last half, B's first
+    ...pair, // B's pairs
+    ...unpack, 'ee.andq q0,q0,q7', 'ee.andq q1,q1,q7', 'ee.vzip.8 q1,q0', 'ee.vmulas.s8.accx q1,q2', 'ee.srs.accx', // B's last half
+  ];
+  const shape = got.map((g) => (g.startsWith('ee.srs.accx ') ? 'ee.srs.accx' : g));
+  if (!isAreg(w) || !isAreg(x) || w === x || shape.join('; ') !== want.join('; ')) {
+    fail(`PIE instructions are [${got.join('; ')}], expected [${want.join('; ')}] with two distinct pointers (each ee.srs.accx aR, aS, 0)`);
+    return problems;
+  }
+  const at = (i: Insn) => insns.indexOf(i);
+  const zero = pie[0], srsA = pie[18], srsB = pie[pie.length - 1];
+  problems.push(...q4SetupProblems(insns, name, 'q7', zero, srsA, fail));
+  if (srsB.operands[1] !== srsA.operands[1] || imm(srsB.operands[2]) !== 0) fail(`B's read ${text(srsB)} does not shift as A's (${text(srsA)})`);
+  const before = insns.slice(0, at(zero));
+
+  const loopEnds = (first: Insn, last: Insn, what: string): Insn | undefined => {
+    const loop = insns[at(first) - 1];
+    if (!loop || loop.mnemonic !== 'loopgtz') fail(`the instruction before ${what}'s first load is ${text(loop)}, not loopgtz`);
+    else if (parseInt(loop.operands[1], 16) !== insns[at(last) + 1]?.addr) fail(`${what} does not end right after its second MAC`);
+    return loop?.mnemonic === 'loopgtz' ? loop : undefined;
+  };
+  const loopA = loopEnds(pie[1], pie[9], "A's pair loop");
+  const loopB = loopEnds(pie[21], pie[29], "B's pair loop");
+  if (loopA) {
+    const count = before.find((i) => i.operands[0] === loopA.operands[0]);
+    if (!count || count.mnemonic !== 'extui' || count.operands.slice(1).join(',') !== 'a6,1,15') fail(`A's pair count ${loopA.operands[0]} is not a / 2 (extui ${loopA.operands[0]}, a6, 1, 15)`);
+  }
+  if (loopB) {
+    const sets = before.filter((i) => i.operands[0] === loopB.operands[0]).map((i) => `${i.mnemonic} ${i.operands.slice(1).join(',')}`);
+    const b = loopB.operands[0];
+    const fromB = ['srli a6,16', 'extui a6,16,16']; // the assembler writes srli by 16 as extui
+    if (sets.length !== 3 || !fromB.includes(sets[0]) || sets[1].replace(/^addi\.n /, 'addi ') !== `addi ${b},-1` || sets[2] !== `srli ${b},1`)
+      fail(`B's pair count ${b} is not (b - 1) / 2 (srli a6, 16; addi -1; srli 1): [${sets.join('; ')}]`);
+  }
+  const odd = insns[at(pie[30]) - 1];
+  if (!odd || odd.mnemonic !== 'bbsi' || odd.operands[0] !== 'a6' || imm(odd.operands[1]) !== 16) fail(`B's last half is not skipped by bbsi a6, 16 (b odd): ${text(odd)}`);
+  else if (parseInt(odd.operands[2], 16) !== insns[at(pie[36]) + 1]?.addr) fail("b odd does not skip exactly B's last half");
+
+  const storeAfter = (srs: Insn) => insns.slice(at(srs) + 1).find((i) => /^s32i(\.n)?$/.test(i.mnemonic));
+  const stA = storeAfter(srsA), stB = storeAfter(srsB);
+  if (!stA || stA.operands.join(',') !== `${srsA.operands[0]},a2,0` || at(stA) > at(pie[20])) fail(`A's sum is not stored at d (s32i ${srsA.operands[0]}, a2, 0) before B's first MAC`);
+  const dB = stB?.operands[1];
+  if (!stB || stB.operands[0] !== srsB.operands[0] || imm(stB.operands[2]) !== 0 || dB === 'a2') fail(`B's sum is not stored by its own pointer (s32i ${srsB.operands[0]}, aB, 0)`);
+  else {
+    const sets = before.filter((i) => i.operands[0] === dB).map((i) => `${i.mnemonic} ${i.operands.slice(1).join(',')}`);
+    if (sets.join('; ') !== `addx4 a7,a2; addi ${dB},-4`) fail(`B's pointer ${dB} is not d + rows - 4 before the rows (addx4 ${dB}, a7, a2; addi -4): [${sets.join('; ')}]`);
+    const steps = insns.slice(at(zero)).filter((i) => i.operands[0] === dB && /^addi(\.n)?$/.test(i.mnemonic)).map((i) => i.operands.slice(1).join(','));
+    if (steps.join() !== `${dB},4`) fail(`B's pointer ${dB} does not move on by 4 bytes a row`);
+  }
+  const body = insns.slice(at(zero));
+  if (body.filter((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a2,a2,4').length !== 1 || !insns.slice(at(stA ?? zero)).some((i) => i.operands.join(',') === 'a2,a2,4')) fail('d does not move on by 4 bytes a row, after A\'s store');
+  if (!body.some((i) => /^add(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a3,a3,a4')) fail('w does not move on by the stride a row (add a3, a3, a4)');
+  const back = insns.find((i) => i.mnemonic === 'bnez' && parseInt(i.operands[1], 16) < zero.addr);
+  if (!back || back.operands[0] !== 'a7') fail(`no branch back to the next row counting rows (bnez a7): ${text(back)}`);
+  else {
+    const head = insns.slice(insns.findIndex((i) => i.addr === parseInt(back.operands[1], 16)), at(zero));
+    if (!head.some((i) => /^mov(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === `${w},a3`)) fail(`the row loop does not reset ${w} from w (a3)`);
+    if (!head.some((i) => /^mov(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === `${x},a5`)) fail(`the row loop does not reset ${x} from x (a5)`);
+    if (!body.some((i) => /^addi(\.n)?$/.test(i.mnemonic) && i.operands.join(',') === 'a7,a7,-1')) fail('the row count a7 is not decremented');
+  }
+  return problems;
+}

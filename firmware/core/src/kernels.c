@@ -433,19 +433,23 @@ static int32_t dot_unpacked(const int8_t *w, const lmf_qvec *x, uint32_t start, 
 #if defined(LMF_PIE_KERNELS)
 void lmf_pie_dots_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x, uint32_t halves, uint32_t rows);
 void lmf_pie_dots4_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x, uint32_t rows);
+void lmf_pie_dots2_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x, uint32_t halves, uint32_t rows);
 
-/* lmf_matvec_q4 on the S3 when every group's packed bytes start 16-byte
- * aligned (a group size that is a multiple of 32; blob.c aligns rows and
- * strides to 16): the nibbles unpacked in PIE registers (kernels_esp32s3.S),
- * the rows in blocks and the float sums as lmf_matvec_q8 does them, which
- * is the order of the portable loop below (each row's groups in order).
+/* lmf_matvec_q4 on the S3 for a group size that is a multiple of 16 (blob.c
+ * aligns rows and strides to 16): the nibbles unpacked in PIE registers
+ * (kernels_esp32s3.S), the rows in blocks and the float sums as
+ * lmf_matvec_q8 does them, which is the order of the portable loop below
+ * (each row's groups in order). For a multiple of 32 every group's packed
+ * bytes start 16-byte aligned; for an odd multiple (16, the calibrated
+ * default, 48, ...) only the even groups' do, and lmf_pie_dots2_q4 takes an
+ * even group with the odd one after it.
  * Returns 0, having done nothing, when the matrix is not laid out for it. */
 static int pie_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint32_t r0, uint32_t r1)
 {
     uint32_t r, g, rows, G = w->group, ng = w->n_groups;
     uint32_t tail = ((w->cols - (ng - 1) * G) + 15) & ~15u;
-    int32_t d[LMF_PIE_ROWS];
-    if (G % 32 != 0 || w->stride % 16 != 0 || ((uintptr_t)w->q4 & 15) != 0) return 0;
+    int32_t d[2 * LMF_PIE_ROWS];
+    if (G % 16 != 0 || w->stride % 16 != 0 || ((uintptr_t)w->q4 & 15) != 0) return 0;
     /* the kernels' preconditions, as in lmf_matvec_q8: rows >= 1, halves >= 1 */
     if (r0 >= r1 || ng == 0 || w->cols <= (ng - 1) * G) return 1;
     for (r = r0; r < r1; r += rows) {
@@ -455,6 +459,16 @@ static int pie_matvec_q4(float *out, const lmf_qmat *w, const lmf_qvec *x, uint3
             float xs = x->scale[g];
             const float *ws = w->scale + (size_t)r * ng + g;
             const uint8_t *p = w->q4 + (size_t)r * w->stride + g * G / 2;
+            if (G % 32 != 0 && g + 1 < ng) {
+                /* this (even) group and the next, which starts 8 bytes into a block */
+                uint32_t next = g + 2 < ng ? G : tail;
+                lmf_pie_dots2_q4(d, p, w->stride, x->x8 + g * G, G / 16 | next / 16 << 16, rows);
+                if (g == 0) scale_store(out + r, d, ws, ng, xs, rows);
+                else scale_add(out + r, d, ws, ng, xs, rows);
+                g++;
+                scale_add(out + r, d + rows, ws + 1, ng, x->scale[g], rows);
+                continue;
+            }
             if (len == 64) lmf_pie_dots4_q4(d, p, w->stride, x->x8 + g * G, rows);
             else lmf_pie_dots_q4(d, p, w->stride, x->x8 + g * G, len / 16, rows);
             if (g == 0) scale_store(out + r, d, ws, ng, xs, rows);

@@ -1,6 +1,6 @@
 /* The ESP32-S3's assembly kernels (Xtensa LX7, windowed ABI): the matrix and
  * attention products on its PIE SIMD unit (int4 matrices unpacked in its
- * registers: lmf_pie_dots_q4, lmf_pie_dots4_q4), and attention's softmax
+ * registers: lmf_pie_dots_q4, lmf_pie_dots4_q4, lmf_pie_dots2_q4), and attention's softmax
  * weights in scalar code (lmf_s3_softmax_weights, at the end).
  *
  * lmf_pie_dots_s8 on the ESP32-S3's PIE SIMD unit.
@@ -243,6 +243,105 @@ lmf_pie_dots4_q4:
     retw.n
 
     .size   lmf_pie_dots4_q4, . - lmf_pie_dots4_q4
+
+/* lmf_pie_dots2_q4: two consecutive groups' int4 products at once, for group
+ * sizes that are odd multiples of 16 (16 the calibrated default, 48, ...):
+ * there every odd group's packed bytes start 8 bytes into a 16-byte block, so
+ * the second group of a pair is reached from the first's aligned start, its
+ * first 16 columns in the high register of the interleave that ends the first
+ * group (kernels.c's pie_matvec_q4; the same unpack as lmf_pie_dots_q4).
+ *
+ *   void lmf_pie_dots2_q4(int32_t *d, const uint8_t *w, uint32_t stride, const int8_t *x,
+ *                         uint32_t halves, uint32_t rows)
+ *   halves = a | b << 16: group A's 16-column halves (a odd), then group B's (b >= 1)
+ *   d[k] = A's sum of row k, d[rows + k] = B's (columns 16a .. 16(a+b) - 1), for k < rows
+ *
+ * a2 d, a3 w (16-byte aligned: A's start), a4 stride (a multiple of 16), a5
+ * x (16-byte aligned, 16(a+b) bytes rounded up to 32 readable), a6 halves,
+ * a7 rows (>= 1). A: (a - 1) / 2 pairs, then one load whose low nibbles'
+ * interleave q1 is A's last half and q0 B's first; ACCX is read for A and
+ * zeroed between. B: (b - 1) / 2 pairs, and a last half when b is even (the
+ * load's other 8 bytes are the next group's or the row's padding). */
+    .align  4
+    .global lmf_pie_dots2_q4
+    .type   lmf_pie_dots2_q4, @function
+
+lmf_pie_dots2_q4:
+    entry   a1, 32
+    movi    a8, 0xF0                    /* 0xF0 in every byte of q7 */
+    slli    a9, a8, 8
+    or      a8, a8, a9
+    slli    a9, a8, 16
+    or      a8, a8, a9
+    ee.movi.32.q    q7, a8, 0
+    ee.movi.32.q    q7, a8, 1
+    ee.movi.32.q    q7, a8, 2
+    ee.movi.32.q    q7, a8, 3
+    ssai    4                           /* EE.VSL.32's shift */
+    movi.n  a10, 4                      /* EE.SRS.ACCX shift: the sums are 16 d */
+    extui   a11, a6, 1, 15              /* A's pairs: a / 2, a odd */
+    srli    a14, a6, 16
+    addi    a14, a14, -1
+    srli    a14, a14, 1                 /* B's pairs after its first half: (b - 1) / 2 */
+    addx4   a13, a7, a2                 /* B's sums: d + rows, */
+    addi    a13, a13, -4                /* stepped before each row's store */
+.Lq42_row:
+    mov.n   a8, a3                      /* this row's weights */
+    mov.n   a9, a5                      /* the activations */
+    ee.zero.accx
+    loopgtz a11, .Lq42_a_end
+    ee.vld.128.ip   q0, a8, 16          /* 32 nibbles of A */
+    ee.vld.128.ip   q2, a9, 16
+    ee.vsl.32       q1, q0
+    ee.vld.128.ip   q3, a9, 16
+    ee.andq         q0, q0, q7          /* 16 * the high nibbles */
+    ee.andq         q1, q1, q7          /* 16 * the low nibbles */
+    ee.vzip.8       q1, q0              /* q1: columns 0..15, q0: 16..31 */
+    ee.vmulas.s8.accx  q1, q2
+    ee.vmulas.s8.accx  q0, q3
+.Lq42_a_end:
+    ee.vld.128.ip   q0, a8, 16          /* A's last 8 bytes, B's first 8 */
+    ee.vld.128.ip   q2, a9, 16
+    ee.vsl.32       q1, q0
+    ee.vld.128.ip   q3, a9, 16          /* B's first 16 activations */
+    ee.andq         q0, q0, q7
+    ee.andq         q1, q1, q7
+    ee.vzip.8       q1, q0              /* q1: A's last half, q0: B's first */
+    ee.vmulas.s8.accx  q1, q2
+    add     a3, a3, a4                  /* next row; with the next, */
+    addi    a7, a7, -1                  /* the 2-cycle gap before ACCX is read */
+    ee.srs.accx     a12, a10, 0
+    s32i    a12, a2, 0                  /* A's sum */
+    ee.zero.accx
+    ee.vmulas.s8.accx  q0, q3
+    loopgtz a14, .Lq42_b_end
+    ee.vld.128.ip   q0, a8, 16          /* 32 nibbles of B */
+    ee.vld.128.ip   q2, a9, 16
+    ee.vsl.32       q1, q0
+    ee.vld.128.ip   q3, a9, 16
+    ee.andq         q0, q0, q7
+    ee.andq         q1, q1, q7
+    ee.vzip.8       q1, q0
+    ee.vmulas.s8.accx  q1, q2
+    ee.vmulas.s8.accx  q0, q3
+.Lq42_b_end:
+    bbsi    a6, 16, .Lq42_b_odd         /* b even: B's last half, the next 8 bytes */
+    ee.vld.128.ip   q0, a8, 16
+    ee.vld.128.ip   q2, a9, 16
+    ee.vsl.32       q1, q0
+    ee.andq         q0, q0, q7
+    ee.andq         q1, q1, q7
+    ee.vzip.8       q1, q0
+    ee.vmulas.s8.accx  q1, q2
+.Lq42_b_odd:
+    addi    a2, a2, 4                   /* with the next, the 2-cycle gap */
+    addi    a13, a13, 4
+    ee.srs.accx     a12, a10, 0
+    s32i    a12, a13, 0                 /* B's sum */
+    bnez    a7, .Lq42_row
+    retw.n
+
+    .size   lmf_pie_dots2_q4, . - lmf_pie_dots2_q4
 
 /* lmf_pie_dots_hs8: attention's dot products for head size 8 (kernels.c's
  * lmf_dots_i8 uses it on the S3 when the keys are 16-byte aligned).

@@ -185,11 +185,14 @@ static void q4_checks(void)
      * the kernel's 64-row blocks; 172 columns (stories260K's w2: groups 64,
      * 64 and a tail of 44, rounded to 48, an odd half); groups of 32, 128
      * and 256; odd column counts (a pad nibble); a tail of 16 columns; group
-     * sizes 16 and 48, which the S3 leaves to the C unpack */
+     * sizes 16 and 48 (lmf_pie_dots2_q4 for each even group and the odd one
+     * after it: its second group 16, 32 or 48 columns, a last even group
+     * alone, groups of 16 across the 64-row blocks, a pad nibble) */
     static const uint32_t shapes[][3] = {
         {1, 64, 64}, {3, 64, 64}, {64, 64, 64}, {65, 64, 64}, {130, 172, 64}, {7, 32, 32}, {70, 96, 32},
         {5, 48, 32}, {9, 256, 256}, {11, 300, 128}, {2, 33, 64}, {4, 65, 64}, {3, 80, 64}, {6, 8, 32},
-        {4, 16, 16}, {6, 200, 48},
+        {4, 16, 16}, {6, 200, 48}, {5, 64, 16}, {66, 40, 16}, {3, 33, 16}, {2, 64, 48}, {3, 80, 48},
+        {4, 96, 48},
     };
     char label[32];
     uint32_t i, k;
