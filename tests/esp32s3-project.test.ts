@@ -132,9 +132,9 @@ describe('firmware/esp32s3 sources', () => {
       // the scalar softmax kernel: base Xtensa and two options the S3's core configuration has (its
       // xtensa-config.h: XCHAL_HAVE_MUL32 for mull, XCHAL_HAVE_MINMAX for minu)
       'movi', 'slli', 'l32i', 'l16ui', 'l16si', 's16i', 'srai', 'srli', 'extui', 'addx4', 'blti', 'mull', 'minu', 'ssl', 'ssr', 'srl',
-      // the int4 kernels: base Xtensa (or, ssai, bbci) and the TRM's bitwise and lane instructions, which the
+      // the int4 kernels: base Xtensa (or, ssai, bbci, bbsi) and the TRM's bitwise and lane instructions, which the
       // S3 QEMU runs (kernel-check.c compares their products with the C unpack)
-      'or', 'ssai', 'bbci', 'ee.movi.32.q', 'ee.vsl.32', 'ee.andq', 'ee.vunzip.8']);
+      'or', 'ssai', 'bbci', 'bbsi', 'ee.movi.32.q', 'ee.vsl.32', 'ee.andq', 'ee.vunzip.8']);
     for (const op of ops) expect(known.has(op), op).toBe(true);
     expect(asm).toMatch(/\.global\s+lmf_pie_dots_s8/);
   });
