@@ -15,12 +15,10 @@
  * vocabulary size (512 there: worse than a uniform guess), sits 40x above
  * the right tokenizer and 100x below the wrong ones.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { demoCorpus } from '../converter/demo/stories.js';
 import { Tokenizer, type TokenizerData } from '../src/tokenizer.js';
 import { runNativeRows } from './native.js';
+import { withBlobFile } from '../src/temp-dir.js';
 
 /** Tokens scored at most: enough to tell, quick even for a 110M model on the host. */
 const MAX_CHECK_TOKENS = 160;
@@ -63,10 +61,7 @@ function checkSequences(text: string, tokenizer: TokenizerData, seqLen: number):
 export async function checkTokenizer(blob: Buffer, tokenizer: TokenizerData, vocabSize: number, seqLen: number, text: string, source: string): Promise<TokenizerCheck | null> {
   const seqs = checkSequences(text, tokenizer, seqLen);
   if (seqs.length === 0) return null;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-check-'));
-  try {
-    const file = path.join(dir, 'model.blob');
-    await writeFile(file, blob);
+  return withBlobFile('check', blob, async (file) => {
     let nll = 0;
     let count = 0;
     for (const seq of seqs) {
@@ -85,9 +80,7 @@ export async function checkTokenizer(blob: Buffer, tokenizer: TokenizerData, voc
     }
     const perplexity = Math.exp(nll / count);
     return { perplexity, tokens: count, vocabSize, absurd: !(perplexity <= vocabSize), source };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The warning convert prints for an absurd perplexity, saying what to do. */

@@ -11,7 +11,7 @@
  * is standard output.
  */
 import { randomBytes } from 'node:crypto';
-import { lstatSync, readdirSync, readlinkSync, realpathSync, statSync, unlinkSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { LmflashError } from './errors.js';
@@ -59,9 +59,10 @@ export function outputTarget(file: string): OutputTarget {
 const TEMP_NAME = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
 /**
- * Temporary files this process has made and not yet renamed or removed. A
- * signal that ends the process (Ctrl-C, kill) skips every `finally`, so they
- * are removed by a signal handler that exists while the set is not empty.
+ * Temporary files (and folders: src/temp-dir.ts) this process has made and
+ * not yet renamed or removed. A signal that ends the process (Ctrl-C, kill)
+ * skips every `finally`, so they are removed by a signal handler that exists
+ * while the set is not empty.
  */
 const liveTemps = new Set<string>();
 const ENDING_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -70,13 +71,7 @@ function removeTempsOnSignal(sig: NodeJS.Signals): void {
   // A command that handles the signal itself (e.g. training saves a checkpoint on Ctrl-C) goes on and
   // finishes its writes: removing their temps now would make the rename in progress fail.
   if (process.listeners(sig).some((l) => l !== removeTempsOnSignal)) return;
-  for (const f of liveTemps) {
-    try {
-      unlinkSync(f);
-    } catch {
-      // already gone
-    }
-  }
+  for (const f of liveTemps) rmSync(f, { recursive: true, force: true });
   liveTemps.clear();
   uninstallSignalHandlers();
   // Die of the signal as if it had not been caught, unless a command handles it itself.
@@ -98,9 +93,14 @@ function uninstallSignalHandlers(): void {
  */
 export function tempPath(dir: string, name: string): string {
   const file = path.join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  trackTemp(file);
+  return file;
+}
+
+/** Has `file` (a file or a folder) removed if a signal ends the process before releaseTemp(file). */
+export function trackTemp(file: string): void {
   if (liveTemps.size === 0) installSignalHandlers();
   liveTemps.add(file);
-  return file;
 }
 
 /** Says a temporary file from tempPath() has been renamed or removed. */

@@ -8,8 +8,6 @@
  * distributions over them as well.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { loadAnyModel } from '../../converter/convert.js';
 import { checkInitFromTeacher, initFromTeacher } from '../../converter/distill/init.js';
@@ -35,6 +33,7 @@ import type { CliIO } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { TrainProgress } from '../train-progress.js';
 import { chooseKernels, requireFolder } from './train-transformer.js';
+import { withBlobFile } from '../../src/temp-dir.js';
 
 export interface DistillTransformerOpts {
   teacher: string;
@@ -162,16 +161,8 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
     valStream = packDocuments(test, tok);
     textNote = `${o.text}: ${train.length} train lines (${trainStream.length.toLocaleString('en-US')} tokens), ${test.length} test lines for validation`;
   } else {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-distill-'));
-    let stories: Int32Array[];
     const t0 = performance.now();
-    try {
-      const blobFile = path.join(dir, 'teacher.blob');
-      await writeFile(blobFile, teacher.blob);
-      stories = await teacherSamples(blobFile, tok);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const stories = await withBlobFile('distill', teacher.blob, (blobFile) => teacherSamples(blobFile, tok));
     const pack = (ss: Int32Array[]) => {
       const out = new Int32Array(ss.reduce((n, s) => n + s.length + 1, 0));
       let at = 0;

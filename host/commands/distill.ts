@@ -4,9 +4,6 @@
  * (converter/ngram/distill.ts). The teacher runs on the C core (lmf-run):
  * its logits for every position of the text, its sampled stories for --samples.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PRESET_NAMES } from '../../converter/train/presets.js';
 import { DEFAULT_GROUP_SIZE } from '../../src/quantize.js';
@@ -24,6 +21,7 @@ import type { CliIO } from '../io.js';
 import { runNativeCollect } from '../native.js';
 import { forEachNativeRow, splitLines, type Split } from './eval.js';
 import { parsePositiveInt } from './inspect.js';
+import { withBlobFile } from '../../src/temp-dir.js';
 
 /** The N-gram student's default number of teacher candidates per position (chosen on a dev split: docs/distill-prune.md). */
 const NGRAM_TOP_K = 16;
@@ -165,10 +163,7 @@ export function register(program: Command, io: CliIO): void {
       const lines = opts.text ? splitLines(await readInputText(opts.text, 'text'), opts.split as Split) : [];
       if (opts.text && lines.length === 0) throw new LmflashError(`${opts.text} has no non-empty lines`);
       const text = bpeCorpus(lines, new Tokenizer(tok));
-      const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-distill-'));
-      try {
-        const blobFile = path.join(dir, 'teacher.blob');
-        await writeFile(blobFile, teacher.blob);
+      await withBlobFile('distill', teacher.blob, async (blobFile) => {
         const t0 = performance.now();
         const top = await teacherTopK(blobFile, text.sentences, tok, teacher.model.config.seqLen, topK);
         const t1 = performance.now();
@@ -194,8 +189,6 @@ export function register(program: Command, io: CliIO): void {
           `wrote ${opts.output}: ${r.blob.length} bytes`,
         ];
         io.out(lines2.join('\n') + '\n');
-      } finally {
-        await rm(dir, { recursive: true, force: true });
-      }
+      });
     });
 }

@@ -7,8 +7,7 @@
  * on held-out pairs: completion loss (float weights) and greedy exact match
  * (the C core on the blobs); with --eval-text, the ordinary perplexity too.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { loadAnyModel } from '../../converter/convert.js';
@@ -27,6 +26,7 @@ import { TrainProgress } from '../train-progress.js';
 import { evaluate } from './eval.js';
 import { parsePositiveInt } from './inspect.js';
 import { chooseKernels, requireFolder } from './train-transformer.js';
+import { withTempDir } from '../../src/temp-dir.js';
 
 export interface FinetuneOpts {
   tokenizer?: string;
@@ -155,8 +155,7 @@ export async function finetuneModelFile(io: CliIO, input: string, opts: Finetune
   const afterLoss = ft.completionLoss(heldEx, 'adapted');
   const { blob } = writeBlob(ft.mergedModel(), m.tokenizer, { groupSize: m.groupSize });
 
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-finetune-'));
-  try {
+  return withTempDir('finetune', async (dir) => {
     const beforeFile = path.join(dir, 'before.blob');
     const afterFile = path.join(dir, 'after.blob');
     await writeFile(beforeFile, m.blob);
@@ -192,9 +191,7 @@ export async function finetuneModelFile(io: CliIO, input: string, opts: Finetune
       samples: matchPairs.slice(0, 3).map((p, i) => ({ prompt: p.prompt, completion: p.completion, before: textBefore[i], after: textAfter[i] })),
     };
     return { blob, report };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 export function formatFinetuneReport(r: FinetuneReport, output: string): string {

@@ -21,7 +21,8 @@ import { writeBlob } from '../../src/blob.js';
 import { LmflashError } from '../../src/errors.js';
 import type { ModelConfig } from '../../src/model.js';
 import type { Split } from './eval.js';
-import { figures, linesOf, pruneAndRecover, recoverSettings, trainerKernels, withTempDir, type PruneFigures, type PruneOptions } from './prune.js';
+import { figures, linesOf, pruneAndRecover, recoverSettings, trainerKernels, type PruneFigures, type PruneOptions } from './prune.js';
+import { withTempDir } from '../../src/temp-dir.js';
 
 export const SWEEP_KINDS = ['ffn', 'layers', 'width'] as const;
 export type SweepKind = (typeof SWEEP_KINDS)[number];
@@ -99,7 +100,7 @@ export async function sweepModelFile(input: string, opts: SweepOptions): Promise
   const evalSplit = opts.evalSplit ?? opts.split;
   const scored = { file: evalText, split: evalSplit, limit: opts.evalLimit };
   const importances: Importance[] = opts.importance ? [opts.importance] : ['activation', 'magnitude'];
-  return withTempDir(async (dir) => {
+  return withTempDir('prune', async (dir) => {
     const file = path.join(dir, 'point.blob');
     const measure = async (b: Buffer) => {
       await writeFile(file, b);

@@ -7,8 +7,7 @@
  * parameters, blob bytes, RAM and perplexity before and after. `--sweep` (prune-sweep.ts)
  * tries many levels and plots perplexity against blob size.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadAnyModel } from '../../converter/convert.js';
@@ -31,6 +30,7 @@ import type { CliIO } from '../io.js';
 import { evaluate, splitLines, type Split } from './eval.js';
 import { DEFAULT_SWEEP_LEVELS, formatSweep, SWEEP_KINDS, sweepModelFile, sweepPlotSvg, type SweepKind } from './prune-sweep.js';
 import { parsePositiveInt } from './inspect.js';
+import { withTempDir } from '../../src/temp-dir.js';
 
 export interface PruneFigures {
   parameters: number;
@@ -203,7 +203,7 @@ export async function pruneModelFile(input: string, opts: PruneOptions): Promise
   const { blob } = writeBlob(model, tokenizer, { groupSize: m.groupSize, ...m.bits, quantized });
   const evalText = opts.evalText ?? opts.vocabFrom ?? opts.text ?? opts.calibrate;
   const scored = evalText ? { file: evalText, split: opts.evalSplit ?? opts.split, limit: opts.evalLimit } : null;
-  return withTempDir(async (dir) => {
+  return withTempDir('prune', async (dir) => {
     const measure = async (name: string, b: Buffer) => {
       const file = path.join(dir, name);
       await writeFile(file, b);
@@ -214,16 +214,6 @@ export async function pruneModelFile(input: string, opts: PruneOptions): Promise
     const rec = recovery && unrecovered ? { ...recovery, perplexityBeforeRecovery: (await measure('unrecovered.blob', unrecovered)).perplexity } : null;
     return { blob, report: { vocabulary, ffn, shape, recovery: rec, before, after, evalDocuments: before.documents } };
   });
-}
-
-/** Runs `fn` with a fresh temporary folder, removed afterwards whatever happens. */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'lmflash-prune-'));
-  try {
-    return await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
 }
 
 export function recoverSettings(o: Pick<PruneOptions, 'steps' | 'temperature' | 'alpha' | 'learningRate'>): RecoverSettings {
