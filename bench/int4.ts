@@ -45,6 +45,23 @@ async function esp32s3Int4Extra(root: string, dir: string, model: string, tokeni
   ];
 }
 
+/**
+ * Group size 16, the default of calibrated int4 (`convert --bits 4 --calibrate`): all-int4 and int8
+ * PIE instructions per token from BOS. Odd multiples of 16 take lmf_pie_dots2_q4 (two groups a call).
+ */
+async function esp32s3Group16Rows(root: string, dir: string, model: string, tokenizer: string): Promise<Row[]> {
+  if (!findEsp32s3Toolchain(root).ok) return [];
+  const images = await buildEsp32s3(root);
+  const rows: Row[] = [];
+  for (const [name, bits] of [['all int4', 4], ['int8', 8]] as const) {
+    const { blob } = await convertCheckpoint(model, tokenizer, { groupSize: 16, bits, embeddingBits: bits });
+    const file = path.join(dir, `stories260K-g16-q${bits}.blob`);
+    writeFileSync(file, blob);
+    rows.push([`ESP32-S3 instructions / token, PIE (${name}, group size 16)`, (await esp32s3PerToken(images, images.elf, file)).toFixed(0), 'QEMU -icount, 64 greedy forwards from BOS; counts instructions, not cycles']);
+  }
+  return rows;
+}
+
 /** ESP32-S3 instructions per token under QEMU -icount, PIE and C kernel images, over 64 greedy forwards from BOS. */
 async function esp32s3Rows(root: string, blobPath: string, name: string): Promise<Row[]> {
   const tc = findEsp32s3Toolchain(root);
@@ -78,6 +95,7 @@ export async function int4Figures(root: string, dir: string, model: string, toke
     rows.push(...(await esp32s3Rows(root, file, b.name)));
     if (b.embeddingBits === 4) rows.push(...(await esp32s3Int4Extra(root, dir, model, tokenizer, file)));
   }
+  rows.push(...(await esp32s3Group16Rows(root, dir, model, tokenizer)));
 
   // stories15M's shape: int8 fits no board; int4 fits the 16 MB boards' flash
   const m = stories15mShapedModel();
