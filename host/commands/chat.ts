@@ -10,7 +10,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { LmflashError } from '../../src/errors.js';
 import { BoardError, type Generation } from '../board-client.js';
 import type { CliIO } from '../io.js';
@@ -25,10 +25,9 @@ import {
   collectReply,
   generateParams,
   parseBanList,
-  parseNumberIn,
   type SamplingOptions,
 } from './generate.js';
-import { parsePositiveInt } from './inspect.js';
+import { parseNumberIn, parsePositiveInt, parseUint32 } from '../option-parsers.js';
 
 export interface ChatSettings {
   temp: number;
@@ -57,17 +56,12 @@ const HELP = `Type a prompt and press Enter; the reply streams back.
   Ctrl-C    stops the reply being generated
 `;
 
-function parseWhole(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > 0xffffffff) throw new InvalidArgumentError('expected a whole number from 0 to 4294967295');
-  return Number(value);
-}
-
 /** Settings changes: the parser for each slash command's argument and where it goes. */
 const SETTERS: Record<string, { key: 'temp' | 'topK' | 'topP' | 'seed' | 'max'; parse: (v: string) => number }> = {
   '/temp': { key: 'temp', parse: parseNumberIn(0, 100) },
-  '/topk': { key: 'topK', parse: parseWhole },
+  '/topk': { key: 'topK', parse: parseUint32 },
   '/topp': { key: 'topP', parse: parseNumberIn(0.01, 1) },
-  '/seed': { key: 'seed', parse: parseWhole },
+  '/seed': { key: 'seed', parse: parseUint32 },
   '/max': { key: 'max', parse: parsePositiveInt },
 };
 
@@ -97,7 +91,7 @@ export function applySamplingCommand(s: ChatSettings, line: string, vocabSize: n
     if (cmd === '/rep') {
       if (!rest.length || rest.length > 2) return `/rep needs a penalty and optionally a window, e.g. /rep 1.1 64 (now: ${describeSettings(s)})`;
       const penalty = parseNumberIn(0.01, 100)(rest[0]);
-      const window = rest[1] === undefined ? s.repeatWindow : parseWhole(rest[1]);
+      const window = rest[1] === undefined ? s.repeatWindow : parseUint32(rest[1]);
       s.repeatPenalty = penalty;
       s.repeatWindow = window;
       return describeSettings(s);

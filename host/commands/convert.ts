@@ -16,7 +16,7 @@ import { type CliIO, reportTo } from '../io.js';
 import { nativeRunnerPath } from '../native.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { checkTokenizer, defaultCheckText, tokenizerWarning, type TokenizerCheck } from '../tokenizer-check.js';
-import { parsePositiveInt } from './inspect.js';
+import { parsePositiveInt } from '../option-parsers.js';
 
 function parseGroupSize(value: string): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;

@@ -19,21 +19,7 @@ import { outputTarget, writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
 import { type CliIO, reportTo } from '../io.js';
 import { StatusLine, stderrIsTty } from '../progress.js';
-import { parseNumberIn } from './generate.js';
-import { parsePositiveInt } from './inspect.js';
-
-function parseWhole(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number');
-  return Number(value);
-}
-
-function parseWholeIn(min: number, max: number) {
-  return (value: string): number => {
-    const n = /^\d+$/.test(value) ? Number(value) : NaN;
-    if (!(n >= min && n <= max)) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
+import { parseNumberIn, parsePositiveInt, parseWhole, parseWholeIn } from '../option-parsers.js';
 
 const parseShare = parseNumberIn(0, 1);
 

@@ -20,7 +20,7 @@ import { decodeTokenizerBin, tokenizerDataFromBin } from '../../converter/tokeni
 import { writeFileAtomic } from '../../src/atomic-write.js';
 import type { CliIO } from '../io.js';
 import { TrainProgress } from '../train-progress.js';
-import { parsePositiveInt } from './inspect.js';
+import { parsePositiveInt } from '../option-parsers.js';
 import { chooseKernels } from './train-transformer.js';
 
 export const DEMO_STORIES = 20_000;

@@ -20,41 +20,15 @@ import { PIECE_CONTROL, Tokenizer, type TokenizerData } from '../../src/tokenize
 import type { CliIO } from '../io.js';
 import { runNativeCollect } from '../native.js';
 import { forEachNativeRow, splitLines, type Split } from './eval.js';
-import { parsePositiveInt } from './inspect.js';
+import { parseFraction, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber, parseWholeIn } from '../option-parsers.js';
 import { withBlobFile } from '../../src/temp-dir.js';
 
 /** The N-gram student's default number of teacher candidates per position (chosen on a dev split: docs/distill-prune.md). */
 const NGRAM_TOP_K = 16;
 
-function whole(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
-  return n;
-}
-
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0');
-  return n;
-}
-
-function parseFraction(value: string): number {
-  const n = Number(value);
-  if (!/^\d*\.?\d+$/.test(value) || !(n >= 0 && n < 1)) throw new InvalidArgumentError('expected a number from 0 to below 1, e.g. 0.5');
-  return n;
-}
-
 function parseOrder(value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > NGRAM_MAX_ORDER) throw new InvalidArgumentError(`expected a whole number from 1 to ${NGRAM_MAX_ORDER}`);
+  if (!/^\d+$/.test(value) || n < 1 || n > NGRAM_MAX_ORDER) throw new InvalidArgumentError(`expected a parseWholeIn number from 1 to ${NGRAM_MAX_ORDER}`);
   return n;
 }
 
@@ -113,31 +87,31 @@ export function register(program: Command, io: CliIO): void {
     .option('-t, --tokenizer <file>', "the checkpoint's llama2.c tokenizer.bin")
     .option('--ngram', 'the student is an N-gram model (default: a transformer)')
     .addOption(new Option('--student-config <preset>', "transformer student: a shape preset (docs/training.md; default: the teacher's shape), changed by the options below").choices(PRESET_NAMES))
-    .option('--dim <n>', 'transformer student: embedding width', whole(2, 4096))
-    .option('--layers <n>', 'transformer student: layers', whole(1, 64))
-    .option('--heads <n>', 'transformer student: attention heads (must divide --dim)', whole(1, 256))
-    .option('--kv-heads <n>', 'transformer student: key/value heads (must divide --heads)', whole(1, 256))
-    .option('--hidden <n>', 'transformer student: feed-forward width', whole(1, 16384))
-    .option('--seq <n>', "transformer student: context length (default the teacher's)", whole(2, 4096))
-    .option('--window <n>', 'transformer student: tokens per training window (default min(seq, 256))', whole(2, 4096))
-    .option('--steps <n>', 'transformer student: optimizer steps', whole(1, 10_000_000))
-    .option('--minutes <m>', 'transformer student: train for about this long (steps from the measured speed)', positiveNumber)
-    .option('--temperature <t>', 'transformer student: softening temperature of both distributions in the KL term', positiveNumber, 2)
-    .option('--alpha <a>', 'transformer student: weight of the KL term (1 - alpha: cross-entropy on the text); 0 trains on the text alone', nonNegativeNumber, 0.5)
+    .option('--dim <n>', 'transformer student: embedding width', parseWholeIn(2, 4096))
+    .option('--layers <n>', 'transformer student: layers', parseWholeIn(1, 64))
+    .option('--heads <n>', 'transformer student: attention heads (must divide --dim)', parseWholeIn(1, 256))
+    .option('--kv-heads <n>', 'transformer student: key/value heads (must divide --heads)', parseWholeIn(1, 256))
+    .option('--hidden <n>', 'transformer student: feed-forward width', parseWholeIn(1, 16384))
+    .option('--seq <n>', "transformer student: context length (default the teacher's)", parseWholeIn(2, 4096))
+    .option('--window <n>', 'transformer student: tokens per training window (default min(seq, 256))', parseWholeIn(2, 4096))
+    .option('--steps <n>', 'transformer student: optimizer steps', parseWholeIn(1, 10_000_000))
+    .option('--minutes <m>', 'transformer student: train for about this long (steps from the measured speed)', parsePositiveNumber)
+    .option('--temperature <t>', 'transformer student: softening temperature of both distributions in the KL term', parsePositiveNumber, 2)
+    .option('--alpha <a>', 'transformer student: weight of the KL term (1 - alpha: cross-entropy on the text); 0 trains on the text alone', parseNonNegativeNumber, 0.5)
     .option('--init <how>', "transformer student: random, or teacher (the teacher pruned to the student's shape, then distilled)", 'random')
     .option('--teacher-logits <how>', 'transformer student: cache (the top-k of every position, computed once) or live (the full distribution, teacher run every step)', 'cache')
-    .option('--batch <n>', 'transformer student: windows per step', whole(1, 4096), 8)
-    .option('--lr <rate>', 'transformer student: peak learning rate (default 3e-3, 1e-3 with --init teacher)', positiveNumber)
-    .option('--warmup <steps>', 'transformer student: warm-up steps (default 50, 20 with --init teacher)', whole(0, 10_000_000))
-    .option('--weight-decay <w>', 'transformer student: AdamW weight decay (default 0.1, 0 with --init teacher)', nonNegativeNumber)
-    .option('--eval-every <steps>', 'transformer student: validate (and save a checkpoint) every this many steps', whole(1, 10_000_000), 100)
-    .option('--eval-windows <n>', 'transformer student: at most this many validation windows', whole(1, 1_000_000), 1000)
+    .option('--batch <n>', 'transformer student: windows per step', parseWholeIn(1, 4096), 8)
+    .option('--lr <rate>', 'transformer student: peak learning rate (default 3e-3, 1e-3 with --init teacher)', parsePositiveNumber)
+    .option('--warmup <steps>', 'transformer student: warm-up steps (default 50, 20 with --init teacher)', parseWholeIn(0, 10_000_000))
+    .option('--weight-decay <w>', 'transformer student: AdamW weight decay (default 0.1, 0 with --init teacher)', parseNonNegativeNumber)
+    .option('--eval-every <steps>', 'transformer student: validate (and save a checkpoint) every this many steps', parseWholeIn(1, 10_000_000), 100)
+    .option('--eval-windows <n>', 'transformer student: at most this many validation windows', parseWholeIn(1, 1_000_000), 1000)
     .option('--resume <checkpoint>', 'transformer student: continue an interrupted run (same teacher, text and options)')
     .option('--checkpoint <file>', 'transformer student: where to save the run (default: the output name with .ckpt)')
     .option('--log <file.jsonl>', 'transformer student: write the training log')
     .option('--plot <file.svg>', 'transformer student: draw the loss curve')
     .addOption(new Option('--kernels <which>', 'transformer student: compute kernels').choices(['wasm', 'js']).default('wasm'))
-    .option('--group-size <n>', 'transformer student: int8 quantization group size of the blob', whole(16, 256), DEFAULT_GROUP_SIZE)
+    .option('--group-size <n>', 'transformer student: int8 quantization group size of the blob', parseWholeIn(16, 256), DEFAULT_GROUP_SIZE)
     .option('--order <n>', `longest n-gram, 1 to ${NGRAM_MAX_ORDER}`, parseOrder, 3)
     .option('--text <corpus>', 'text, one sentence a line: the teacher predicts every position of it')
     .option('--split <which>', 'lines of --text to use: all or train (index % 10 != 0)', 'all')
@@ -146,7 +120,7 @@ export function register(program: Command, io: CliIO): void {
     .option('--seed <n>', 'seed of the first sample (each next one adds 1)', parsePositiveInt, 1)
     .option('--top-k <k>', `teacher tokens kept per position: N-gram, the ones that get a share of the count (default ${NGRAM_TOP_K}); transformer, the cache's size (default ${DEFAULT_TOP_K}; the vocabulary size keeps the full distribution)`, parsePositiveInt)
     .option('--teacher-weight <a>', "the teacher's share of each position's count (the real token gets 1 - a); default by order, chosen on a dev split: 0.1 for orders 1-2, 0.75 for 3, 0.85 for 4-5", parseFraction)
-    .option('--scale <s>', 'counts are multiplied by s and rounded to whole counts for Kneser-Ney', parsePositiveInt, 10)
+    .option('--scale <s>', 'counts are multiplied by s and rounded to parseWholeIn counts for Kneser-Ney', parsePositiveInt, 10)
     .option('--quantize <bits>', 'bits per stored log-probability and backoff (0: float32)', (v) => Number(v), 8)
     .option('--context <n>', 'tokens one generation may hold', parsePositiveInt, DEFAULT_SEQ_LEN)
     .requiredOption('-o, --output <file>', 'student blob to write (replaced atomically)')

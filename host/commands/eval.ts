@@ -18,7 +18,8 @@ import { NO_ID, Tokenizer } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 import { runNativeRows } from '../native.js';
 import { Progress, ProgressCounter, stderrIsTty } from '../progress.js';
-import { parsePositiveInt, readAnyBlobFile } from './inspect.js';
+import { readAnyBlobFile } from './inspect.js';
+import { parsePositiveInt } from '../option-parsers.js';
 
 export type Split = 'test' | 'train' | 'all';
 

@@ -24,7 +24,7 @@ import { runNativeCollect } from '../native.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { TrainProgress } from '../train-progress.js';
 import { evaluate } from './eval.js';
-import { parsePositiveInt } from './inspect.js';
+import { parsePositiveInt, parsePositiveNumber } from '../option-parsers.js';
 import { chooseKernels, requireFolder } from './train-transformer.js';
 import { withTempDir } from '../../src/temp-dir.js';
 
@@ -79,12 +79,6 @@ export interface FinetuneReport {
 function wholeNumber(value: string): number {
   if (!/^-?\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number');
   return Number(value);
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
-  return n;
 }
 
 async function readPairs(file: string): Promise<Pair[]> {
@@ -220,11 +214,11 @@ export function register(program: Command, io: CliIO): void {
     .requiredOption('--lora <rank>', 'adapter rank r (1 to the smallest dimension of the targeted matrices)', wholeNumber)
     .requiredOption('--data <pairs.jsonl>', 'JSON Lines, one {"prompt": ..., "completion": ...} a line; lines whose 0-based index % 10 == 0 are held out unless --eval-data is given')
     .option('--eval-data <pairs.jsonl>', 'held-out pairs (then all of --data is trained on)')
-    .option('--alpha <a>', 'the adapters are added as (alpha / rank) · B·A (default: alpha = rank)', positiveNumber)
+    .option('--alpha <a>', 'the adapters are added as (alpha / rank) · B·A (default: alpha = rank)', parsePositiveNumber)
     .option('--targets <list>', 'projections to adapt, comma-separated', LORA_TARGETS.join(','))
     .option('--steps <n>', 'optimizer steps', parsePositiveInt, DEFAULT_FINETUNE.steps)
     .option('--batch <n>', 'pairs per step', parsePositiveInt, DEFAULT_FINETUNE.batch)
-    .option('--lr <rate>', 'peak learning rate (warm-up, then cosine to a tenth)', positiveNumber, DEFAULT_FINETUNE.learningRate)
+    .option('--lr <rate>', 'peak learning rate (warm-up, then cosine to a tenth)', parsePositiveNumber, DEFAULT_FINETUNE.learningRate)
     .option('--seed <n>', 'seeds the adapters and the batches', parsePositiveInt, DEFAULT_FINETUNE.seed)
     .option('--eval-pairs <n>', 'greedy exact match before and after on the first n held-out pairs', parsePositiveInt, 100)
     .option('--eval-text <text>', 'also the perplexity before and after on this text\'s test split (line % 10 == 0): what the fine-tune costs')

@@ -16,7 +16,7 @@ import { PACE_HELP, parsePaceOption, simStepDelay } from '../pace.js';
 import { parseBaud } from '../serial.js';
 import { TerminalText } from '../terminal-text.js';
 import { openTarget } from '../target.js';
-import { parsePositiveInt } from './inspect.js';
+import { parseNumberIn, parsePositiveInt, parseUint32 } from '../option-parsers.js';
 
 export interface SamplingOptions {
   temp: number;
@@ -56,19 +56,6 @@ export async function boardVocab(client: BoardClient): Promise<{ size: number | 
   };
 }
 
-export function parseNumberIn(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^-?\d+(\.\d+)?$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function parseWhole(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) > 0xffffffff) throw new InvalidArgumentError('expected a whole number from 0 to 4294967295');
-  return Number(value);
-}
-
 /** The core's command-line options for these sampling settings. */
 export function samplingArgs(o: SamplingOptions): string[] {
   const args = ['--temp', String(o.temp), '--top-k', String(o.topK), '--top-p', String(o.topP), '--seed', String(o.seed)];
@@ -82,11 +69,11 @@ export function addSamplingOptions(cmd: Command): Command {
   return cmd
     .option('-n, --steps <n>', 'tokens to generate (stops early at the end of a story or the context)', parsePositiveInt, 256)
     .option('-t, --temp <t>', 'temperature; 0 always picks the likeliest token', parseNumberIn(0, 100), 0.8)
-    .option('-k, --top-k <k>', 'sample from the k likeliest tokens only (0 = off)', parseWhole, 0)
+    .option('-k, --top-k <k>', 'sample from the k likeliest tokens only (0 = off)', parseUint32, 0)
     .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p (1 = off)', parseNumberIn(0.01, 1), 0.9)
-    .option('-s, --seed <s>', 'random seed (default: a new one each run, printed with the stats)', parseWhole)
+    .option('-s, --seed <s>', 'random seed (default: a new one each run, printed with the stats)', parseUint32)
     .option('--repeat-penalty <r>', 'discourage recently used tokens (1 = off, 1.1 is mild)', parseNumberIn(0.01, 100), 1)
-    .option('--repeat-window <n>', `recent tokens the repetition penalty looks at (default ${DEFAULT_REPEAT_WINDOW})`, parseWhole)
+    .option('--repeat-window <n>', `recent tokens the repetition penalty looks at (default ${DEFAULT_REPEAT_WINDOW})`, parseUint32)
     .option('--ban <ids>', `comma-separated token ids never to sample, at most ${MAX_BANNED} (e.g. 0 for <unk>)`, parseBanList);
 }
 

@@ -1,5 +1,5 @@
 /** `lmflash inspect <model.blob> [--context N] [--json]`: what is in a blob and what it needs on a board. */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { DTYPE_F32, DTYPE_Q4, readBlob, ROLES, type BlobView } from '../../src/blob.js';
 import { checkModelFitsBoard, findBoard, fmtBytes, planNgramOnBoard, planOnBoard, type BoardPlan, type FitProblem } from '../../src/boards.js';
 import { LmflashError } from '../../src/errors.js';
@@ -8,11 +8,7 @@ import { parameterCount, ramPlan, type RamPlan } from '../../src/memory-plan.js'
 import { ARCH_NGRAM, blobArch, FLOAT_BITS, ngramRamPlan, readNgramBlob, type NgramRamPlan, type NgramView } from '../../src/ngram.js';
 import { TOKENIZER_FLAG_WORDS } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
-
-export function parsePositiveInt(value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
-  return Number(value);
-}
+import { parsePositiveInt } from '../option-parsers.js';
 
 export async function readBlobFile(file: string): Promise<BlobView> {
   const bytes = await readInputFile(file);

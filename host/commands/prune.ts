@@ -29,7 +29,7 @@ import { parameterCount, ramPlan } from '../../src/memory-plan.js';
 import type { CliIO } from '../io.js';
 import { evaluate, splitLines, type Split } from './eval.js';
 import { DEFAULT_SWEEP_LEVELS, formatSweep, SWEEP_KINDS, sweepModelFile, sweepPlotSvg, type SweepKind } from './prune-sweep.js';
-import { parsePositiveInt } from './inspect.js';
+import { parsePositiveInt } from '../option-parsers.js';
 import { withTempDir } from '../../src/temp-dir.js';
 
 export interface PruneFigures {

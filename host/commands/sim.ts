@@ -9,7 +9,7 @@ import { LmflashError } from '../../src/errors.js';
 import type { CliIO } from '../io.js';
 import { startFlashSim } from '../flash-sim.js';
 import { startSim } from '../sim.js';
-import { parsePositiveInt } from './inspect.js';
+import { parsePositiveInt } from '../option-parsers.js';
 
 export function register(program: Command, io: CliIO): void {
   program

@@ -8,7 +8,7 @@ import { writeFileAtomic } from '../../src/atomic-write.js';
 import { LmflashError } from '../../src/errors.js';
 import { type CliIO, reportTo } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
-import { parsePositiveInt } from './inspect.js';
+import { parsePositiveInt } from '../option-parsers.js';
 
 function parsePieceChars(value: string): number {
   const n = /^\d+$/.test(value) ? Number(value) : NaN;

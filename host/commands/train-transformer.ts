@@ -8,7 +8,7 @@
 import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { exportOnnx, tokenizerBinFromData } from '../../converter/onnx-export.js';
 import { decodeCheckpoint, type Checkpoint } from '../../converter/train/checkpoint.js';
 import { jsKernels, type Kernels } from '../../converter/train/kernels.js';
@@ -31,26 +31,7 @@ import type { TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 import { TrainProgress } from '../train-progress.js';
 import { readTokenizerFile } from './train.js';
-
-function whole(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
-  return n;
-}
-
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0');
-  return n;
-}
+import { parseNonNegativeNumber, parsePositiveNumber, parseWholeIn } from '../option-parsers.js';
 
 export interface TrainTransformerOpts {
   tokenizer: string;
@@ -242,33 +223,33 @@ export function registerTransformer(train: Command, io: CliIO): void {
     .argument('<text>', 'UTF-8 text, one document a line')
     .requiredOption('--tokenizer <file>', 'llama2.c tokenizer.bin (e.g. from `lmflash tokenizer train`); its size is the vocabulary')
     .addOption(new Option('--config <name>', 'model shape preset (docs/training.md)').choices(PRESET_NAMES).default('micro'))
-    .option('--dim <n>', 'embedding width', whole(2, 4096))
-    .option('--layers <n>', 'transformer layers', whole(1, 64))
-    .option('--heads <n>', 'attention heads (must divide --dim)', whole(1, 256))
-    .option('--kv-heads <n>', 'key/value heads (must divide --heads)', whole(1, 256))
-    .option('--hidden <n>', 'feed-forward width', whole(1, 16384))
-    .option('--seq <n>', 'context length (training window)', whole(2, 4096))
+    .option('--dim <n>', 'embedding width', parseWholeIn(2, 4096))
+    .option('--layers <n>', 'transformer layers', parseWholeIn(1, 64))
+    .option('--heads <n>', 'attention heads (must divide --dim)', parseWholeIn(1, 256))
+    .option('--kv-heads <n>', 'key/value heads (must divide --heads)', parseWholeIn(1, 256))
+    .option('--hidden <n>', 'feed-forward width', parseWholeIn(1, 16384))
+    .option('--seq <n>', 'context length (training window)', parseWholeIn(2, 4096))
     .option('--separate-classifier', 'a classifier of its own instead of the token embedding')
-    .option('--steps <n>', 'optimizer steps', whole(1, 10_000_000))
-    .option('--minutes <m>', 'train for about this long (steps from the measured speed)', positiveNumber)
-    .option('--batch <n>', 'windows per step', whole(1, 4096), 8)
-    .option('--lr <rate>', 'peak learning rate', positiveNumber, DEFAULT_OPTIMIZER.learningRate)
-    .option('--min-lr <rate>', 'learning rate at the end of the cosine (default lr / 10)', nonNegativeNumber)
-    .option('--warmup <steps>', 'linear warm-up steps', whole(0, 10_000_000), DEFAULT_OPTIMIZER.warmupSteps)
-    .option('--weight-decay <w>', 'AdamW weight decay of the matrices', nonNegativeNumber, DEFAULT_OPTIMIZER.weightDecay)
-    .option('--grad-clip <norm>', 'clip the gradient norm to this (0: off)', nonNegativeNumber, DEFAULT_OPTIMIZER.gradClip)
-    .option('--seed <n>', 'seeds the weights and the batches', whole(0, 2 ** 32 - 1), 1)
-    .option('--eval-every <steps>', 'validate (and save a checkpoint) every this many steps', whole(1, 10_000_000), 100)
-    .option('--eval-windows <n>', 'at most this many validation windows', whole(1, 1_000_000), 1000)
+    .option('--steps <n>', 'optimizer steps', parseWholeIn(1, 10_000_000))
+    .option('--minutes <m>', 'train for about this long (steps from the measured speed)', parsePositiveNumber)
+    .option('--batch <n>', 'windows per step', parseWholeIn(1, 4096), 8)
+    .option('--lr <rate>', 'peak learning rate', parsePositiveNumber, DEFAULT_OPTIMIZER.learningRate)
+    .option('--min-lr <rate>', 'learning rate at the end of the cosine (default lr / 10)', parseNonNegativeNumber)
+    .option('--warmup <steps>', 'linear warm-up steps', parseWholeIn(0, 10_000_000), DEFAULT_OPTIMIZER.warmupSteps)
+    .option('--weight-decay <w>', 'AdamW weight decay of the matrices', parseNonNegativeNumber, DEFAULT_OPTIMIZER.weightDecay)
+    .option('--grad-clip <norm>', 'clip the gradient norm to this (0: off)', parseNonNegativeNumber, DEFAULT_OPTIMIZER.gradClip)
+    .option('--seed <n>', 'seeds the weights and the batches', parseWholeIn(0, 2 ** 32 - 1), 1)
+    .option('--eval-every <steps>', 'validate (and save a checkpoint) every this many steps', parseWholeIn(1, 10_000_000), 100)
+    .option('--eval-windows <n>', 'at most this many validation windows', parseWholeIn(1, 1_000_000), 1000)
     .option('--resume <checkpoint>', 'continue a run from its checkpoint (same text and tokenizer; shape and settings come from the checkpoint)')
     .option('--checkpoint <file>', 'where to save the run (default: the output name with .ckpt; the best one also as .best.ckpt)')
     .option('--llama2c <file>', 'also write the best weights as a llama2.c legacy checkpoint (run.c reads it)')
     .option('--onnx <file>', 'also write the best weights as ONNX')
     .option('--plot <file.svg>', 'draw the loss curve from the log as SVG')
     .option('--log <file.jsonl>', 'write the training log, one JSON object a step')
-    .option('--threads <n>', 'threads per step: 2 splits each step\'s windows with a worker thread (part of what decides the result)', whole(1, 2), Math.min(2, os.availableParallelism()))
+    .option('--threads <n>', 'threads per step: 2 splits each step\'s windows with a worker thread (part of what decides the result)', parseWholeIn(1, 2), Math.min(2, os.availableParallelism()))
     .addOption(new Option('--kernels <which>', 'compute kernels: wasm (WebAssembly SIMD) or js (plain TypeScript)').choices(['wasm', 'js']).default('wasm'))
-    .option('--group-size <n>', 'int8 quantization group size of the blob', whole(16, 256), DEFAULT_GROUP_SIZE)
+    .option('--group-size <n>', 'int8 quantization group size of the blob', parseWholeIn(16, 256), DEFAULT_GROUP_SIZE)
     .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
     .action(async (file: string, opts: TrainTransformerOpts) => trainTransformerCommand(io, file, opts));
 }

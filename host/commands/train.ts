@@ -17,14 +17,7 @@ import { type CliIO, reportTo } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { splitLines, type Split } from './eval.js';
 import { registerTransformer } from './train-transformer.js';
-
-function parseWhole(min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
-    return n;
-  };
-}
+import { parseWholeIn } from '../option-parsers.js';
 
 function collectThreshold(value: string, previous: number[] | undefined): number[] {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected counts (whole numbers), one per order, e.g. --prune 0 0 1 1');
@@ -60,12 +53,12 @@ export function register(program: Command, io: CliIO): void {
     .command('ngram')
     .description('an N-gram model (interpolated modified Kneser-Ney, as KenLM\'s lmplz) for the C core, from a text of one sentence a line')
     .argument('<text>', 'UTF-8 text, one sentence a line (empty lines are skipped)')
-    .requiredOption('--order <n>', `longest n-gram, 1 to ${NGRAM_MAX_ORDER}`, parseWhole(1, NGRAM_MAX_ORDER))
+    .requiredOption('--order <n>', `longest n-gram, 1 to ${NGRAM_MAX_ORDER}`, parseWholeIn(1, NGRAM_MAX_ORDER))
     .option('--prune <counts...>', 'per order, drop n-grams seen at most this often, as lmplz --prune (e.g. 0 0 1 1; the last repeats; unigrams are never dropped)', collectThreshold)
     .addOption(new Option('--tokens <kind>', "what a token is: 'words', the line's whitespace-separated words exactly as they stand (the default)").choices(['words']))
     .option('--tokenizer <file>', 'tokens from this llama2.c tokenizer.bin (a trained BPE, or a word vocabulary of `lmflash tokenizer train --type word`) instead of the words as they stand')
-    .option('--quantize <bits>', `bits per log-probability and backoff, from per-order codebooks (1 to ${MAX_CODE_BITS}); 0 stores float32 (unquantized)`, parseWhole(0, MAX_CODE_BITS), 8)
-    .option('--context <n>', 'tokens one generation may hold (prompt and reply; the model looks back order - 1)', parseWhole(1, NGRAM_MAX_SEQ_LEN), DEFAULT_SEQ_LEN)
+    .option('--quantize <bits>', `bits per log-probability and backoff, from per-order codebooks (1 to ${MAX_CODE_BITS}); 0 stores float32 (unquantized)`, parseWholeIn(0, MAX_CODE_BITS), 8)
+    .option('--context <n>', 'tokens one generation may hold (prompt and reply; the model looks back order - 1)', parseWholeIn(1, NGRAM_MAX_SEQ_LEN), DEFAULT_SEQ_LEN)
     .addOption(new Option('--split <which>', 'lines to train on: all, or the project split\'s train part (0-based line index % 10 != 0)').choices(['all', 'train']).default('all'))
     .option('--arpa <file>', 'also write the unquantized model as an ARPA file (word models only), e.g. for KenLM\'s query')
     .requiredOption('-o, --output <file>', 'blob to write (a file is replaced atomically; - writes to stdout)')
