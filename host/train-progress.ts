@@ -3,7 +3,9 @@
  * and ETA. Redrawn in place on a terminal (at most 5 times a second); in a
  * log, a line every 5 % and at every validation.
  */
+import { checkpointBytes, runSession, type Session } from '../converter/train/session.js';
 import type { LogEntry } from '../converter/train/trainer.js';
+import { writeFileAtomic } from '../src/atomic-write.js';
 import type { CliIO } from './io.js';
 
 function duration(s: number): string {
@@ -57,4 +59,43 @@ export class TrainProgress {
   end(): void {
     if (this.tty) this.io.err('\n');
   }
+}
+
+/**
+ * Runs a training session to its end or to Ctrl-C with the progress line:
+ * a checkpoint at every validation (and the best one beside it), and once
+ * more at the end, so an interrupted run resumes where it stopped. Ctrl-C
+ * only asks the loop to stop after its step; the command then writes its
+ * outputs and exits 130.
+ */
+export async function runWithCheckpoints(
+  io: CliIO, session: Session, steps: number, paths: { checkpoint: string; best: string }, writeLog: () => Promise<void>,
+): Promise<{ stopped: boolean }> {
+  const t = session.trainer;
+  let stop = false;
+  const onSigint = () => {
+    stop = true;
+  };
+  process.on('SIGINT', onSigint);
+  const progress = new TrainProgress(io, Boolean(process.stderr.isTTY), steps, t.state.step);
+  let result: { stopped: boolean };
+  try {
+    result = await runSession(session, {
+      onStep: (e) => progress.step(e),
+      onValidate: async (e, improved) => {
+        progress.validation(e, improved);
+        await writeFileAtomic(paths.checkpoint, checkpointBytes(session));
+        if (improved) await writeFileAtomic(paths.best, checkpointBytes(session));
+        await writeLog();
+      },
+      shouldStop: () => stop,
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+    t.close();
+  }
+  progress.end();
+  await writeFileAtomic(paths.checkpoint, checkpointBytes(session));
+  await writeLog();
+  return result;
 }

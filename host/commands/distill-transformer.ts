@@ -19,7 +19,7 @@ import { flatParams } from '../../converter/prune-ffn.js';
 import { toFloatModel } from '../../converter/train/params.js';
 import { PRESET_NAMES, PRESETS } from '../../converter/train/presets.js';
 import {
-  checkpointBytes, DEFAULT_OPTIMIZER, modelConfigFor, runSession, splitDocuments, textDigest, tokenizerDigest, type Session,
+  DEFAULT_OPTIMIZER, modelConfigFor, splitDocuments, textDigest, tokenizerDigest, type Session,
 } from '../../converter/train/session.js';
 import { lossCurveSvg } from '../../converter/train/svg-plot.js';
 import type { LogEntry, TrainSettings } from '../../converter/train/trainer.js';
@@ -31,7 +31,7 @@ import { headSize, parameterCount, type ModelConfig } from '../../src/model.js';
 import { Tokenizer, type TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
-import { TrainProgress } from '../train-progress.js';
+import { runWithCheckpoints } from '../train-progress.js';
 import { chooseKernels, requireFolder } from './train-transformer.js';
 import { withBlobFile } from '../../src/temp-dir.js';
 
@@ -274,31 +274,7 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
     if (o.log) await writeFileAtomic(o.log, Buffer.from(log.map((e) => JSON.stringify(e)).join('\n') + '\n'));
     if (o.plot) await writeFileAtomic(o.plot, Buffer.from(lossCurveSvg(log, { title })));
   };
-  let stop = false;
-  const onSigint = () => {
-    stop = true;
-  };
-  process.on('SIGINT', onSigint);
-  const progress = new TrainProgress(io, Boolean(process.stderr.isTTY), settings.steps, t.state.step);
-  let result: { stopped: boolean };
-  try {
-    result = await runSession(session, {
-      onStep: (e) => progress.step(e),
-      onValidate: async (e, improved) => {
-        progress.validation(e, improved);
-        await writeFileAtomic(checkpointPath, checkpointBytes(session));
-        if (improved) await writeFileAtomic(bestPath, checkpointBytes(session));
-        await writeLog(t.state.log);
-      },
-      shouldStop: () => stop,
-    });
-  } finally {
-    process.off('SIGINT', onSigint);
-    t.close();
-  }
-  progress.end();
-  await writeFileAtomic(checkpointPath, checkpointBytes(session));
-  await writeLog(t.state.log);
+  const result = await runWithCheckpoints(io, session, settings.steps, { checkpoint: checkpointPath, best: bestPath }, () => writeLog(t.state.log));
   const st = t.state;
   const weights = st.best?.params ?? st.params;
   const { blob } = writeBlob(toFloatModel(config, weights), tok, { groupSize: o.groupSize });

@@ -15,7 +15,7 @@ import { jsKernels, type Kernels } from '../../converter/train/kernels.js';
 import { toFloatModel } from '../../converter/train/params.js';
 import { PRESET_NAMES, PRESETS } from '../../converter/train/presets.js';
 import {
-  checkpointBytes, DEFAULT_OPTIMIZER, modelConfigFor, openSession, runSession, splitDocuments, type Session,
+  DEFAULT_OPTIMIZER, modelConfigFor, openSession, splitDocuments, type Session,
 } from '../../converter/train/session.js';
 import { lossCurveSvg } from '../../converter/train/svg-plot.js';
 import type { LogEntry, TrainSettings } from '../../converter/train/trainer.js';
@@ -29,7 +29,7 @@ import { parameterCount } from '../../src/model.js';
 import { DEFAULT_GROUP_SIZE } from '../../src/quantize.js';
 import type { TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
-import { TrainProgress } from '../train-progress.js';
+import { runWithCheckpoints } from '../train-progress.js';
 import { readTokenizerFile } from './train.js';
 import { parseNonNegativeNumber, parsePositiveNumber, parseWholeIn } from '../option-parsers.js';
 
@@ -176,32 +176,8 @@ export async function trainTransformerCommand(io: CliIO, file: string, opts: Tra
       `${resume ? `, resuming at step ${t.state.step}` : ''}; kernels: ${kernels.name}, ${settings.threads ?? 1} thread${(settings.threads ?? 1) > 1 ? 's' : ''}\n`,
   );
 
-  let stop = false;
-  const onSigint = () => {
-    stop = true;
-  };
-  process.on('SIGINT', onSigint);
-  const progress = new TrainProgress(io, Boolean(process.stderr.isTTY), settings.steps, t.state.step);
   const title = `lmflash train transformer: ${path.basename(file)}, ${params.toLocaleString('en-US')} parameters`;
-  let result: { stopped: boolean };
-  try {
-    result = await runSession(session, {
-      onStep: (e) => progress.step(e),
-      onValidate: async (e, improved) => {
-        progress.validation(e, improved);
-        await writeFileAtomic(checkpointPath, checkpointBytes(session));
-        if (improved) await writeFileAtomic(bestPath, checkpointBytes(session));
-        await writeLog(t.state.log, opts, title);
-      },
-      shouldStop: () => stop,
-    });
-  } finally {
-    process.off('SIGINT', onSigint);
-    t.close();
-  }
-  progress.end();
-  await writeFileAtomic(checkpointPath, checkpointBytes(session));
-  await writeLog(t.state.log, opts, title);
+  const result = await runWithCheckpoints(io, session, settings.steps, { checkpoint: checkpointPath, best: bestPath }, () => writeLog(t.state.log, opts, title));
   const out = await writeOutputs(io, session, tokenizer, opts);
   const st = t.state;
   const last = st.log[st.log.length - 1];
