@@ -23,12 +23,13 @@ import { distillationLoss, softenInPlace, TransformerPass } from '../converter/t
 import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
 import { flatParams } from '../converter/prune-ffn.js';
 import { evaluate, splitLines } from '../host/commands/eval.js';
-import { buildXtensa, findQemuToolchain, runOnQemu } from '../host/qemu.js';
+import { findQemuToolchain } from '../host/qemu.js';
 import { writeLegacy } from '../src/llama2c-writers.js';
 import type { FloatModel, ModelConfig } from '../src/model.js';
 import type { TokenizerData } from '../src/tokenizer.js';
 import { cli } from './cli-helpers.js';
-import { runCore, tempDir } from './native-helpers.js';
+import { tempDir } from './native-helpers.js';
+import { expectLx106MatchesHost } from './lx106-match.js';
 import { PROJECT_ROOT, STORIES_MODEL, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
 
 const lines = readFileSync(STORIES_SAMPLES, 'utf8').split('\n');
@@ -230,18 +231,7 @@ describe('lmflash distill (transformer student)', () => {
 const toolchain = findQemuToolchain();
 describe.runIf(toolchain.ok || process.env.CI)('a distilled student on the emulated lx106', () => {
   it('gives every logit and the greedy tokens of the host core, bit for bit', async () => {
-    const images = await buildXtensa(PROJECT_ROOT);
-    const ids = ['--tokens', '1,403,407,261,378,30,95,12,260,1;1,410,300,68', '--logits'];
-    const host = runCore(blob, ['--arena', String(512 * 1024), ...ids]);
-    expect(host.status, host.stderr).toBe(0);
-    const qemu = await runOnQemu({ elf: images.elf, blob, args: ids });
-    expect(qemu.exitCode).toBe(0);
-    expect(host.stdout.length).toBe(14 * 512 * 4);
-    expect(qemu.stdout.equals(host.stdout)).toBe(true);
-    const gen = ['-p', 'Once upon a time', '-n', '40', '--json'];
-    const hostGen = runCore(blob, ['--arena', String(512 * 1024), ...gen]);
-    const qemuGen = await runOnQemu({ elf: images.elf, blob, args: gen });
-    expect(qemuGen.stdout.toString('utf8')).toBe(hostGen.stdout.toString('utf8'));
-    expect(JSON.parse(hostGen.stdout.toString('utf8')).generated_tokens.length).toBeGreaterThan(0);
+    const gen = await expectLx106MatchesHost(blob, '1,403,407,261,378,30,95,12,260,1;1,410,300,68', 14, 512, 'Once upon a time', 40);
+    expect(gen.generated_tokens.length).toBeGreaterThan(0);
   }, 600_000);
 });

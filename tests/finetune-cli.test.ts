@@ -8,10 +8,11 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildXtensa, findQemuToolchain, runOnQemu } from '../host/qemu.js';
+import { findQemuToolchain } from '../host/qemu.js';
 import { readBlob, type BlobView, type TensorEntry } from '../src/blob.js';
 import { cli } from './cli-helpers.js';
-import { runCore, storiesBlob, tempDir } from './native-helpers.js';
+import { storiesBlob, tempDir } from './native-helpers.js';
+import { expectLx106MatchesHost } from './lx106-match.js';
 import { STORIES_MODEL, STORIES_TOKENIZER } from './paths.js';
 
 const dir = tempDir('finetune');
@@ -62,18 +63,7 @@ describe('lmflash finetune', () => {
 
   const toolchain = findQemuToolchain();
   it.runIf(toolchain.ok || process.env.CI)('the fine-tuned blob runs bit-identically on the host core and under QEMU lx106', async () => {
-    const images = await buildXtensa(path.resolve(__dirname, '..'));
-    const ids = ['--tokens', '1,403,407,261,378,432,383,286,261,298;1,410,300,68', '--logits'];
-    const host = runCore(out, ['--arena', String(512 * 1024), ...ids]);
-    expect(host.status, host.stderr).toBe(0);
-    const qemu = await runOnQemu({ elf: images.elf, blob: out, args: ids });
-    expect(qemu.exitCode).toBe(0);
-    expect(host.stdout.length).toBe(14 * 512 * 4);
-    expect(qemu.stdout.equals(host.stdout)).toBe(true);
-    const gen = ['-p', 'Once upon a time, there was a boy named Tim. He had a red ball. Q: Who is the story about? A:', '-n', '12', '--json'];
-    const hostGen = runCore(out, ['--arena', String(512 * 1024), ...gen]);
-    const qemuGen = await runOnQemu({ elf: images.elf, blob: out, args: gen });
-    expect(qemuGen.stdout.toString('utf8')).toBe(hostGen.stdout.toString('utf8'));
+    await expectLx106MatchesHost(out, '1,403,407,261,378,432,383,286,261,298;1,410,300,68', 14, 512, 'Once upon a time, there was a boy named Tim. He had a red ball. Q: Who is the story about? A:', 12);
   }, 600_000);
 
   const bad: [string, string[], RegExp, string?][] = [
