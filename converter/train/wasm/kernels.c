@@ -145,6 +145,31 @@ static inline v128_t exp_f32x4(v128_t x) {
   return wasm_f32x4_mul(p, pow2);
 }
 
+/*
+ * 2^y on four lanes for y <= 0 (the tiled attention's scores, already in
+ * base 2 and shifted by their maximum; -inf lanes give 2^-126): y = n + f,
+ * |f| <= 1/2, and 2^f = e^(f ln2) by the same degree-6 Taylor polynomial as
+ * exp_f32x4, its coefficients times powers of ln2. Taking the scores in base
+ * 2 (the scale times log2(e), one rounding as before) turns exp's two-step
+ * reduction by ln2 into one exact subtraction and drops its upper clamp: 19
+ * operations instead of 24, to the same accuracy.
+ */
+static inline v128_t exp2_neg_f32x4(v128_t y) {
+  y = wasm_f32x4_pmax(y, wasm_f32x4_splat(-126.0f));
+  const v128_t magic = wasm_f32x4_splat(12582912.0f);
+  const v128_t kf = wasm_f32x4_add(y, magic);
+  const v128_t f = wasm_f32x4_sub(y, wasm_f32x4_sub(kf, magic));
+  v128_t p = wasm_f32x4_splat(1.5403530393e-4f);
+  p = wasm_f32x4_add(wasm_f32x4_splat(1.3333558146e-3f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(9.6181291076e-3f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(5.5504108665e-2f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(2.4022650696e-1f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(6.9314718056e-1f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(f, p));
+  const v128_t pow2 = wasm_i32x4_add(wasm_i32x4_shl(kf, 23), wasm_i32x4_splat(127 << 23));
+  return wasm_f32x4_mul(p, pow2);
+}
+
 static f32 hsum(v128_t v) {
   return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) + (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
 }
@@ -328,7 +353,8 @@ ALWAYS_INLINE void attn_fwd_tiled(const f32 *q, const f32 *k, const f32 *v, f32 
   const int Tp = (T + 3) & ~3;
   const int dim = H * HS, kv = KVH * HS, group = H / KVH;
   f32 *kt = scratch, *S = scratch + HS * Tp; /* S: 4 rows of Tp scores, then exponentials */
-  const v128_t vscale = wasm_f32x4_splat(scale), ninf = wasm_f32x4_splat(-__builtin_inff()), zero = wasm_f32x4_splat(0);
+  /* scores in base 2: exp(x - max) = 2^(y - ymax), y = x log2(e) */
+  const v128_t vscale = wasm_f32x4_splat(scale * 1.44269504088896341f), ninf = wasm_f32x4_splat(-__builtin_inff()), zero = wasm_f32x4_splat(0);
   /* in the diagonal block (columns t0..t0+3), row r sees lanes 0..r */
   const v128_t M0 = wasm_i32x4_make(-1, 0, 0, 0), M1 = wasm_i32x4_make(-1, -1, 0, 0), M2 = wasm_i32x4_make(-1, -1, -1, 0);
   for (int g = 0; g < KVH; g++) {
@@ -361,10 +387,10 @@ ALWAYS_INLINE void attn_fwd_tiled(const f32 *q, const f32 *k, const f32 *v, f32 
         v128_t o[4][HS / 4];
         for (int r = 0; r < 4; r++) for (int j = 0; j < HS / 4; j++) o[r][j] = zero;
         _Pragma("clang loop unroll(disable)") for (int s = 0; s <= t0; s += 4) {
-          v128_t e0 = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(S + s), m0));
-          v128_t e1 = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(S + Tp + s), m1));
-          v128_t e2 = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(S + 2 * Tp + s), m2));
-          v128_t e3 = exp_f32x4(wasm_f32x4_sub(wasm_v128_load(S + 3 * Tp + s), m3));
+          v128_t e0 = exp2_neg_f32x4(wasm_f32x4_sub(wasm_v128_load(S + s), m0));
+          v128_t e1 = exp2_neg_f32x4(wasm_f32x4_sub(wasm_v128_load(S + Tp + s), m1));
+          v128_t e2 = exp2_neg_f32x4(wasm_f32x4_sub(wasm_v128_load(S + 2 * Tp + s), m2));
+          v128_t e3 = exp2_neg_f32x4(wasm_f32x4_sub(wasm_v128_load(S + 3 * Tp + s), m3));
           if (s == t0) { e0 = wasm_v128_and(e0, M0); e1 = wasm_v128_and(e1, M1); e2 = wasm_v128_and(e2, M2); }
           wasm_v128_store(S + s, e0); wasm_v128_store(S + Tp + s, e1); wasm_v128_store(S + 2 * Tp + s, e2); wasm_v128_store(S + 3 * Tp + s, e3);
           z0 = wasm_f32x4_add(z0, e0); z1 = wasm_f32x4_add(z1, e1); z2 = wasm_f32x4_add(z2, e2); z3 = wasm_f32x4_add(z3, e3);
