@@ -596,6 +596,19 @@ void rope(f32 *m, int rows, int width, int hs, int T, const f32 *cs, const f32 *
   for (int r = 0; r < rows; r++) {
     const f32 *c = cs + (r % T) * half, *s = sn + (r % T) * half;
     f32 *row = m + (long)r * width;
+    if ((half & 1) == 0) {
+      /* two pairs a vector: x * (c c c' c') + (x1 x0 x1' x0') * (-s s -s' s'), the scalar loop's products and sums exactly */
+      for (int p = 0; p < half; p += 2) {
+        const v128_t c2 = wasm_v128_load64_splat(c + p), s2 = wasm_f32x4_mul(wasm_v128_load64_splat(s + p), wasm_f32x4_make(-sign, -sign, sign, sign));
+        const v128_t cv = wasm_i32x4_shuffle(c2, c2, 0, 0, 1, 1), sv = wasm_i32x4_shuffle(s2, s2, 0, 2, 1, 3);
+        for (int o = 0; o < width; o += hs) {
+          const v128_t x = wasm_v128_load(row + o + 2 * p);
+          const v128_t sw = wasm_i32x4_shuffle(x, x, 1, 0, 3, 2);
+          wasm_v128_store(row + o + 2 * p, wasm_f32x4_add(wasm_f32x4_mul(x, cv), wasm_f32x4_mul(sw, sv)));
+        }
+      }
+      continue;
+    }
     for (int o = 0; o < width; o += hs)
       for (int p = 0; p < half; p++) {
         const f32 cv = c[p], sv = sign * s[p];
