@@ -405,7 +405,9 @@ ALWAYS_INLINE void attn_fwd_tiled(const f32 *q, const f32 *k, const f32 *v, f32 
           const f32 *Sr = S + r * Tp;
           f32 *prow = p + ((long)h * T + t) * T;
           int s = 0;
-          _Pragma("clang loop unroll(disable)") for (; s + 4 <= t + 1; s += 4) wasm_v128_store(prow + s, wasm_f32x4_mul(wasm_v128_load(Sr + s), vi));
+          /* with T a multiple of 4, the diagonal block is stored whole (its masked columns exact zeros), so the backward reads p in place */
+          const int end = T % 4 == 0 ? t0 + 4 : t + 1;
+          _Pragma("clang loop unroll(disable)") for (; s + 4 <= end; s += 4) wasm_v128_store(prow + s, wasm_f32x4_mul(wasm_v128_load(Sr + s), vi));
           for (; s <= t; s++) prow[s] = Sr[s] * inv[r];
         }
       }
@@ -431,10 +433,14 @@ ALWAYS_INLINE void attn_bwd_tiled(const f32 *q, const f32 *k, const f32 *v, cons
         const int o1 = R > 1 ? dim : 0, o2 = R > 2 ? 2 * dim : 0, o3 = R > 3 ? 3 * dim : 0;
         const f32 *q0 = q + t0 * dim + h * HS, *q1 = q0 + o1, *q2 = q0 + o2, *q3 = q0 + o3;
         const f32 *g0 = datt + t0 * dim + h * HS, *g1 = g0 + o1, *g2 = g0 + o2, *g3 = g0 + o3;
-        /* the block's saved probabilities, zero past each row's position and for rows past T */
+        /* the block's saved probabilities, zero past each row's position and for rows past T: p's own rows
+           when T is a multiple of 4 (attn_fwd_tiled then stores the diagonal block whole), else a copy */
+        const f32 *Pb[4];
         for (int r = 0; r < 4; r++) {
           const int t = t0 + r;
           f32 *Pr = P + r * Tp;
+          Pb[r] = T % 4 == 0 ? p + ((long)h * T + t) * T : Pr;
+          if (T % 4 == 0) continue;
           if (r >= R) { for (int s = 0; s < n4; s += 4) wasm_v128_store(Pr + s, zero); continue; }
           const f32 *prow = p + ((long)h * T + t) * T;
           int s = 0;
@@ -443,7 +449,7 @@ ALWAYS_INLINE void attn_bwd_tiled(const f32 *q, const f32 *k, const f32 *v, cons
         }
         /* dP = dO V^T into D; dV += P^T dO */
         _Pragma("clang loop unroll(disable)") for (int s = 0; s < n4; s += 4) {
-          const v128_t p0 = wasm_v128_load(P + s), p1 = wasm_v128_load(P + Tp + s), p2 = wasm_v128_load(P + 2 * Tp + s), p3 = wasm_v128_load(P + 3 * Tp + s);
+          const v128_t p0 = wasm_v128_load(Pb[0] + s), p1 = wasm_v128_load(Pb[1] + s), p2 = wasm_v128_load(Pb[2] + s), p3 = wasm_v128_load(Pb[3] + s);
           v128_t d0 = zero, d1 = zero, d2 = zero, d3 = zero;
           for (int i = 0; i < HS; i++) {
             const v128_t vv = wasm_v128_load(vt + i * Tp + s);
@@ -463,7 +469,7 @@ ALWAYS_INLINE void attn_bwd_tiled(const f32 *q, const f32 *k, const f32 *v, cons
         /* dS = P (dP - P.dP) scale block by block, then dK += dS^T Q and dQ = dS K */
         v128_t dot[4];
         for (int r = 0; r < 4; r++) {
-          const f32 *Dr = D + r * Tp, *Pr = P + r * Tp;
+          const f32 *Dr = D + r * Tp, *Pr = Pb[r];
           v128_t vd = zero;
           for (int s = 0; s < n4; s += 4) vd = wasm_f32x4_add(vd, wasm_f32x4_mul(wasm_v128_load(Pr + s), wasm_v128_load(Dr + s)));
           dot[r] = wasm_f32x4_splat(hsum(vd));
@@ -471,7 +477,7 @@ ALWAYS_INLINE void attn_bwd_tiled(const f32 *q, const f32 *k, const f32 *v, cons
         v128_t o[4][HS / 4];
         for (int r = 0; r < 4; r++) for (int j = 0; j < HS / 4; j++) o[r][j] = zero;
         _Pragma("clang loop unroll(disable)") for (int s = 0; s < n4; s += 4) {
-#define DS(r) wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(P + r * Tp + s), wasm_f32x4_sub(wasm_v128_load(D + r * Tp + s), dot[r])), vscale)
+#define DS(r) wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(Pb[r] + s), wasm_f32x4_sub(wasm_v128_load(D + r * Tp + s), dot[r])), vscale)
           const v128_t s0 = DS(0), s1 = DS(1), s2 = DS(2), s3 = DS(3);
 #undef DS
           for (int i = 0; i < HS; i++) {
