@@ -148,23 +148,25 @@ static inline v128_t exp_f32x4(v128_t x) {
 /*
  * 2^y on four lanes for y <= 0 (the tiled attention's scores, already in
  * base 2 and shifted by their maximum; -inf lanes give 2^-126): y = n + f,
- * |f| <= 1/2, and 2^f = e^(f ln2) by the same degree-6 Taylor polynomial as
- * exp_f32x4, its coefficients times powers of ln2. Taking the scores in base
- * 2 (the scale times log2(e), one rounding as before) turns exp's two-step
- * reduction by ln2 into one exact subtraction and drops its upper clamp: 19
- * operations instead of 24, to the same accuracy.
+ * |f| <= 1/2, and 2^f = 1 + f q(f) with q of degree 4 fitted to 2^f's
+ * relative error on [-1/2, 1/2] (iteratively reweighted least squares, then
+ * rounded to float): at most 1.9e-7 relative in float arithmetic, against
+ * 2.4e-7 for exp_f32x4's degree-6 Taylor polynomial (both measured over
+ * 200,001 points with numpy). Taking the scores in base 2 (the scale times
+ * log2(e), one rounding as before) turns exp's two-step reduction by ln2
+ * into one exact subtraction and drops its upper clamp: 17 operations
+ * instead of 24.
  */
 static inline v128_t exp2_neg_f32x4(v128_t y) {
   y = wasm_f32x4_pmax(y, wasm_f32x4_splat(-126.0f));
   const v128_t magic = wasm_f32x4_splat(12582912.0f);
   const v128_t kf = wasm_f32x4_add(y, magic);
   const v128_t f = wasm_f32x4_sub(y, wasm_f32x4_sub(kf, magic));
-  v128_t p = wasm_f32x4_splat(1.5403530393e-4f);
-  p = wasm_f32x4_add(wasm_f32x4_splat(1.3333558146e-3f), wasm_f32x4_mul(f, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(9.6181291076e-3f), wasm_f32x4_mul(f, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(5.5504108665e-2f), wasm_f32x4_mul(f, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(2.4022650696e-1f), wasm_f32x4_mul(f, p));
-  p = wasm_f32x4_add(wasm_f32x4_splat(6.9314718056e-1f), wasm_f32x4_mul(f, p));
+  v128_t p = wasm_f32x4_splat(0.001326472731307149f);
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.009671512991189957f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.05550733581185341f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.24022242426872253f), wasm_f32x4_mul(f, p));
+  p = wasm_f32x4_add(wasm_f32x4_splat(0.6931470036506653f), wasm_f32x4_mul(f, p));
   p = wasm_f32x4_add(wasm_f32x4_splat(1.0f), wasm_f32x4_mul(f, p));
   const v128_t pow2 = wasm_i32x4_add(wasm_i32x4_shl(kf, 23), wasm_i32x4_splat(127 << 23));
   return wasm_f32x4_mul(p, pow2);
