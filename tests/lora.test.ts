@@ -26,18 +26,9 @@ import { ReferenceModel } from '../src/reference.js';
 import { Tokenizer } from '../src/tokenizer.js';
 import { tempDir } from './native-helpers.js';
 import { PROJECT_ROOT, STORIES_MODEL, STORIES_SAMPLES, STORIES_TOKENIZER } from './paths.js';
+import { randomParams } from './random-params.js';
 
 const tiny: ModelConfig = { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 11, seqLen: 8, sharedClassifier: false, ropeTheta: 10000, normEps: 1e-5 };
-
-function randomParams(c: ModelConfig, seed: number): Float32Array {
-  const { specs, offsets, total } = paramLayout(c);
-  const p = new Float32Array(total);
-  const normal = normalSampler(seed);
-  specs.forEach((s, i) => {
-    for (let j = 0; j < s.rows * s.cols; j++) p[offsets[i] + j] = s.kind === 'vector' ? 1 + 0.3 * normal() : 0.4 * normal();
-  });
-  return p;
-}
 
 /** A and B both random (B = 0 would make dA zero and the check of dA trivial). */
 function randomAdapters(layout: LoraLayout, seed: number, std: number): Float32Array {

@@ -6,24 +6,14 @@
 import { describe, expect, it } from 'vitest';
 import { jsKernels, naiveKernels, type Kernels } from '../converter/train/kernels.js';
 import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
-import { normalSampler, paramLayout } from '../converter/train/params.js';
+import { paramLayout } from '../converter/train/params.js';
 import { TransformerPass } from '../converter/train/transformer.js';
 import type { ModelConfig } from '../src/model.js';
 import { seededRandom } from '../src/random.js';
+import { randomParams } from './random-params.js';
 
 function tinyConfig(sharedClassifier: boolean): ModelConfig {
   return { dim: 8, hiddenDim: 12, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 11, seqLen: 6, sharedClassifier, ropeTheta: 10000, normEps: 1e-5 };
-}
-
-/** Large random weights (norm gains around 1), so every gradient is far from zero. */
-function randomParams(c: ModelConfig, seed: number): Float32Array {
-  const { specs, offsets, total } = paramLayout(c);
-  const p = new Float32Array(total);
-  const normal = normalSampler(seed);
-  specs.forEach((s, i) => {
-    for (let j = 0; j < s.rows * s.cols; j++) p[offsets[i] + j] = s.kind === 'vector' ? 1 + 0.3 * normal() : 0.4 * normal();
-  });
-  return p;
 }
 
 function randomTokens(n: number, vocab: number, seed: number): Int32Array {
