@@ -13,7 +13,7 @@ import type { Batch } from './train/data.js';
 import type { Kernels } from './train/kernels.js';
 import { adamwStep, clipGradients, learningRateAt, type AdamState, type OptimizerSettings } from './train/optimizer.js';
 import { toFloatModel } from './train/params.js';
-import { DEFAULT_OPTIMIZER } from './train/session.js';
+import { fineTuneOptimizer } from './train/session.js';
 import { TransformerPass } from './train/transformer.js';
 import { flatParams } from './prune-ffn.js';
 
@@ -64,14 +64,7 @@ export class LoraFinetune {
     this.adapterGrads = new Float32Array(this.layout.total);
     this.adam = { m: new Float32Array(this.layout.total), v: new Float32Array(this.layout.total) };
     this.noDecay = new Uint8Array(this.layout.total);
-    this.opt = {
-      ...DEFAULT_OPTIMIZER,
-      learningRate: settings.learningRate,
-      minLearningRate: settings.learningRate / 10,
-      warmupSteps: Math.min(20, Math.floor(settings.steps / 10)),
-      totalSteps: settings.steps,
-      weightDecay: 0,
-    };
+    this.opt = fineTuneOptimizer(settings.learningRate, settings.steps);
     this.pass = new TransformerPass(c, settings.batch, seq, kernels);
     const n = settings.batch * seq;
     this.batchBuf = { inputs: new Int32Array(n), targets: new Int32Array(n) };

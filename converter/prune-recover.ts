@@ -9,9 +9,9 @@
 import type { FloatModel } from '../src/model.js';
 import { sampleBatch, type Batch } from './train/data.js';
 import type { Kernels } from './train/kernels.js';
-import { adamwStep, clipGradients, learningRateAt, type OptimizerSettings } from './train/optimizer.js';
+import { adamwStep, clipGradients, learningRateAt } from './train/optimizer.js';
 import { decayMask, toFloatModel } from './train/params.js';
-import { DEFAULT_OPTIMIZER } from './train/session.js';
+import { fineTuneOptimizer } from './train/session.js';
 import { softenInPlace, TransformerPass } from './train/transformer.js';
 import { flatParams } from './prune-ffn.js';
 
@@ -46,14 +46,7 @@ export function recoverByDistillation(
   const grads = new Float32Array(params.length);
   const adam = { m: new Float32Array(params.length), v: new Float32Array(params.length) };
   const decay = decayMask(student.config);
-  const opt: OptimizerSettings = {
-    ...DEFAULT_OPTIMIZER,
-    learningRate: s.learningRate,
-    minLearningRate: s.learningRate / 10,
-    warmupSteps: Math.min(20, Math.floor(s.steps / 10)),
-    totalSteps: s.steps,
-    weightDecay: 0,
-  };
+  const opt = fineTuneOptimizer(s.learningRate, s.steps);
   const V = student.config.vocabSize;
   const n = s.batch * seq;
   const batch: Batch = { inputs: new Int32Array(n), targets: new Int32Array(n) };

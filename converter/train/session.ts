@@ -44,6 +44,23 @@ export const DEFAULT_OPTIMIZER: Omit<OptimizerSettings, 'totalSteps'> = {
   gradClip: 1,
 };
 
+/**
+ * The schedule for fine-tuning weights that are already trained (pruning
+ * recovery, LoRA): a short warm-up (20 steps, or a tenth of a short run),
+ * cosine down to a tenth of the rate, no weight decay (it would pull trained
+ * weights or adapters toward zero for no reason).
+ */
+export function fineTuneOptimizer(learningRate: number, steps: number): OptimizerSettings {
+  return {
+    ...DEFAULT_OPTIMIZER,
+    learningRate,
+    minLearningRate: learningRate / 10,
+    warmupSteps: Math.min(20, Math.floor(steps / 10)),
+    totalSteps: steps,
+    weightDecay: 0,
+  };
+}
+
 /** sha256 of a tokenizer's pieces and kinds: the same vocabulary gives the same digest. */
 export function tokenizerDigest(t: TokenizerData): string {
   const h = createHash('sha256');
