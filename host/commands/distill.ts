@@ -8,6 +8,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PRESET_NAMES } from '../../converter/train/presets.js';
 import { DEFAULT_GROUP_SIZE } from '../../src/quantize.js';
 import { DEFAULT_SAMPLES, DEFAULT_TOP_K, distillTransformerCommand, type DistillTransformerOpts } from './distill-transformer.js';
+import { addShapeOptions } from './train-transformer.js';
 import { loadAnyModel } from '../../converter/convert.js';
 import { bpeCorpus } from '../../converter/ngram/corpus.js';
 import { estimateTeacherNgram, teacherWeightFor, topKOf, type TeacherTopK } from '../../converter/ngram/distill.js';
@@ -80,19 +81,15 @@ interface DistillOpts {
 }
 
 export function register(program: Command, io: CliIO): void {
-  program
+  const cmd = program
     .command('distill')
     .description("a student from a teacher's next-token distributions: a transformer trained on KL to the teacher's softened distributions mixed with cross-entropy on the text (or on teacher samples without --text); --ngram: an N-gram model from the teacher's expected counts")
     .requiredOption('--teacher <model>', 'the teacher: llama2.c checkpoint (with --tokenizer), ONNX model or lmflash transformer blob')
     .option('-t, --tokenizer <file>', "the checkpoint's llama2.c tokenizer.bin")
     .option('--ngram', 'the student is an N-gram model (default: a transformer)')
-    .addOption(new Option('--student-config <preset>', "transformer student: a shape preset (docs/training.md; default: the teacher's shape), changed by the options below").choices(PRESET_NAMES))
-    .option('--dim <n>', 'transformer student: embedding width', parseWholeIn(2, 4096))
-    .option('--layers <n>', 'transformer student: layers', parseWholeIn(1, 64))
-    .option('--heads <n>', 'transformer student: attention heads (must divide --dim)', parseWholeIn(1, 256))
-    .option('--kv-heads <n>', 'transformer student: key/value heads (must divide --heads)', parseWholeIn(1, 256))
-    .option('--hidden <n>', 'transformer student: feed-forward width', parseWholeIn(1, 16384))
-    .option('--seq <n>', "transformer student: context length (default the teacher's)", parseWholeIn(2, 4096))
+    .addOption(new Option('--student-config <preset>', "transformer student: a shape preset (docs/training.md; default: the teacher's shape), changed by the options below").choices(PRESET_NAMES));
+  addShapeOptions(cmd, 'transformer student', "context length (default the teacher's)");
+  cmd
     .option('--window <n>', 'transformer student: tokens per training window (default min(seq, 256))', parseWholeIn(2, 4096))
     .option('--steps <n>', 'transformer student: optimizer steps', parseWholeIn(1, 10_000_000))
     .option('--minutes <m>', 'transformer student: train for about this long (steps from the measured speed)', parsePositiveNumber)

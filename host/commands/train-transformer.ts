@@ -192,19 +192,30 @@ export async function trainTransformerCommand(io: CliIO, file: string, opts: Tra
   if (result.stopped) process.exitCode = 130;
 }
 
+/**
+ * The model-shape options of a transformer that lmflash trains (train
+ * transformer, distill's student): each help line starts with `prefix`.
+ */
+export function addShapeOptions(cmd: Command, prefix: string, seqHelp: string): Command {
+  const p = prefix ? `${prefix}: ` : '';
+  return cmd
+    .option('--dim <n>', `${p}embedding width`, parseWholeIn(2, 4096))
+    .option('--layers <n>', `${p}transformer layers`, parseWholeIn(1, 64))
+    .option('--heads <n>', `${p}attention heads (must divide --dim)`, parseWholeIn(1, 256))
+    .option('--kv-heads <n>', `${p}key/value heads (must divide --heads)`, parseWholeIn(1, 256))
+    .option('--hidden <n>', `${p}feed-forward width`, parseWholeIn(1, 16384))
+    .option('--seq <n>', `${p}${seqHelp}`, parseWholeIn(2, 4096));
+}
+
 export function registerTransformer(train: Command, io: CliIO): void {
-  train
+  const cmd = train
     .command('transformer')
     .description("a Llama-style transformer trained from scratch by lmflash's own engine on the text's train split (validated on its test split: line % 10 == 0)")
     .argument('<text>', 'UTF-8 text, one document a line')
     .requiredOption('--tokenizer <file>', 'llama2.c tokenizer.bin (e.g. from `lmflash tokenizer train`); its size is the vocabulary')
-    .addOption(new Option('--config <name>', 'model shape preset (docs/training.md)').choices(PRESET_NAMES).default('micro'))
-    .option('--dim <n>', 'embedding width', parseWholeIn(2, 4096))
-    .option('--layers <n>', 'transformer layers', parseWholeIn(1, 64))
-    .option('--heads <n>', 'attention heads (must divide --dim)', parseWholeIn(1, 256))
-    .option('--kv-heads <n>', 'key/value heads (must divide --heads)', parseWholeIn(1, 256))
-    .option('--hidden <n>', 'feed-forward width', parseWholeIn(1, 16384))
-    .option('--seq <n>', 'context length (training window)', parseWholeIn(2, 4096))
+    .addOption(new Option('--config <name>', 'model shape preset (docs/training.md)').choices(PRESET_NAMES).default('micro'));
+  addShapeOptions(cmd, '', 'context length (training window)');
+  cmd
     .option('--separate-classifier', 'a classifier of its own instead of the token embedding')
     .option('--steps <n>', 'optimizer steps', parseWholeIn(1, 10_000_000))
     .option('--minutes <m>', 'train for about this long (steps from the measured speed)', parsePositiveNumber)
