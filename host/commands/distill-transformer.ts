@@ -32,19 +32,13 @@ import { Tokenizer, type TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { runWithCheckpoints } from '../train-progress.js';
-import { chooseKernels, requireFolder } from './train-transformer.js';
+import { chooseKernels, requireFolder, type ShapeOptions } from './train-transformer.js';
 import { withBlobFile } from '../../src/temp-dir.js';
 
-export interface DistillTransformerOpts {
+export interface DistillTransformerOpts extends ShapeOptions {
   teacher: string;
   tokenizer?: string;
   studentConfig?: string;
-  dim?: number;
-  layers?: number;
-  heads?: number;
-  kvHeads?: number;
-  hidden?: number;
-  seq?: number;
   window?: number;
   text?: string;
   split: string;

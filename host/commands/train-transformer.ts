@@ -33,15 +33,19 @@ import { runWithCheckpoints } from '../train-progress.js';
 import { readTokenizerFile } from './train.js';
 import { parseNonNegativeNumber, parsePositiveNumber, parseWholeIn } from '../option-parsers.js';
 
-export interface TrainTransformerOpts {
-  tokenizer: string;
-  config: string;
+/** What addShapeOptions parses. */
+export interface ShapeOptions {
   dim?: number;
   layers?: number;
   heads?: number;
   kvHeads?: number;
   hidden?: number;
   seq?: number;
+}
+
+export interface TrainTransformerOpts extends ShapeOptions {
+  tokenizer: string;
+  config: string;
   separateClassifier?: boolean;
   steps?: number;
   minutes?: number;
