@@ -417,6 +417,101 @@ ALWAYS_INLINE void attn_fwd_tiled(const f32 *q, const f32 *k, const f32 *v, f32 
   }
 }
 
+/* The 4x4 transpose of rows a, b, c, d (into them). */
+#define TRANSPOSE4(a, b, c, d)                                                                         \
+  do {                                                                                              \
+    const v128_t t0_ = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), t1_ = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7); \
+    const v128_t t2_ = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), t3_ = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7); \
+    a = wasm_i32x4_shuffle(t0_, t2_, 0, 1, 4, 5); b = wasm_i32x4_shuffle(t0_, t2_, 2, 3, 6, 7);      \
+    c = wasm_i32x4_shuffle(t1_, t3_, 0, 1, 4, 5); d = wasm_i32x4_shuffle(t1_, t3_, 2, 3, 6, 7);      \
+  } while (0)
+
+/*
+ * The forward pass with a block's 4 query rows in the lanes (head sizes 4
+ * and 8): one key at a time gives a column of 4 scores, so the block's
+ * queries stay in HS registers, a key's or value's elements are broadcast
+ * from one pointer, and one vector carries the 4 rows' maxima and another
+ * their sums. St (scratch, 4*Tp floats) holds the block's columns (scores,
+ * then exponentials); p receives them transposed back into rows, the form
+ * the backward pass reads. Measured against attn_fwd_tiled on the
+ * stories260K shape (one layer, 4 windows of 256): 2.65 ms against 3.15.
+ * Head size 16 stays tiled: its 16 query vectors would not fit in V8's 16
+ * vector registers.
+ */
+ALWAYS_INLINE void attn_fwd_lanes(const f32 *q, const f32 *k, const f32 *v, f32 *p, f32 *att, int T, int H, int KVH, const int HS, f32 scale, f32 *St) {
+  const int dim = H * HS, kv = KVH * HS, group = H / KVH;
+  /* scores in base 2: exp(x - max) = 2^(y - ymax), y = x log2(e) */
+  const v128_t vscale = wasm_f32x4_splat(scale * 1.44269504088896341f), ninf = wasm_f32x4_splat(-__builtin_inff()), zero = wasm_f32x4_splat(0);
+  const v128_t lane = wasm_i32x4_make(0, 1, 2, 3);
+  for (int h = 0; h < H; h++) {
+    const f32 *kg = k + (h / group) * HS, *vg = v + (h / group) * HS;
+    for (int t0 = 0; t0 < T; t0 += 4) {
+      const int R = T - t0 < 4 ? T - t0 : 4, cols = t0 + R;
+      /* qt[i], lane r: element i of query t0 + r (rows past T repeat row t0) */
+      const f32 *q0 = q + t0 * dim + h * HS;
+      const f32 *qr[4] = {q0, q0 + (R > 1 ? dim : 0), q0 + (R > 2 ? 2 * dim : 0), q0 + (R > 3 ? 3 * dim : 0)};
+      v128_t qt[HS];
+      for (int i = 0; i < HS; i += 4) {
+        qt[i] = wasm_v128_load(qr[0] + i); qt[i + 1] = wasm_v128_load(qr[1] + i);
+        qt[i + 2] = wasm_v128_load(qr[2] + i); qt[i + 3] = wasm_v128_load(qr[3] + i);
+        TRANSPOSE4(qt[i], qt[i + 1], qt[i + 2], qt[i + 3]);
+      }
+      /* scores, scaled, and the rows' maxima; column t0 + j of the diagonal block is seen by rows j.. only */
+      v128_t m = ninf;
+      const f32 *kr = kg;
+      _Pragma("clang loop unroll(disable)") for (int s = 0; s < cols; s++, kr += kv) {
+        v128_t a = zero;
+        for (int i = 0; i < HS; i++) a = wasm_f32x4_add(a, wasm_f32x4_mul(qt[i], wasm_v128_load32_splat(kr + i)));
+        a = wasm_f32x4_mul(a, vscale);
+        if (s >= t0) a = wasm_v128_bitselect(a, ninf, wasm_i32x4_ge(lane, wasm_i32x4_splat(s - t0)));
+        wasm_v128_store(St + 4 * s, a);
+        m = wasm_f32x4_pmax(m, a);
+      }
+      /* exponentials (exact zeros where masked) and their sums */
+      v128_t z = zero;
+      _Pragma("clang loop unroll(disable)") for (int s = 0; s < cols; s++) {
+        v128_t e = exp2_neg_f32x4(wasm_f32x4_sub(wasm_v128_load(St + 4 * s), m));
+        if (s >= t0) e = wasm_v128_and(e, wasm_i32x4_ge(lane, wasm_i32x4_splat(s - t0)));
+        wasm_v128_store(St + 4 * s, e);
+        z = wasm_f32x4_add(z, e);
+      }
+      for (int s = cols; s < t0 + 4; s++) wasm_v128_store(St + 4 * s, zero);
+      const v128_t inv = wasm_f32x4_div(wasm_f32x4_splat(1.0f), z);
+      /* the output e V, normalized: ot[c], lane r, is element c of row t0 + r */
+      v128_t ot[HS];
+      for (int c = 0; c < HS; c++) ot[c] = zero;
+      const f32 *vr = vg;
+      _Pragma("clang loop unroll(disable)") for (int s = 0; s < cols; s++, vr += kv) {
+        const v128_t e = wasm_v128_load(St + 4 * s);
+        for (int c = 0; c < HS; c++) ot[c] = wasm_f32x4_add(ot[c], wasm_f32x4_mul(e, wasm_v128_load32_splat(vr + c)));
+      }
+      for (int c = 0; c < HS; c += 4) {
+        v128_t a = wasm_f32x4_mul(ot[c], inv), b = wasm_f32x4_mul(ot[c + 1], inv), d = wasm_f32x4_mul(ot[c + 2], inv), e = wasm_f32x4_mul(ot[c + 3], inv);
+        TRANSPOSE4(a, b, d, e);
+        const v128_t rows[4] = {a, b, d, e};
+        for (int r = 0; r < R; r++) wasm_v128_store(att + (t0 + r) * dim + h * HS + c, rows[r]);
+      }
+      /* the probabilities into p's rows; with T a multiple of 4 the diagonal block is stored whole (masked columns exact zeros), so the backward reads p in place */
+      f32 *p0 = p + ((long)h * T + t0) * T;
+      _Pragma("clang loop unroll(disable)") for (int s = 0; s < t0 + 4; s += 4) {
+        v128_t a = wasm_f32x4_mul(wasm_v128_load(St + 4 * s), inv), b = wasm_f32x4_mul(wasm_v128_load(St + 4 * s + 4), inv);
+        v128_t c = wasm_f32x4_mul(wasm_v128_load(St + 4 * s + 8), inv), d = wasm_f32x4_mul(wasm_v128_load(St + 4 * s + 12), inv);
+        TRANSPOSE4(a, b, c, d);
+        const v128_t rows[4] = {a, b, c, d};
+        if (s < t0 || T % 4 == 0) {
+          for (int r = 0; r < R; r++) wasm_v128_store(p0 + r * T + s, rows[r]);
+        } else {
+          for (int r = 0; r < R; r++) {
+            f32 lanes[4] __attribute__((aligned(16)));
+            wasm_v128_store(lanes, rows[r]);
+            for (int j = 0; j <= r; j++) p0[r * T + s + j] = lanes[j];
+          }
+        }
+      }
+    }
+  }
+}
+
 ALWAYS_INLINE void attn_bwd_tiled(const f32 *q, const f32 *k, const f32 *v, const f32 *p, const f32 *datt, f32 *dq, f32 *dk, f32 *dv,
                                   int T, int H, int KVH, const int HS, f32 scale, f32 *scratch) {
   const int Tp = (T + 3) & ~3;
@@ -513,8 +608,8 @@ ALWAYS_INLINE void attn_bwd_tiled(const f32 *q, const f32 *k, const f32 *v, cons
 EXPORT("attn_fwd")
 void attn_fwd(const f32 *q, const f32 *k, const f32 *v, f32 *p, f32 *att, int T, int H, int KVH, int hs, f32 scale, f32 *scratch) {
   switch (hs) {
-    case 4: attn_fwd_tiled(q, k, v, p, att, T, H, KVH, 4, scale, scratch); break;
-    case 8: attn_fwd_tiled(q, k, v, p, att, T, H, KVH, 8, scale, scratch); break;
+    case 4: attn_fwd_lanes(q, k, v, p, att, T, H, KVH, 4, scale, scratch); break;
+    case 8: attn_fwd_lanes(q, k, v, p, att, T, H, KVH, 8, scale, scratch); break;
     case 16: attn_fwd_tiled(q, k, v, p, att, T, H, KVH, 16, scale, scratch); break;
     default: attn_fwd_any(q, k, v, p, att, T, H, KVH, hs, scale, scratch);
   }
