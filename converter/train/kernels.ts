@@ -71,6 +71,15 @@ export function transpose(out: Float32Array, a: Float32Array, rows: number, cols
 
 type GemmABt = Kernels['gemmABt'];
 
+/**
+ * Floats of scratch the WebAssembly attention kernels need for a window of T
+ * tokens and head size hs, forward or backward (the backward's blocked
+ * layouts are the largest: converter/train/wasm/kernels.c, attn_bwd_blocked).
+ */
+export function attentionScratchFloats(hs: number, T: number): number {
+  return (5 * hs + 8) * ((T + 3) & ~3) + 8 * hs;
+}
+
 /** gemmAB and gemmAtB from a gemmABt, by transposing operands into scratch first. */
 function viaTransposes(name: string, gemmABt: GemmABt): Kernels {
   let ta: Float32Array = new Float32Array(0);

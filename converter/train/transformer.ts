@@ -11,7 +11,7 @@
  * place; run() copies the weights in and the gradients out.
  */
 import { headSize, kvDim, type LayerWeights, type ModelConfig, type ModelWeights } from '../../src/model.js';
-import { carveArrays, type Kernels } from './kernels.js';
+import { attentionScratchFloats, carveArrays, type Kernels } from './kernels.js';
 import { paramLayout, weightViews } from './params.js';
 
 /** Activations of one layer saved by the forward pass for the backward pass. */
@@ -72,7 +72,7 @@ export class TransformerPass {
     const half = hs / 2;
     const paramCount = paramLayout(c).total;
     // the kernels' scratch: a transposed weight (gemmABt), one kv head's keys and values (attention), the row statistics of the loss
-    const scratch = Math.max(c.vocabSize * c.dim, c.hiddenDim * c.dim, c.dim * c.dim, (4 * hs + 8) * ((seq + 3) & ~3), 2 * N);
+    const scratch = Math.max(c.vocabSize * c.dim, c.hiddenDim * c.dim, c.dim * c.dim, attentionScratchFloats(hs, seq), 2 * N);
     const carved = carveArrays(kernels, scratch, (f) => ({
       acts: Array.from({ length: c.nLayers }, () => ({
         xIn: f(N * c.dim), inv1: f(N), xn1: f(N * c.dim), q: f(N * c.dim), k: f(N * kv), v: f(N * kv),

@@ -10,7 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../../host/native.js';
 import { LmflashError } from '../../src/errors.js';
-import type { Kernels, Workspace } from './kernels.js';
+import { attentionScratchFloats, type Kernels, type Workspace } from './kernels.js';
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -142,7 +142,7 @@ function copyingKernels(ex: Exports): Kernels {
       arena.reset();
       const qa = arena.put(q), ka = arena.put(k), va = arena.put(v);
       const pa = arena.take(H * T * T), oa = arena.take(T * H * hs);
-      const scratch = arena.take(2 * hs * ((T + 3) & ~3));
+      const scratch = arena.take(attentionScratchFloats(hs, T));
       ex.attn_fwd(qa, ka, va, pa, oa, T, H, KVH, hs, scale, scratch);
       p.set(arena.view(pa, H * T * T));
       att.set(arena.view(oa, T * H * hs));
@@ -151,7 +151,7 @@ function copyingKernels(ex: Exports): Kernels {
       arena.reset();
       const qa = arena.put(q), ka = arena.put(k), va = arena.put(v), pa = arena.put(p), ga = arena.put(datt);
       const dqa = arena.take(dq.length), dka = arena.take(dk.length), dva = arena.take(dv.length);
-      const scratch = arena.take(4 * hs * ((T + 3) & ~3) + ((T + 3) & ~3));
+      const scratch = arena.take(attentionScratchFloats(hs, T));
       ex.attn_bwd(qa, ka, va, pa, ga, dqa, dka, dva, T, H, KVH, hs, scale, scratch);
       dq.set(arena.view(dqa, dq.length));
       dk.set(arena.view(dka, dk.length));
@@ -185,7 +185,6 @@ class WasmWorkspace implements Workspace {
       return a.byteOffset;
     };
     const room = (n: number) => n <= scratch;
-    const Tp = (T: number) => (T + 3) & ~3;
     const stats = new Float32Array(mem, scratchAt, scratch);
     this.kernels = {
       name: NAME,
@@ -202,11 +201,11 @@ class WasmWorkspace implements Workspace {
         else copying.gemmAtB(C, A, B, M, N, K, acc);
       },
       attentionForward(q, k, v, p, att, T, H, KVH, hs, scale) {
-        if (inMem(q, k, v, p, att) && room((2 * hs + 4) * Tp(T))) ex.attn_fwd(q.byteOffset, k.byteOffset, v.byteOffset, p.byteOffset, att.byteOffset, T, H, KVH, hs, scale, scratchAt);
+        if (inMem(q, k, v, p, att) && room(attentionScratchFloats(hs, T))) ex.attn_fwd(q.byteOffset, k.byteOffset, v.byteOffset, p.byteOffset, att.byteOffset, T, H, KVH, hs, scale, scratchAt);
         else copying.attentionForward!(q, k, v, p, att, T, H, KVH, hs, scale);
       },
       attentionBackward(q, k, v, p, datt, dq, dk, dv, T, H, KVH, hs, scale) {
-        if (inMem(q, k, v, p, datt, dq, dk, dv) && room((4 * hs + 8) * Tp(T))) {
+        if (inMem(q, k, v, p, datt, dq, dk, dv) && room(attentionScratchFloats(hs, T))) {
           ex.attn_bwd(q.byteOffset, k.byteOffset, v.byteOffset, p.byteOffset, datt.byteOffset, dq.byteOffset, dk.byteOffset, dv.byteOffset, T, H, KVH, hs, scale, scratchAt);
         } else copying.attentionBackward!(q, k, v, p, datt, dq, dk, dv, T, H, KVH, hs, scale);
       },
