@@ -14,6 +14,17 @@ typedef float f32;
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /*
+ * 4x8 blocks and chunks of 256 k: measured on this machine against 4x16
+ * (the accumulators and B's vectors then outnumber V8's 16 xmm registers and
+ * spill), 3x16, 5x8, 6x8 and 8x8, and chunks of 128 and 512; without chunks,
+ * dW of the classifier (k = 2048 tokens, A's columns 2 KB apart) ran at a
+ * third of the others' speed.
+ */
+#define GEMM_MR 4
+#define GEMM_NV 2
+#define GEMM_KC 256
+
+/*
  * The micro-kernel behind every product: C[m][n] (+)= sum_k a(m,k) b[k][n],
  * a(m,k) = A[m*sam + k*sak] and b row-major with row stride ldb. MR rows of
  * C times 4*NV columns live in vector accumulators; each step broadcasts one
@@ -21,8 +32,10 @@ typedef float f32;
  * are computed on whatever follows B (the caller leaves 64 bytes of slack)
  * and never stored; rows past M repeat row M-1 and are never stored.
  */
-ALWAYS_INLINE void gemm_block(f32 *C, const f32 *A, int sam, int sak, const f32 *B, int ldb, int M, int N, int K, int acc, const int MR, const int NV) {
-  const int NR = 4 * NV;
+#define MR GEMM_MR
+#define NV GEMM_NV
+ALWAYS_INLINE void gemm_block(f32 *C, const f32 *A, int sam, int sak, const f32 *B, int ldb, int M, int N, int K, int acc) {
+  enum { NR = 4 * NV };
   f32 tmp[MR * NR] __attribute__((aligned(16)));
   for (int m = 0; m < M; m += MR) {
     const f32 *a[MR];
@@ -42,7 +55,8 @@ ALWAYS_INLINE void gemm_block(f32 *C, const f32 *A, int sam, int sak, const f32 
       }
       const int cols = N - n < NR ? N - n : NR;
       if (cols == NR) {
-        for (int r = 0; r < rows; r++) {
+        for (int r = 0; r < MR; r++) {
+          if (r >= rows) break;
           f32 *crow = C + (m + r) * N + n;
           for (int j = 0; j < NV; j++) wasm_v128_store(crow + 4 * j, acc ? wasm_f32x4_add(wasm_v128_load(crow + 4 * j), c[r][j]) : c[r][j]);
         }
@@ -58,23 +72,15 @@ ALWAYS_INLINE void gemm_block(f32 *C, const f32 *A, int sam, int sak, const f32 
     }
   }
 }
+#undef MR
+#undef NV
 
-/*
- * 4x8 blocks and chunks of 256 k: measured on this machine against 4x16
- * (the accumulators and B's vectors then outnumber V8's 16 xmm registers and
- * spill), 3x16, 5x8, 6x8 and 8x8, and chunks of 128 and 512; without chunks,
- * dW of the classifier (k = 2048 tokens, A's columns 2 KB apart) ran at a
- * third of the others' speed.
- */
-#define GEMM_MR 4
-#define GEMM_NV 2
-#define GEMM_KC 256
 
 /* gemm_block over chunks of GEMM_KC steps of k, so that a chunk of A's and B's rows stays in cache across the blocks of C. */
 static void gemm_core(f32 *C, const f32 *A, int sam, int sak, const f32 *B, int ldb, int M, int N, int K, int acc) {
   for (int k0 = 0; k0 < K; k0 += GEMM_KC) {
     const int kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
-    gemm_block(C, A + k0 * sak, sam, sak, B + k0 * ldb, ldb, M, N, kc, acc || k0 > 0, GEMM_MR, GEMM_NV);
+    gemm_block(C, A + k0 * sak, sam, sak, B + k0 * ldb, ldb, M, N, kc, acc || k0 > 0);
   }
 }
 
@@ -322,7 +328,7 @@ ALWAYS_INLINE f32 hmax(v128_t v) {
 #define ROWS_TIMES_LANE(J, base, x0, x1, x2, x3)                                                    \
   do {                                                                                              \
     const f32 *row = (base) + (s + J) * kv;                                                         \
-    v128_t vv[HS / 4];                                                                              \
+    v128_t vv[4];                                                                                   \
     for (int j = 0; j < HS / 4; j++) vv[j] = wasm_v128_load(row + 4 * j);                           \
     const v128_t p0 = wasm_i32x4_shuffle(x0, x0, J, J, J, J), p1 = wasm_i32x4_shuffle(x1, x1, J, J, J, J); \
     const v128_t p2 = wasm_i32x4_shuffle(x2, x2, J, J, J, J), p3 = wasm_i32x4_shuffle(x3, x3, J, J, J, J); \
@@ -382,7 +388,7 @@ ALWAYS_INLINE void attn_fwd_tiled(const f32 *q, const f32 *k, const f32 *v, f32 
         m0 = wasm_f32x4_splat(hmax(m0)); m1 = wasm_f32x4_splat(hmax(m1)); m2 = wasm_f32x4_splat(hmax(m2)); m3 = wasm_f32x4_splat(hmax(m3));
         /* exponentials (kept in S for the probabilities), their sums, and the unnormalized output e V */
         v128_t z0 = zero, z1 = zero, z2 = zero, z3 = zero;
-        v128_t o[4][HS / 4];
+        v128_t o[4][4];
         for (int r = 0; r < 4; r++) for (int j = 0; j < HS / 4; j++) o[r][j] = zero;
         _Pragma("clang loop unroll(disable)") for (int s = 0; s <= t0; s += 4) {
           v128_t e0 = exp2_neg_f32x4(wasm_f32x4_sub(wasm_v128_load(S + s), m0));
@@ -446,7 +452,7 @@ ALWAYS_INLINE void attn_fwd_lanes(const f32 *q, const f32 *k, const f32 *v, f32 
       /* qt[i], lane r: element i of query t0 + r (rows past T repeat row t0) */
       const f32 *q0 = q + t0 * dim + h * HS;
       const f32 *qr[4] = {q0, q0 + (R > 1 ? dim : 0), q0 + (R > 2 ? 2 * dim : 0), q0 + (R > 3 ? 3 * dim : 0)};
-      v128_t qt[HS];
+      v128_t qt[8];
       for (int i = 0; i < HS; i += 4) {
         qt[i] = wasm_v128_load(qr[0] + i); qt[i + 1] = wasm_v128_load(qr[1] + i);
         qt[i + 2] = wasm_v128_load(qr[2] + i); qt[i + 3] = wasm_v128_load(qr[3] + i);
@@ -474,7 +480,7 @@ ALWAYS_INLINE void attn_fwd_lanes(const f32 *q, const f32 *k, const f32 *v, f32 
       for (int s = cols; s < t0 + 4; s++) wasm_v128_store(St + 4 * s, zero);
       const v128_t inv = wasm_f32x4_div(wasm_f32x4_splat(1.0f), z);
       /* the output e V, normalized: ot[c], lane r, is element c of row t0 + r */
-      v128_t ot[HS];
+      v128_t ot[8];
       for (int c = 0; c < HS; c++) ot[c] = zero;
       const f32 *vr = vg;
       _Pragma("clang loop unroll(disable)") for (int s = 0; s < cols; s++, vr += kv) {
@@ -485,7 +491,7 @@ ALWAYS_INLINE void attn_fwd_lanes(const f32 *q, const f32 *k, const f32 *v, f32 
         v128_t a = wasm_f32x4_mul(ot[c], inv), b = wasm_f32x4_mul(ot[c + 1], inv), d = wasm_f32x4_mul(ot[c + 2], inv), e = wasm_f32x4_mul(ot[c + 3], inv);
         TRANSPOSE4(a, b, d, e);
         const v128_t rows[4] = {a, b, d, e};
-        for (int r = 0; r < R; r++) wasm_v128_store(att + (t0 + r) * dim + h * HS + c, rows[r]);
+        for (int r = 0; r < 4 && r < R; r++) wasm_v128_store(att + (t0 + r) * dim + h * HS + c, rows[r]);
       }
       /* the probabilities into p's rows; with T a multiple of 4 the diagonal block is stored whole (masked columns exact zeros), so the backward reads p in place */
       f32 *p0 = p + ((long)h * T + t0) * T;
@@ -495,7 +501,7 @@ ALWAYS_INLINE void attn_fwd_lanes(const f32 *q, const f32 *k, const f32 *v, f32 
         TRANSPOSE4(a, b, c, d);
         const v128_t rows[4] = {a, b, c, d};
         if (s < t0 || T % 4 == 0) {
-          for (int r = 0; r < R; r++) wasm_v128_store(p0 + r * T + s, rows[r]);
+          for (int r = 0; r < 4 && r < R; r++) wasm_v128_store(p0 + r * T + s, rows[r]);
         } else {
           for (int r = 0; r < R; r++) {
             f32 lanes[4] __attribute__((aligned(16)));
@@ -603,12 +609,12 @@ ALWAYS_INLINE void attn_bwd_blocked(const f32 *q, const f32 *k, const f32 *v, co
         /* dQ = dS K, 8 columns of dQ at a time (4 x 2 accumulators) */
         const int NV = HS / 4 < 2 ? HS / 4 : 2;
         for (int c0 = 0; c0 < HS; c0 += 4 * NV) {
-          v128_t o[4][NV];
+          v128_t o[4][2];
           for (int r = 0; r < 4; r++) for (int jj = 0; jj < NV; jj++) o[r][jj] = zero;
           _Pragma("clang loop unroll(disable)") for (int j = 0; j < nb; j++) {
             const f32 *ds = PD + 32 * j + 16, *kr = KR + 4 * j * HS + c0;
             for (int l = 0; l < 4; l++) {
-              v128_t kk[NV];
+              v128_t kk[2];
               for (int jj = 0; jj < NV; jj++) kk[jj] = wasm_v128_load(kr + l * HS + 4 * jj);
               for (int r = 0; r < 4; r++) {
                 const v128_t x = wasm_v128_load32_splat(ds + 4 * r + l);
@@ -616,7 +622,7 @@ ALWAYS_INLINE void attn_bwd_blocked(const f32 *q, const f32 *k, const f32 *v, co
               }
             }
           }
-          for (int r = 0; r < R; r++)
+          for (int r = 0; r < 4 && r < R; r++)
             for (int jj = 0; jj < NV; jj++) wasm_v128_store(dq + (t0 + r) * dim + h * HS + c0 + 4 * jj, o[r][jj]);
         }
       }
