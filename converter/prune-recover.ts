@@ -40,7 +40,7 @@ export function recoverByDistillation(
 ): RecoverResult {
   const seq = Math.min(s.seq, student.config.seqLen, stream.length - 1);
   const sPass = new TransformerPass(student.config, s.batch, seq, kernels);
-  const tPass = new TransformerPass(teacher.config, s.batch, seq, kernels);
+  const tPass = new TransformerPass(teacher.config, s.batch, seq, kernels, { microBatch: s.batch }); // the whole batch's logits at once
   const params = flatParams(student);
   const tParams = flatParams(teacher);
   const grads = new Float32Array(params.length);

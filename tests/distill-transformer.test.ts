@@ -70,7 +70,7 @@ describe('the teacher cache', () => {
     top8.fill(chosen, inputs, approx);
 
     const student = tiny(V);
-    const pass = new TransformerPass(student, 2, seq, jsKernels);
+    const pass = new TransformerPass(student, 2, seq, jsKernels, { microBatch: 2 });
     pass.run(initParams(student, 5), inputs, targets, null);
     const z = pass.logitsOfLastRun.slice();
     const loss = (p: Float32Array) => {

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { jsKernels, naiveKernels, type Kernels } from '../converter/train/kernels.js';
 import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
 import { paramLayout } from '../converter/train/params.js';
-import { TransformerPass } from '../converter/train/transformer.js';
+import { softenInPlace, TransformerPass } from '../converter/train/transformer.js';
 import type { ModelConfig } from '../src/model.js';
 import { seededRandom } from '../src/random.js';
 import { randomParams } from './random-params.js';
@@ -105,4 +105,67 @@ describe('kernels', () => {
       expect(big).toBeGreaterThan(g0.length / 4); // the comparison is not between zeros
     });
   }
+});
+
+/** Teacher distributions for `rows` rows: softmax of random logits. */
+function randomTeacher(rows: number, V: number, seed: number): Float32Array {
+  const r = seededRandom(seed);
+  const p = Float32Array.from({ length: rows * V }, () => 3 * (r() - 0.5));
+  softenInPlace(p, rows, V, 1);
+  return p;
+}
+
+/** Every element of `got` within `rel` of `want`, relative to want's largest magnitude; and `want` not all (near) zero. */
+function expectCloseArrays(got: Float32Array, want: Float32Array, rel: number): void {
+  let scale = 0;
+  for (const v of want) scale = Math.max(scale, Math.abs(v));
+  expect(scale).toBeGreaterThan(1e-3);
+  let worst = 0;
+  for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
+  expect(worst / scale).toBeLessThanOrEqual(rel);
+}
+
+describe('micro-batches', () => {
+  const c = { ...tinyConfig(false), seqLen: 9 };
+  const B = 4;
+  const T = c.seqLen;
+  const params = randomParams(c, 11);
+  for (let i = 0; i < params.length; i++) params[i] *= 0.5;
+  const inputs = randomTokens(B * T, c.vocabSize, 6);
+  const targets = randomTokens(B * T, c.vocabSize, 7);
+  // windows scored unevenly (9, 2, 9, 0 targets): a mean per micro-batch instead of over the batch would weigh them wrongly
+  targets.fill(-1, T, 2 * T - 2);
+  targets.fill(-1, 3 * T, 4 * T);
+  const teacher = randomTeacher(B * T, c.vocabSize, 8);
+
+  for (const kernels of [jsKernels, wasmKernels]) {
+    for (const distill of [false, true]) {
+      it(`of 1 and 2 windows give the loss and gradients of the whole batch of ${B} in one (${kernels.name}, ${distill ? 'distillation' : 'cross-entropy'})`, () => {
+        const result = (m: number) => {
+          const pass = new TransformerPass(c, B, T, kernels, { microBatch: m });
+          if (distill) pass.setDistillation({ teacherProbs: teacher, temperature: 2, alpha: 0.7 });
+          const grads = new Float32Array(params.length).fill(NaN); // run() overwrites, whatever was there
+          return { loss: pass.run(params, inputs, targets, grads), grads, lossOnly: pass.run(params, inputs, targets, null) };
+        };
+        const whole = result(B);
+        for (const m of [1, 2]) {
+          const r = result(m);
+          expect(Math.abs(r.loss - whole.loss) / whole.loss).toBeLessThan(1e-6);
+          expect(r.lossOnly).toBe(r.loss);
+          expectCloseArrays(r.grads, whole.grads, 1e-5);
+        }
+      });
+    }
+  }
+
+  it('leave the last run\'s activations readable only when the batch runs in one', () => {
+    const split = new TransformerPass(c, B, T, jsKernels, { microBatch: 1 });
+    split.run(params, inputs, targets, null);
+    expect(() => split.logitsOfLastRun).toThrow(/microBatch 4/);
+    expect(() => split.ffnGateOfLastRun(0)).toThrow(/microBatch 4/);
+    const whole = new TransformerPass(c, B, T, jsKernels, { microBatch: B });
+    whole.run(params, inputs, targets, null);
+    expect(whole.logitsOfLastRun).toHaveLength(B * T * c.vocabSize);
+    expect(() => new TransformerPass(c, B, T, jsKernels, { microBatch: 3 })).toThrow(/does not divide/);
+  });
 });

@@ -91,7 +91,7 @@ export class TopKCache implements TeacherSource {
     const t0 = performance.now();
     const T = w.seq;
     const B = Math.max(1, Math.min(batch, w.count));
-    const pass = new TransformerPass(teacher.config, B, T, kernels);
+    const pass = new TransformerPass(teacher.config, B, T, kernels, { microBatch: B }); // the whole batch's logits at once
     const params = flatParams(teacher);
     const inputs = new Int32Array(B * T);
     const targets = new Int32Array(B * T).fill(-1);
@@ -163,7 +163,7 @@ export class LiveTeacher implements TeacherSource {
   private readonly targets: Int32Array;
 
   constructor(private readonly teacher: FloatModel, batch: number, seq: number, private readonly temperature: number, kernels: Kernels) {
-    this.pass = new TransformerPass(teacher.config, batch, seq, kernels);
+    this.pass = new TransformerPass(teacher.config, batch, seq, kernels, { microBatch: batch }); // the whole batch's logits at once
     this.params = flatParams(teacher);
     this.targets = new Int32Array(batch * seq).fill(-1);
   }

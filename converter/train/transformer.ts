@@ -2,13 +2,16 @@
  * Forward and backward pass of the Llama-style model (src/reference.ts
  * semantics: RMSNorm, RoPE on interleaved pairs, grouped-query attention,
  * SwiGLU, shared or separate classifier) with cross-entropy loss, over a
- * batch of B windows of T tokens at once. Every linear layer runs as one
- * matrix-matrix product over all B·T tokens (kernels.ts); the attention and
- * the element-wise steps run in the kernels when they have them, else in the
- * plain loops here. Activations the backward pass needs are kept per layer;
- * nothing is allocated per step. With kernels that offer a workspace
- * (WebAssembly), every array lives in it and the kernels work on them in
- * place; run() copies the weights in and the gradients out.
+ * batch of B windows of T tokens, as micro-batches of m windows: each runs
+ * forward and backward in turn, adding to the weight gradients, so the
+ * activations are sized for m windows, not B (they then stay in cache).
+ * Every linear layer runs as one matrix-matrix product over a micro-batch's
+ * m·T tokens (kernels.ts); the attention and the element-wise steps run in
+ * the kernels when they have them, else in the plain loops here. Activations
+ * the backward pass needs are kept per layer; nothing is allocated per step.
+ * With kernels that offer a workspace (WebAssembly), every array lives in it
+ * and the kernels work on them in place; run() copies the weights in and the
+ * gradients out, once per run.
  */
 import { headSize, kvDim, type LayerWeights, type ModelConfig, type ModelWeights } from '../../src/model.js';
 import { attentionScratchFloats, carveArrays, type Kernels } from './kernels.js';
@@ -16,13 +19,14 @@ import { paramLayout, weightViews } from './params.js';
 
 /** Activations of one layer saved by the forward pass for the backward pass. */
 interface LayerActs {
+  // N = m·T rows of one micro-batch of m windows
   xIn: Float32Array; // [N][dim] residual stream entering the layer
   inv1: Float32Array; // [N] 1/rms of xIn
   xn1: Float32Array; // [N][dim]
   q: Float32Array; // [N][dim] after RoPE
   k: Float32Array; // [N][kv] after RoPE
   v: Float32Array; // [N][kv]
-  p: Float32Array; // [B][H][T][T] attention probabilities (lower triangle)
+  p: Float32Array; // [m][H][T][T] attention probabilities (lower triangle)
   att: Float32Array; // [N][dim] attention output before wo
   xMid: Float32Array; // [N][dim] residual after attention
   inv2: Float32Array; // [N]
@@ -32,11 +36,36 @@ interface LayerActs {
   gate: Float32Array; // [N][hidden] silu(h1) * h3
 }
 
+/**
+ * Windows per micro-batch when the constructor is not told. Measured on the
+ * stories260K shape, 8 windows of 256 tokens, passes with m = 1, 2, 4, 8
+ * interleaved in one process (best tokens per CPU-second of 15 passes each,
+ * two runs on the shared 2-core machine): one thread m=1 9,605 and 10,573,
+ * m=2 9,186 and 9,837, m=4 9,066 and 9,842, m=8 9,286 and 9,892; two
+ * threads (DataParallelPass, 4 windows a thread, best of 30, three runs)
+ * m=1 9,414 / 10,105 / 9,549, m=2 9,729 / 10,157 / 9,538, m=4 9,617 /
+ * 10,098 / 9,612, i.e. no difference there beyond the noise. So 1: fastest on
+ * one thread, no slower on two, and activations that do not grow with the batch.
+ */
+export const DEFAULT_MICRO_BATCH = 1;
+
+export interface PassOptions {
+  /**
+   * Windows per micro-batch (a divisor of the batch; default the largest
+   * divisor up to DEFAULT_MICRO_BATCH). The *OfLastRun views need the whole
+   * batch in one: microBatch = batch.
+   */
+  microBatch?: number;
+}
+
 export class TransformerPass {
   readonly config: ModelConfig;
   readonly batch: number;
   readonly seq: number;
+  /** windows per micro-batch */
+  readonly microBatch: number;
   private readonly kernels: Kernels;
+  /** rows (tokens) per micro-batch */
   private readonly n: number;
   private readonly acts: LayerActs[];
   private readonly xFinal: Float32Array;
@@ -60,12 +89,15 @@ export class TransformerPass {
   private readonly own: { params: Float32Array; grads: Float32Array; targets: Int32Array; weights: ModelWeights; gradViews: ModelWeights } | null;
   private distill: Distillation | null = null;
 
-  constructor(config: ModelConfig, batch: number, seq: number, kernels: Kernels) {
+  constructor(config: ModelConfig, batch: number, seq: number, kernels: Kernels, options: PassOptions = {}) {
     this.config = config;
     this.batch = batch;
     this.seq = seq;
+    const m = options.microBatch ?? largestDivisorUpTo(batch, DEFAULT_MICRO_BATCH);
+    if (!(Number.isInteger(m) && m >= 1 && batch % m === 0)) throw new RangeError(`a micro-batch of ${m} windows does not divide the batch of ${batch}`);
+    this.microBatch = m;
     const c = config;
-    const N = batch * seq;
+    const N = m * seq;
     this.n = N;
     const kv = kvDim(c);
     const hs = headSize(c);
@@ -76,7 +108,7 @@ export class TransformerPass {
     const carved = carveArrays(kernels, scratch, (f) => ({
       acts: Array.from({ length: c.nLayers }, () => ({
         xIn: f(N * c.dim), inv1: f(N), xn1: f(N * c.dim), q: f(N * c.dim), k: f(N * kv), v: f(N * kv),
-        p: f(batch * c.nHeads * seq * seq), att: f(N * c.dim), xMid: f(N * c.dim), inv2: f(N), xn2: f(N * c.dim),
+        p: f(m * c.nHeads * seq * seq), att: f(N * c.dim), xMid: f(N * c.dim), inv2: f(N), xn2: f(N * c.dim),
         h1: f(N * c.hiddenDim), h3: f(N * c.hiddenDim), gate: f(N * c.hiddenDim),
       })),
       xFinal: f(N * c.dim), invF: f(N), xnF: f(N * c.dim), logits: f(N * c.vocabSize),
@@ -131,18 +163,36 @@ export class TransformerPass {
    */
   run(params: Float32Array, inputs: Int32Array, targets: Int32Array, grads: Float32Array | null): number {
     const c = this.config;
-    const N = this.n;
-    if (inputs.length !== N || targets.length !== N) throw new RangeError(`expected ${N} inputs and targets, got ${inputs.length} and ${targets.length}`);
+    const rows = this.batch * this.seq;
+    if (inputs.length !== rows || targets.length !== rows) throw new RangeError(`expected ${rows} inputs and targets, got ${inputs.length} and ${targets.length}`);
     const own = this.own;
     if (own) own.params.set(params);
     const w = own ? own.weights : weightViews(c, params);
-    const classifier = w.classifier ?? w.tokenEmbedding;
-    const dim = c.dim;
+    // every micro-batch's loss and gradient is divided by the whole batch's scored count, so that they add up to the batch's mean
+    const count = scoredCount(targets, c.vocabSize);
+    const scale = count > 0 ? 1 / count : 0;
+    let g: ModelWeights | null = null;
+    if (grads) {
+      (own ? own.grads : grads).fill(0);
+      g = own ? own.gradViews : weightViews(c, grads);
+    }
+    let total = 0;
+    for (let first = 0; first < rows; first += this.n) {
+      this.forward(w, inputs, first);
+      total += this.lossSum(targets, first, scale, g !== null);
+      if (g) this.backward(w, g, inputs, first);
+    }
+    if (own && grads) grads.set(own.grads);
+    return total * scale;
+  }
 
-    // embedding
+  /** The micro-batch of rows first.. through the layers into this.logits. */
+  private forward(w: ModelWeights, inputs: Int32Array, first: number): void {
+    const c = this.config;
+    const dim = c.dim;
     const x = this.acts.length > 0 ? this.acts[0].xIn : this.xFinal;
-    for (let i = 0; i < N; i++) {
-      const tok = inputs[i];
+    for (let i = 0; i < this.n; i++) {
+      const tok = inputs[first + i];
       if (!(tok >= 0 && tok < c.vocabSize)) throw new RangeError(`token ${tok} is outside the vocabulary (0..${c.vocabSize - 1})`);
       x.set(w.tokenEmbedding.subarray(tok * dim, tok * dim + dim), i * dim);
     }
@@ -151,49 +201,43 @@ export class TransformerPass {
       this.layerForward(this.acts[l], w.layers[l], next);
     }
     this.norm(this.xnF, this.invF, this.xFinal, w.finalNorm);
-    this.kernels.gemmABt(this.logits, this.xnF, classifier, N, c.vocabSize, dim, false);
-    const { loss, scaled } = this.loss(targets, grads !== null);
-    if (!grads) return loss;
+    this.kernels.gemmABt(this.logits, this.xnF, w.classifier ?? w.tokenEmbedding, this.n, c.vocabSize, dim, false);
+  }
 
-    const gFlat = own ? own.grads : grads;
-    gFlat.fill(0);
-    const g = own ? own.gradViews : weightViews(c, grads);
-    const gClassifier = g.classifier ?? g.tokenEmbedding;
-    if (!scaled) {
-      const count = scoredCount(targets, c.vocabSize);
-      const scaleGrad = count > 0 ? 1 / count : 0;
-      for (let i = 0; i < this.logits.length; i++) this.logits[i] *= scaleGrad;
-    }
+  /** Adds the gradient of the micro-batch of rows first.. (this.logits holding its loss gradient) into g. */
+  private backward(w: ModelWeights, g: ModelWeights, inputs: Int32Array, first: number): void {
+    const c = this.config;
+    const dim = c.dim;
     // classifier: dxnF = dlogits · Wc, dWc += dlogitsᵀ · xnF
-    this.linearBackward(this.logits, this.xnF, classifier, gClassifier, c.vocabSize, dim, this.dxn, false);
+    this.linearBackward(this.logits, this.xnF, w.classifier ?? w.tokenEmbedding, g.classifier ?? g.tokenEmbedding, c.vocabSize, dim, this.dxn, false);
     this.dx.fill(0);
     this.normBackward(this.dx, g.finalNorm, this.dxn, this.xFinal, this.invF, w.finalNorm);
     for (let l = c.nLayers - 1; l >= 0; l--) this.layerBackward(this.acts[l], w.layers[l], g.layers[l]);
     // embedding: scatter-add the gradient reaching the layer-0 input
-    for (let i = 0; i < N; i++) {
-      const o = inputs[i] * dim;
+    for (let i = 0; i < this.n; i++) {
+      const o = inputs[first + i] * dim;
       for (let j = 0; j < dim; j++) g.tokenEmbedding[o + j] += this.dx[i * dim + j];
     }
-    if (own) grads.set(own.grads);
-    return loss;
   }
 
   /**
-   * The loss of this.logits against targets (cross-entropy, or distillation
-   * when set); with toGrad, this.logits become its gradient, already divided
-   * by the scored count when `scaled`.
+   * The summed loss of this.logits against the micro-batch's targets
+   * (cross-entropy, or distillation when set); with toGrad, this.logits
+   * become its gradient times `scale`.
    */
-  private loss(targets: Int32Array, toGrad: boolean): { loss: number; scaled: boolean } {
+  private lossSum(targets: Int32Array, first: number, scale: number, toGrad: boolean): number {
     const V = this.config.vocabSize;
     const N = this.n;
-    if (this.distill) return { loss: distillationLoss(this.logits, targets, N, V, this.distill, toGrad).loss, scaled: false };
-    if (this.kernels.crossEntropy && this.own) {
-      const count = scoredCount(targets, V);
-      this.own.targets.set(targets);
-      const total = this.kernels.crossEntropy(this.logits, this.own.targets, N, V, count > 0 ? 1 / count : 0, toGrad);
-      return { loss: count > 0 ? total / count : 0, scaled: true };
-    }
-    return { loss: softmaxCrossEntropy(this.logits, targets, N, V, toGrad).loss, scaled: false };
+    const logits = this.logits;
+    let total: number;
+    if (this.distill) total = distillationSum(logits, targets, first, N, V, this.distill, toGrad).total;
+    else if (this.kernels.crossEntropy && this.own) {
+      const own = this.own.targets;
+      for (let i = 0; i < N; i++) own[i] = targets[first + i];
+      return this.kernels.crossEntropy(logits, own, N, V, scale, toGrad);
+    } else total = softmaxCrossEntropySum(logits, targets, first, N, V, toGrad);
+    if (toGrad) for (let i = 0; i < logits.length; i++) logits[i] *= scale;
+    return total;
   }
 
   /** rmsnormForward over all rows, in the kernels when they have it. */
@@ -215,14 +259,16 @@ export class TransformerPass {
    * the plain cross-entropy; null goes back to cross-entropy.
    */
   setDistillation(d: Distillation | null): void {
-    if (d && d.teacherProbs.length !== this.n * this.config.vocabSize) {
-      throw new RangeError(`teacher distribution has ${d.teacherProbs.length} values, expected ${this.n * this.config.vocabSize}`);
+    const expected = this.batch * this.seq * this.config.vocabSize;
+    if (d && d.teacherProbs.length !== expected) {
+      throw new RangeError(`teacher distribution has ${d.teacherProbs.length} values, expected ${expected}`);
     }
     this.distill = d;
   }
 
   /** silu(w1 x)·(w3 x) [B·T][hidden] of layer `layer` in the last run (what FFN pruning ranks neurons by). */
   ffnGateOfLastRun(layer: number): Float32Array {
+    this.checkWholeBatch();
     return this.acts[layer].gate;
   }
 
@@ -233,18 +279,26 @@ export class TransformerPass {
    * before wo (head h is columns h·hs..(h+1)·hs).
    */
   layerActivationsOfLastRun(layer: number): { residualIn: Float32Array; attnNormOut: Float32Array; attentionOut: Float32Array; ffnNormOut: Float32Array } {
+    this.checkWholeBatch();
     const a = this.acts[layer];
     return { residualIn: a.xIn, attnNormOut: a.xn1, attentionOut: a.att, ffnNormOut: a.xn2 };
   }
 
   /** The residual after the last layer and the final RMSNorm's output in the last run, [B·T][dim]. */
   finalActivationsOfLastRun(): { residual: Float32Array; normOut: Float32Array } {
+    this.checkWholeBatch();
     return { residual: this.xFinal, normOut: this.xnF };
   }
 
   /** Logits [B·T][vocab] of the last run without gradients (a run with gradients overwrites them). */
   get logitsOfLastRun(): Float32Array {
+    this.checkWholeBatch();
     return this.logits;
+  }
+
+  /** The *OfLastRun views hold one micro-batch; only with the whole batch in one are they the batch's. */
+  private checkWholeBatch(): void {
+    if (this.microBatch !== this.batch) throw new Error(`the last run's activations are of its last micro-batch only: construct with microBatch ${this.batch} to read them`);
   }
 
   /** Y[N][out] = X[N][in] · Wᵀ */
@@ -364,12 +418,12 @@ export class TransformerPass {
     const { q, k, v, p, att } = a;
     if (this.kernels.attentionForward) {
       const win = (m: Float32Array, b: number, width: number) => m.subarray(b * T * width, (b + 1) * T * width);
-      for (let b = 0; b < this.batch; b++) {
+      for (let b = 0; b < this.microBatch; b++) {
         this.kernels.attentionForward(win(q, b, dim), win(k, b, kv), win(v, b, kv), win(p, b, H * T), win(att, b, dim), T, H, c.nKvHeads, hs, scale);
       }
       return;
     }
-    for (let b = 0; b < this.batch; b++) {
+    for (let b = 0; b < this.microBatch; b++) {
       for (let h = 0; h < H; h++) {
         const kh = ((h / kvMul) | 0) * hs;
         for (let t = 0; t < T; t++) {
@@ -417,7 +471,7 @@ export class TransformerPass {
     const { dAtt, dq, dk, dv, dRow } = this;
     if (this.kernels.attentionBackward) {
       const win = (m: Float32Array, b: number, width: number) => m.subarray(b * T * width, (b + 1) * T * width);
-      for (let b = 0; b < this.batch; b++) {
+      for (let b = 0; b < this.microBatch; b++) {
         this.kernels.attentionBackward(
           win(q, b, dim), win(k, b, kv), win(v, b, kv), win(p, b, H * T), win(dAtt, b, dim),
           win(dq, b, dim), win(dk, b, kv), win(dv, b, kv), T, H, c.nKvHeads, hs, scale,
@@ -428,7 +482,7 @@ export class TransformerPass {
     dq.fill(0);
     dk.fill(0);
     dv.fill(0);
-    for (let b = 0; b < this.batch; b++) {
+    for (let b = 0; b < this.microBatch; b++) {
       for (let h = 0; h < H; h++) {
         const kh = ((h / kvMul) | 0) * hs;
         for (let t = 0; t < T; t++) {
@@ -489,12 +543,12 @@ function rmsnormBackward(dx: Float32Array, dg: Float32Array, dy: Float32Array, x
 }
 
 /**
- * Sum of -log softmax(logits)[target] over rows with a target, and (when
- * `toGrad`) logits replaced in place by softmax - onehot (rows without a
- * target get zeros). Returns the mean loss and how many rows were scored.
+ * Sum of -log softmax(logits)[target] over the rows with a target (row r's
+ * target is targets[first + r]), and (when `toGrad`) logits replaced in
+ * place by softmax - onehot (rows without a target get zeros).
  */
-function softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, rows: number, V: number, toGrad: boolean): { loss: number; count: number } {
-  return meanOverScoredRows(logits, targets, rows, V, toGrad, (o, t) => {
+function softmaxCrossEntropySum(logits: Float32Array, targets: Int32Array, first: number, rows: number, V: number, toGrad: boolean): number {
+  return sumOverScoredRows(logits, targets, first, rows, V, toGrad, (o, t) => {
     const max = rowMax(logits, o, V);
     let z = 0;
     for (let j = 0; j < V; j++) z += Math.exp(logits[o + j] - max);
@@ -505,7 +559,7 @@ function softmaxCrossEntropy(logits: Float32Array, targets: Int32Array, rows: nu
       logits[o + t] -= 1;
     }
     return loss;
-  });
+  }).total;
 }
 
 /** How many rows have a target (>= 0), each checked against the vocabulary. */
@@ -520,23 +574,25 @@ function scoredCount(targets: Int32Array, V: number): number {
 
 /**
  * The loop both losses share: `score(o, t)` for every row with a target
- * (o: the row's offset in logits), checked against the vocabulary; a row
- * without one (target < 0) gets a zero gradient when `toGrad`. Returns the
- * mean of the scores and how many rows were scored.
+ * (o: the row's offset in logits; row r's target is targets[first + r]),
+ * checked against the vocabulary; a row without one (target < 0) gets a
+ * zero gradient when `toGrad`. Returns the sum of the scores and how many
+ * rows were scored.
  */
-function meanOverScoredRows(
+function sumOverScoredRows(
   logits: Float32Array,
   targets: Int32Array,
+  first: number,
   rows: number,
   V: number,
   toGrad: boolean,
   score: (o: number, t: number) => number,
-): { loss: number; count: number } {
+): { total: number; count: number } {
   let total = 0;
   let count = 0;
   for (let r = 0; r < rows; r++) {
     const o = r * V;
-    const t = targets[r];
+    const t = targets[first + r];
     if (t < 0) {
       if (toGrad) logits.fill(0, o, o + V);
       continue;
@@ -545,7 +601,7 @@ function meanOverScoredRows(
     total += score(o, t);
     count++;
   }
-  return { loss: count > 0 ? total / count : 0, count };
+  return { total, count };
 }
 
 function rowMax(logits: Float32Array, o: number, V: number): number {
@@ -588,12 +644,19 @@ export function softenInPlace(logits: Float32Array, rows: number, V: number, tem
  * (d/dz of -Σ p log q_T is (q_T - p) / T; the T² factor keeps the KL term's
  * gradient the same size whatever T, as Hinton et al. advise.) Returns the
  * mean over scored rows; with `toGrad`, logits become dL/dz (unscaled by
- * 1/count, as softmaxCrossEntropy).
+ * 1/count).
  */
 export function distillationLoss(logits: Float32Array, targets: Int32Array, rows: number, V: number, d: Distillation, toGrad: boolean): { loss: number; count: number } {
+  const { total, count } = distillationSum(logits, targets, 0, rows, V, d, toGrad);
+  return { loss: count > 0 ? total / count : 0, count };
+}
+
+/** distillationLoss's sum over the rows first..first+rows of targets and d.teacherProbs, whose logits are `logits` (from row 0). */
+function distillationSum(logits: Float32Array, targets: Int32Array, first: number, rows: number, V: number, d: Distillation, toGrad: boolean): { total: number; count: number } {
   const T = d.temperature;
   const a = d.alpha;
-  return meanOverScoredRows(logits, targets, rows, V, toGrad, (o, t) => {
+  const teacher = first * V; // the offset of the rows' teacher distributions
+  return sumOverScoredRows(logits, targets, first, rows, V, toGrad, (o, t) => {
     const max = rowMax(logits, o, V);
     let z = 0;
     let zT = 0;
@@ -605,7 +668,7 @@ export function distillationLoss(logits: Float32Array, targets: Int32Array, rows
     const lseT = max / T + Math.log(zT);
     let kl = 0;
     for (let j = 0; j < V; j++) {
-      const p = d.teacherProbs[o + j];
+      const p = d.teacherProbs[teacher + o + j];
       if (p > 0) kl += p * (Math.log(p) - (logits[o + j] / T - lseT));
     }
     const loss = a * T * T * kl + (1 - a) * (lse - logits[o + t]);
@@ -613,10 +676,16 @@ export function distillationLoss(logits: Float32Array, targets: Int32Array, rows
       for (let j = 0; j < V; j++) {
         const zj = logits[o + j];
         const qT = Math.exp(zj / T - lseT);
-        logits[o + j] = a * T * (qT - d.teacherProbs[o + j]) + (1 - a) * Math.exp(zj - lse);
+        logits[o + j] = a * T * (qT - d.teacherProbs[teacher + o + j]) + (1 - a) * Math.exp(zj - lse);
       }
       logits[o + t] -= 1 - a;
     }
     return loss;
   });
+}
+
+/** The largest divisor of n that is at most `most` (at least 1). */
+function largestDivisorUpTo(n: number, most: number): number {
+  for (let d = Math.min(n, most); d > 1; d--) if (n % d === 0) return d;
+  return 1;
 }
