@@ -9,7 +9,7 @@ import { decodeCheckpoint } from '../converter/train/checkpoint.js';
 import { jsKernels } from '../converter/train/kernels.js';
 import { toFloatModel } from '../converter/train/params.js';
 import { checkpointBytes, openSession, runSession, splitDocuments } from '../converter/train/session.js';
-import { TransformerPass } from '../converter/train/transformer.js';
+import { softenInPlace, TransformerPass } from '../converter/train/transformer.js';
 import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
 import { ReferenceModel } from '../src/reference.js';
 import { sampleText, storiesTokenizer, tinySettings, tinyShape } from './train-helpers.js';
@@ -88,6 +88,52 @@ describe('two threads', () => {
       expect(l3).toBe(l2);
       expect(Buffer.from(g3.buffer).equals(Buffer.from(g2.buffer))).toBe(true);
       expect(two.run(flat, inputs, targets, null)).toBe(l2); // validation (no gradients) too
+    } finally {
+      two.close();
+    }
+  });
+
+  it('distil as one thread does (to rounding), the same on every run, each thread reading its half of the shared teacher distributions', async () => {
+    const { DataParallelPass, sharedFloat32 } = await import('../converter/train/parallel.js');
+    const config = tinyShape(tokenizer.vocabSize, false);
+    const V = config.vocabSize;
+    const flat = session(1).trainer.state.params;
+    const n = 4 * 32;
+    const inputs = Int32Array.from({ length: n }, (_, i) => (i * 29 + 5) % V);
+    const targets = Int32Array.from({ length: n }, (_, i) => (i % 7 === 0 || i > 100 ? -1 : (i * 13 + 1) % V)); // the worker's half scored less
+    const teacherProbs = sharedFloat32(n * V);
+    for (let i = 0; i < teacherProbs.length; i++) teacherProbs[i] = ((i * 2654435761) % 1000) / 100;
+    softenInPlace(teacherProbs, n, V, 1);
+    const d = { teacherProbs, temperature: 2, alpha: 0.6 };
+    const one = new TransformerPass(config, 4, 32, loadWasmKernels());
+    one.setDistillation(d);
+    const g1 = new Float32Array(flat.length);
+    const l1 = one.run(flat, inputs, targets, g1);
+    one.setDistillation(null);
+    const plain = one.run(flat, inputs, targets, null);
+    expect(Math.abs(plain - l1)).toBeGreaterThan(0.1); // the distillation loss is another loss
+
+    const two = new DataParallelPass(config, 4, 32, loadWasmKernels(), 'wasm', flat.length, { teacherProbs });
+    const g2 = new Float32Array(flat.length);
+    const g3 = new Float32Array(flat.length);
+    try {
+      two.setDistillation(d);
+      const l2 = two.run(flat, inputs, targets, g2);
+      const l3 = two.run(flat, inputs, targets, g3);
+      expect(Math.abs(l2 - l1) / l1).toBeLessThan(1e-5);
+      let scale = 0;
+      let worst = 0;
+      for (let i = 0; i < g1.length; i++) {
+        scale = Math.max(scale, Math.abs(g1[i]));
+        worst = Math.max(worst, Math.abs(g2[i] - g1[i]));
+      }
+      expect(scale).toBeGreaterThan(1e-3);
+      expect(worst / scale).toBeLessThan(1e-5);
+      expect(l3).toBe(l2);
+      expect(Buffer.from(g3.buffer).equals(Buffer.from(g2.buffer))).toBe(true);
+      two.setDistillation(null); // back to cross-entropy on both threads
+      expect(Math.abs(two.run(flat, inputs, targets, null) - plain) / plain).toBeLessThan(1e-5);
+      expect(() => two.setDistillation({ ...d, teacherProbs: teacherProbs.slice() })).toThrow(/constructed with/);
     } finally {
       two.close();
     }

@@ -12,7 +12,7 @@
 import type { FloatModel, ModelConfig } from '../../src/model.js';
 import { validationWindows, type Batch } from '../train/data.js';
 import type { Kernels } from '../train/kernels.js';
-import type { GradientPass } from '../train/parallel.js';
+import { sharedFloat32, trainingPass, type DistillablePass, type GradientPass } from '../train/parallel.js';
 import { Trainer, newTrainState, type TrainSettings, type TrainState } from '../train/trainer.js';
 import { TransformerPass } from '../train/transformer.js';
 import { cutWindows, fillWindows, LiveTeacher, TopKCache, windowsOfStep, type TeacherSource, type Windows } from './teacher-cache.js';
@@ -25,18 +25,27 @@ export interface DistillSettings {
   teacherLogits: { kind: 'cache'; k: number } | { kind: 'live' };
 }
 
-/** The training pass with the teacher's distributions of the current batch (plain cross-entropy for validation, which runs without gradients). */
+/**
+ * The training pass with the teacher's distributions of the current batch
+ * (plain cross-entropy for validation, which runs without gradients), on
+ * as many threads as the trainer would use (teacherProbs: over a
+ * SharedArrayBuffer, which both threads read).
+ */
 class DistillPass implements GradientPass {
-  private readonly pass: TransformerPass;
+  private readonly pass: DistillablePass;
 
-  constructor(config: ModelConfig, batch: number, seq: number, kernels: Kernels, private readonly teacherProbs: Float32Array | null, private readonly d: DistillSettings) {
-    this.pass = new TransformerPass(config, batch, seq, kernels);
+  constructor(config: ModelConfig, settings: TrainSettings, kernels: Kernels, private readonly teacherProbs: Float32Array | null, private readonly d: DistillSettings) {
+    this.pass = trainingPass(config, settings.batch, settings.seq, settings.threads ?? 1, kernels, { teacherProbs: teacherProbs ?? undefined });
   }
 
   run(params: Float32Array, inputs: Int32Array, targets: Int32Array, grads: Float32Array | null): number {
     const distill = grads !== null && this.teacherProbs !== null;
     this.pass.setDistillation(distill ? { teacherProbs: this.teacherProbs!, temperature: this.d.temperature, alpha: this.d.alpha } : null);
     return this.pass.run(params, inputs, targets, grads);
+  }
+
+  close(): void {
+    this.pass.close?.();
   }
 }
 
@@ -79,14 +88,14 @@ export function openDistillRun(s: DistillSetup): DistillRun {
       teacher = cache;
     }
   }
-  const teacherProbs = teacher ? new Float32Array(batch * seq * V) : null;
+  const teacherProbs = teacher ? sharedFloat32(batch * seq * V) : null;
   const chosen = new Int32Array(batch);
   const fillBatch = (step: number, into: Batch) => {
     windowsOfStep(windows.count, batch, s.settings.seed, step, chosen);
     fillWindows(windows, chosen, into);
     if (teacher && teacherProbs) teacher.fill(chosen, into.inputs, teacherProbs);
   };
-  const pass = new DistillPass(s.student, batch, seq, s.kernels, teacherProbs, s.distill);
+  const pass = new DistillPass(s.student, s.settings, s.kernels, teacherProbs, s.distill);
   let state = s.resume ?? newTrainState(s.student, s.settings);
   if (!s.resume && s.init) state = { ...state, params: s.init.slice() };
   const trainer = new Trainer(s.student, s.settings, s.trainStream, s.valStream, s.kernels, state, { pass, fillBatch });

@@ -9,8 +9,7 @@ import { sampleBatch, validationWindows, type Batch } from './data.js';
 import type { Kernels } from './kernels.js';
 import { adamwStep, clipGradients, learningRateAt, type AdamState, type OptimizerSettings } from './optimizer.js';
 import { decayMask, initParams } from './params.js';
-import { DataParallelPass, type GradientPass } from './parallel.js';
-import { TransformerPass } from './transformer.js';
+import { trainingPass, type GradientPass } from './parallel.js';
 
 export interface TrainSettings {
   /** Windows per step. */
@@ -93,10 +92,7 @@ export class Trainer {
     readonly state: TrainState,
     private readonly custom: TrainerCustom = {},
   ) {
-    this.pass = custom.pass ??
-      ((settings.threads ?? 1) > 1
-        ? new DataParallelPass(config, settings.batch, settings.seq, kernels, kernels.name === 'WebAssembly SIMD' ? 'wasm' : 'js', state.params.length)
-        : new TransformerPass(config, settings.batch, settings.seq, kernels));
+    this.pass = custom.pass ?? trainingPass(config, settings.batch, settings.seq, settings.threads ?? 1, kernels);
     this.grads = new Float32Array(state.params.length);
     this.decay = decayMask(config);
     const n = settings.batch * settings.seq;

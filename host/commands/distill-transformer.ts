@@ -53,6 +53,7 @@ export interface DistillTransformerOpts extends ShapeOptions {
   topK?: number;
   teacherLogits: string;
   batch: number;
+  threads: number;
   lr?: number;
   warmup?: number;
   weightDecay?: number;
@@ -199,7 +200,7 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
     },
     evalEvery: o.evalEvery,
     evalWindows: o.evalWindows,
-    threads: 1,
+    threads: o.batch >= 2 ? o.threads : 1,
   };
   const identity: DistillIdentity = { teacherDigest: digestOf(teacher.blob), distill, init: o.init };
   const textId = trainDocs ? textDigest(trainDocs) : digestOf(new Uint8Array(trainStream.buffer));
@@ -258,7 +259,7 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
   io.err(
     `distill: student ${studentParams.toLocaleString('en-US')} parameters (dim ${config.dim}, ${config.nLayers} layers, ${config.nHeads}/${config.nKvHeads} heads, hidden ${config.hiddenDim}, seq ${config.seqLen}), ` +
       `teacher ${teacherParams.toLocaleString('en-US')}; T=${o.temperature}, alpha=${o.alpha}; init ${initNote}\n  ${textNote}\n  ${cacheNote}\n` +
-      `  ${settings.steps} steps of ${settings.batch}x${window} tokens${resumed ? `, resuming at step ${t.state.step}` : ''}; kernels: ${kernels.name}\n`,
+      `  ${settings.steps} steps of ${settings.batch}x${window} tokens${resumed ? `, resuming at step ${t.state.step}` : ''}; kernels: ${kernels.name}, ${settings.threads ?? 1} thread${(settings.threads ?? 1) > 1 ? 's' : ''}\n`,
   );
 
   const session: Session = { trainer: t, header, trainTokens: trainStream.length, testTokens: valStream.length };
