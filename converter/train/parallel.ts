@@ -79,7 +79,6 @@ export class DataParallelPass implements DistillablePass {
   private readonly grads: Float32Array;
   private readonly inputs: Int32Array;
   private readonly targets: Int32Array;
-  private readonly localGrads: Float32Array;
   private readonly half: number;
   private readonly teacherProbs: Float32Array | null;
   /** this thread's distillation, pointing at its half of teacherProbs */
@@ -112,7 +111,6 @@ export class DataParallelPass implements DistillablePass {
     this.grads = new Float32Array(init.grads);
     this.inputs = new Int32Array(init.inputs);
     this.targets = new Int32Array(init.targets);
-    this.localGrads = new Float32Array(paramCount);
     this.worker = new Worker(path.join(projectRoot(), 'dist', 'converter', 'train', 'grad-worker.js'), { workerData: init });
     this.worker.on('error', (e) => (this.error = e));
     this.worker.unref();
@@ -139,7 +137,7 @@ export class DataParallelPass implements DistillablePass {
     this.ctrl[1] = grads ? 1 : 0;
     Atomics.store(this.ctrl, 0, WORK);
     Atomics.notify(this.ctrl, 0);
-    const mineLoss = this.local.run(params, inputs.subarray(0, h), targets.subarray(0, h), grads ? this.localGrads : null);
+    const mineLoss = this.local.run(params, inputs.subarray(0, h), targets.subarray(0, h), grads); // this half's gradient straight into grads
     while (Atomics.load(this.ctrl, 0) === WORK) Atomics.wait(this.ctrl, 0, WORK, 1000);
     const state = Atomics.load(this.ctrl, 0);
     Atomics.store(this.ctrl, 0, IDLE);
@@ -154,7 +152,7 @@ export class DataParallelPass implements DistillablePass {
     }
     const a = nMine / total;
     const b = nTheirs / total;
-    if (grads) for (let i = 0; i < grads.length; i++) grads[i] = a * this.localGrads[i] + b * this.grads[i];
+    if (grads) for (let i = 0; i < grads.length; i++) grads[i] = a * grads[i] + b * this.grads[i];
     return a * mineLoss + b * this.shared64[0];
   }
 
