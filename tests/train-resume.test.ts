@@ -138,4 +138,11 @@ describe('two threads', () => {
       two.close();
     }
   });
+
+  it('refuse a micro-batch that does not divide the worker\'s windows before starting it', async () => {
+    const { DataParallelPass } = await import('../converter/train/parallel.js');
+    const config = tinyShape(tokenizer.vocabSize, false);
+    // 5 windows: 3 here (divisible by 3), 2 on the worker (not)
+    expect(() => new DataParallelPass(config, 5, 32, loadWasmKernels(), 'wasm', 1, { microBatch: 3 })).toThrow(/the worker's 2/);
+  });
 });

@@ -91,6 +91,8 @@ export class DataParallelPass implements DistillablePass {
     const theirs = batch - mine;
     this.half = mine * seq;
     const { teacherProbs, ...passOptions } = options;
+    // checked here: a worker that fails to start would leave run() waiting for it
+    if (passOptions.microBatch !== undefined && theirs % passOptions.microBatch !== 0) throw new RangeError(`a micro-batch of ${passOptions.microBatch} windows does not divide the worker's ${theirs}`);
     this.local = new TransformerPass(config, mine, seq, kernels, passOptions);
     const V = config.vocabSize;
     if (teacherProbs && !(teacherProbs.buffer instanceof SharedArrayBuffer && teacherProbs.length === batch * seq * V)) {

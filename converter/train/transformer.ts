@@ -37,23 +37,24 @@ interface LayerActs {
 }
 
 /**
- * Windows per micro-batch when the constructor is not told. Measured on the
- * stories260K shape, 8 windows of 256 tokens, passes with m = 1, 2, 4, 8
- * interleaved in one process (best tokens per CPU-second of 15 passes each,
- * two runs on the shared 2-core machine): one thread m=1 9,605 and 10,573,
- * m=2 9,186 and 9,837, m=4 9,066 and 9,842, m=8 9,286 and 9,892; two
- * threads (DataParallelPass, 4 windows a thread, best of 30, three runs)
- * m=1 9,414 / 10,105 / 9,549, m=2 9,729 / 10,157 / 9,538, m=4 9,617 /
- * 10,098 / 9,612, i.e. no difference there beyond the noise. So 1: fastest on
- * one thread, no slower on two, and activations that do not grow with the batch.
+ * Windows per micro-batch when the constructor is not told: 1, measured.
+ * `node dist/bench/train.js` (stories260K shape, 8 windows of 256 tokens;
+ * 2 threads: 4 windows a thread), runs alternated on the shared 2-core
+ * machine (load about 1), tokens/s on 1 and 2 threads, then tokens per
+ * CPU-second on 1 and 2 threads:
+ *   whole batch (the pass before micro-batches): 8,821-9,237, 17,039-18,085; 9,178-9,444, 9,065-9,158 (3 runs)
+ *   m = 2:                                       8,989-9,044, 17,347-17,501; 9,406-9,496, 9,021-9,416 (2 runs)
+ *   m = 1:                                       9,195-10,111, 18,175-18,820; 9,534-10,347, 9,642-10,513 (5 runs)
+ * (Passes with different m interleaved in one process showed the same on
+ * one thread, but no difference on two.)
  */
 export const DEFAULT_MICRO_BATCH = 1;
 
 export interface PassOptions {
   /**
-   * Windows per micro-batch (a divisor of the batch; default the largest
-   * divisor up to DEFAULT_MICRO_BATCH). The *OfLastRun views need the whole
-   * batch in one: microBatch = batch.
+   * Windows per micro-batch, a divisor of the batch (default
+   * DEFAULT_MICRO_BATCH). The *OfLastRun views need the whole batch in
+   * one: microBatch = batch.
    */
   microBatch?: number;
 }
@@ -93,7 +94,7 @@ export class TransformerPass {
     this.config = config;
     this.batch = batch;
     this.seq = seq;
-    const m = options.microBatch ?? largestDivisorUpTo(batch, DEFAULT_MICRO_BATCH);
+    const m = options.microBatch ?? DEFAULT_MICRO_BATCH;
     if (!(Number.isInteger(m) && m >= 1 && batch % m === 0)) throw new RangeError(`a micro-batch of ${m} windows does not divide the batch of ${batch}`);
     this.microBatch = m;
     const c = config;
@@ -682,10 +683,4 @@ function distillationSum(logits: Float32Array, targets: Int32Array, first: numbe
     }
     return loss;
   });
-}
-
-/** The largest divisor of n that is at most `most` (at least 1). */
-function largestDivisorUpTo(n: number, most: number): number {
-  for (let d = Math.min(n, most); d > 1; d--) if (n % d === 0) return d;
-  return 1;
 }
