@@ -1,7 +1,7 @@
 /**
  * Training throughput (issue 10): forward+backward tokens/s of the
  * stories260K shape (dim 64, 5 layers, 8 heads, 4 kv heads, hidden 172,
- * vocab 512, 4 windows of 256 tokens) for each kernel set, as a ratio to the
+ * vocab 512, 8 windows of 256 tokens; on 2 threads 4 a thread) for each kernel set, as a ratio to the
  * plain single-threaded TypeScript reference (naive triple loops, the
  * trainer's own attention loops) measured in the same run, and as a fraction
  * of fp32 peak. Peak = the flops/s of a WebAssembly SIMD loop of independent
