@@ -193,10 +193,11 @@ export class TransformerPass {
     const c = this.config;
     const dim = c.dim;
     const x = this.acts.length > 0 ? this.acts[0].xIn : this.xFinal;
+    const e = w.tokenEmbedding;
     for (let i = 0; i < this.n; i++) {
       const tok = inputs[first + i];
       if (!(tok >= 0 && tok < c.vocabSize)) throw new RangeError(`token ${tok} is outside the vocabulary (0..${c.vocabSize - 1})`);
-      x.set(w.tokenEmbedding.subarray(tok * dim, tok * dim + dim), i * dim);
+      for (let j = 0; j < dim; j++) x[i * dim + j] = e[tok * dim + j]; // a loop, not set(subarray): no view allocated per token
     }
     for (let l = 0; l < c.nLayers; l++) {
       const next = l + 1 < c.nLayers ? this.acts[l + 1].xIn : this.xFinal;
