@@ -232,13 +232,12 @@ export class TransformerPass {
     const V = this.config.vocabSize;
     const N = this.n;
     const logits = this.logits;
-    let total: number;
-    if (this.distill) total = distillationSum(logits, targets, first, N, V, this.distill, toGrad).total;
-    else if (this.kernels.crossEntropy && this.own) {
-      const own = this.own.targets;
+    if (!this.distill && this.kernels.crossEntropy && this.own) {
+      const own = this.own.targets; // the kernel reads the targets in the workspace
       for (let i = 0; i < N; i++) own[i] = targets[first + i];
       return this.kernels.crossEntropy(logits, own, N, V, scale, toGrad);
-    } else total = softmaxCrossEntropySum(logits, targets, first, N, V, toGrad);
+    }
+    const total = this.distill ? distillationSum(logits, targets, first, N, V, this.distill, toGrad).total : softmaxCrossEntropySum(logits, targets, first, N, V, toGrad);
     if (toGrad) for (let i = 0; i < logits.length; i++) logits[i] *= scale;
     return total;
   }
