@@ -4,7 +4,8 @@
  * SwiGLU, shared or separate classifier) with cross-entropy loss, over a
  * batch of B windows of T tokens, as micro-batches of m windows: each runs
  * forward and backward in turn, adding to the weight gradients, so the
- * activations are sized for m windows, not B (they then stay in cache).
+ * activations are sized for m windows, not B (a smaller working set for
+ * the caches, which runs faster: DEFAULT_MICRO_BATCH).
  * Every linear layer runs as one matrix-matrix product over a micro-batch's
  * m·T tokens (kernels.ts); the attention and the element-wise steps run in
  * the kernels when they have them, else in the plain loops here. Activations
