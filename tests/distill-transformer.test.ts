@@ -154,6 +154,31 @@ describe('a tiny student', () => {
     expect(klD).toBeLessThan(klT);
     expect(distilled.val).toBeLessThan(textOnly.val);
   }, 120_000);
+
+  it('distils on two threads as on one (the loss curve to float rounding)', () => {
+    const kernels = loadWasmKernels();
+    const config = tiny(teacher.config.vocabSize);
+    const trainStream = packDocuments(train.slice(0, 30), tokenizer);
+    const valStream = packDocuments(test.slice(0, 5), tokenizer);
+    const curve = (threads: number) => {
+      const settings: TrainSettings = {
+        batch: 4, seq: 64, seed: 3, steps: 4, evalEvery: 1000, evalWindows: 4, threads,
+        optimizer: { ...DEFAULT_OPTIMIZER, learningRate: 5e-3, warmupSteps: 1, totalSteps: 4 },
+      };
+      const run = openDistillRun({ teacher, student: config, trainStream, valStream, settings, distill: { temperature: 2, alpha: 0.7, teacherLogits: { kind: 'cache', k: 32 } }, kernels });
+      try {
+        while (!run.trainer.done) run.trainer.trainStep();
+        return run.trainer.state.log.map((e) => e.loss);
+      } finally {
+        run.trainer.close();
+      }
+    };
+    const one = curve(1);
+    const two = curve(2);
+    expect(two).toHaveLength(4);
+    two.forEach((l, i) => expect(Math.abs(l - one[i]) / one[i], `step ${i}`).toBeLessThan(1e-4));
+    expect(curve(2)).toEqual(two); // the same on every run
+  });
 });
 
 const dir = tempDir('distill-transformer');

@@ -14,7 +14,7 @@ import { validationWindows, type Batch } from '../train/data.js';
 import type { Kernels } from '../train/kernels.js';
 import { sharedFloat32, trainingPass, type DistillablePass, type GradientPass } from '../train/parallel.js';
 import { Trainer, newTrainState, type TrainSettings, type TrainState } from '../train/trainer.js';
-import { TransformerPass } from '../train/transformer.js';
+import { TransformerPass, type Distillation } from '../train/transformer.js';
 import { cutWindows, fillWindows, LiveTeacher, TopKCache, windowsOfStep, type TeacherSource, type Windows } from './teacher-cache.js';
 
 export interface DistillSettings {
@@ -33,14 +33,15 @@ export interface DistillSettings {
  */
 class DistillPass implements GradientPass {
   private readonly pass: DistillablePass;
+  private readonly distillation: Distillation | null;
 
-  constructor(config: ModelConfig, settings: TrainSettings, kernels: Kernels, private readonly teacherProbs: Float32Array | null, private readonly d: DistillSettings) {
+  constructor(config: ModelConfig, settings: TrainSettings, kernels: Kernels, teacherProbs: Float32Array | null, d: DistillSettings) {
     this.pass = trainingPass(config, settings.batch, settings.seq, settings.threads ?? 1, kernels, { teacherProbs: teacherProbs ?? undefined });
+    this.distillation = teacherProbs && { teacherProbs, temperature: d.temperature, alpha: d.alpha };
   }
 
   run(params: Float32Array, inputs: Int32Array, targets: Int32Array, grads: Float32Array | null): number {
-    const distill = grads !== null && this.teacherProbs !== null;
-    this.pass.setDistillation(distill ? { teacherProbs: this.teacherProbs!, temperature: this.d.temperature, alpha: this.d.alpha } : null);
+    this.pass.setDistillation(grads !== null ? this.distillation : null);
     return this.pass.run(params, inputs, targets, grads);
   }
 
