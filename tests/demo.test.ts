@@ -3,9 +3,10 @@
  * them reproducibly, and a chat with it on the virtual board.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { filesDigest } from '../converter/demo/code-digest.js';
 import { demoCorpus } from '../converter/demo/stories.js';
 import { buildDemoTransformer, demoTransformerSpec } from '../converter/demo/transformer.js';
 import { loadWasmKernels } from '../converter/train/wasm-kernels.js';
@@ -54,6 +55,28 @@ describe('demo transformer', () => {
     expect(second.status, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/using the transformer trained earlier/);
     expect(second.stdout).toBe(first.stdout);
+  });
+});
+
+describe('demo cache key', () => {
+  it("covers the code that makes the blob: a changed module or kernel file changes it, anything else does not", () => {
+    const dir = tempDir('code-digest');
+    mkdirSync(path.join(dir, 'train', 'wasm'), { recursive: true });
+    writeFileSync(path.join(dir, 'trainer.js'), 'export const lr = 3e-3;\n');
+    writeFileSync(path.join(dir, 'train', 'pass.js'), 'export const m = 1;\n');
+    writeFileSync(path.join(dir, 'notes.txt'), 'not code\n');
+    const kernels = path.join(dir, 'train', 'wasm', 'kernels.wasm');
+    writeFileSync(kernels, Buffer.from([0, 97, 115, 109, 1]));
+    const digest = () => filesDigest(dir, [dir], [kernels]);
+    const before = digest();
+    expect(digest()).toBe(before);
+    writeFileSync(path.join(dir, 'notes.txt'), 'still not code\n');
+    expect(digest()).toBe(before);
+    writeFileSync(path.join(dir, 'train', 'pass.js'), 'export const m = 2;\n');
+    const afterModule = digest();
+    expect(afterModule).not.toBe(before);
+    writeFileSync(kernels, Buffer.from([0, 97, 115, 109, 2]));
+    expect(digest()).not.toBe(afterModule);
   });
 });
 

@@ -3,18 +3,21 @@
  * the story grammar's text (converter/demo/stories.ts) with the project's
  * training engine (converter/train), from fixed seeds, so the same settings
  * give the same blob byte for byte on a given kernel set. Its cache key
- * covers everything that decides the bytes.
+ * covers everything that decides the bytes, the code that computes them
+ * included (code-digest.ts).
  */
 import { createHash } from 'node:crypto';
 import { tokenizerFileBytes, trainVocabulary } from '../tokenizer/train.js';
 import { decodeTokenizerBin, tokenizerDataFromBin } from '../tokenizer/vocab-file.js';
 import type { Kernels } from '../train/kernels.js';
+import { WASM_KERNELS_NAME, wasmKernelsPath } from '../train/wasm-kernels.js';
 import { toFloatModel } from '../train/params.js';
 import { PRESETS } from '../train/presets.js';
 import { DEFAULT_OPTIMIZER, modelConfigFor, openSession, runSession, splitDocuments, type SessionHooks } from '../train/session.js';
 import type { TrainSettings } from '../train/trainer.js';
 import { writeBlob } from '../../src/blob.js';
 import type { ModelConfig } from '../../src/model.js';
+import { demoCodeDigest } from './code-digest.js';
 import { demoCorpus, STORY_GRAMMAR_VERSION } from './stories.js';
 
 export interface DemoTransformerSpec {
@@ -45,7 +48,8 @@ export function demoTransformerSpec(stories = 8000, seed = 2026, steps = 700): D
 
 /** A short digest of everything that decides the demo blob's bytes. */
 export function demoCacheKey(spec: DemoTransformerSpec, kernels: Kernels): string {
-  const what = { grammar: STORY_GRAMMAR_VERSION, kind: 'transformer', kernels: kernels.name, ...spec };
+  const code = demoCodeDigest(kernels.name === WASM_KERNELS_NAME ? [wasmKernelsPath()] : []);
+  const what = { grammar: STORY_GRAMMAR_VERSION, kind: 'transformer', kernels: kernels.name, code, ...spec };
   return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 12);
 }
 

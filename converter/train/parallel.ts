@@ -15,6 +15,7 @@ import type { ModelConfig } from '../../src/model.js';
 import type { Kernels } from './kernels.js';
 import { paramLayout } from './params.js';
 import { TransformerPass, type Distillation, type PassOptions } from './transformer.js';
+import { WASM_KERNELS_NAME } from './wasm-kernels.js';
 
 /** What a forward(+backward) over a batch looks like to the trainer. */
 export interface GradientPass {
@@ -66,7 +67,7 @@ export function sharedFloat32(length: number): Float32Array {
 /** The trainer's pass: a TransformerPass on 1 thread, a DataParallelPass on 2. */
 export function trainingPass(config: ModelConfig, batch: number, seq: number, threads: number, kernels: Kernels, options: ParallelOptions = {}): DistillablePass {
   if (threads <= 1) return new TransformerPass(config, batch, seq, kernels, options);
-  const kind = kernels.name === 'WebAssembly SIMD' ? 'wasm' : 'js';
+  const kind = kernels.name === WASM_KERNELS_NAME ? 'wasm' : 'js';
   return new DataParallelPass(config, batch, seq, kernels, kind, paramLayout(config).total, options);
 }
 

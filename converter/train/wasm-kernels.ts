@@ -106,13 +106,14 @@ export function loadWasmKernels(): Kernels {
   };
 }
 
-const NAME = 'WebAssembly SIMD';
+/** Kernels.name of these kernels. */
+export const WASM_KERNELS_NAME = 'WebAssembly SIMD';
 
 /** Kernels that copy their operands into the module's memory and the results back out. */
 function copyingKernels(ex: Exports): Kernels {
   const arena = new Arena(ex);
   return {
-    name: NAME,
+    name: WASM_KERNELS_NAME,
     gemmABt(C, A, B, M, N, K, accumulate) {
       arena.reset();
       const a = arena.put(A.subarray(0, M * K));
@@ -187,7 +188,7 @@ class WasmWorkspace implements Workspace {
     const room = (n: number) => n <= scratch;
     const stats = new Float32Array(mem, scratchAt, scratch);
     this.kernels = {
-      name: NAME,
+      name: WASM_KERNELS_NAME,
       gemmABt(C, A, B, M, N, K, acc) {
         if (inMem(C, A, B) && room(K * N)) ex.gemm_abt(C.byteOffset, A.byteOffset, B.byteOffset, scratchAt, M, N, K, acc ? 1 : 0);
         else copying.gemmABt(C, A, B, M, N, K, acc);

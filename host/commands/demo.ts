@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { demoCorpus, STORY_GRAMMAR_VERSION } from '../../converter/demo/stories.js';
+import { demoCodeDigest } from '../../converter/demo/code-digest.js';
 import { buildDemoTransformer, demoCacheKey, demoTransformerSpec } from '../../converter/demo/transformer.js';
 import { trainNgram } from '../../converter/ngram/train.js';
 import { tokenizerFileBytes, trainVocabulary } from '../../converter/tokenizer/train.js';
@@ -49,7 +50,7 @@ export function buildDemoModel(stories = DEMO_STORIES, seed = DEMO_SEED): { blob
 }
 
 function ngramCacheKey(stories: number, seed: number): string {
-  const what = { grammar: STORY_GRAMMAR_VERSION, kind: 'ngram', stories, seed, order: DEMO_ORDER, vocab: DEMO_VOCAB, seqLen: 512 };
+  const what = { grammar: STORY_GRAMMAR_VERSION, kind: 'ngram', code: demoCodeDigest(), stories, seed, order: DEMO_ORDER, vocab: DEMO_VOCAB, seqLen: 512 };
   return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 12);
 }
 
