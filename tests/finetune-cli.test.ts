@@ -9,7 +9,8 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { findQemuToolchain } from '../host/qemu.js';
-import { readBlob, type BlobView, type TensorEntry } from '../src/blob.js';
+import { convertCheckpoint } from '../converter/convert.js';
+import { DTYPE_F32, DTYPE_Q4, quantizedMatrices4, readBlob, type BlobView, type TensorEntry } from '../src/blob.js';
 import { cli } from './cli-helpers.js';
 import { storiesBlob, tempDir } from './native-helpers.js';
 import { expectLx106MatchesHost } from './lx106-match.js';
@@ -60,6 +61,28 @@ describe('lmflash finetune', () => {
     }
     expect(changed).toBe(10); // wv and w1 of all 5 layers
   });
+
+  it('keeps an int4 blob int4: the matrices no adapter touched byte for byte, the adapted ones rounded again at 4 bits', async () => {
+    const src = path.join(dir, 'q4.blob');
+    writeFileSync(src, (await convertCheckpoint(STORIES_MODEL, STORIES_TOKENIZER, { bits: 4, embeddingBits: 4 })).blob);
+    const tunedQ4 = path.join(dir, 'tuned-q4.blob');
+    const r = await cli('finetune', src, '--lora', '4', '--targets', 'wv,w1', '--data', pairs, '--steps', '4', '--eval-pairs', '2', '-o', tunedQ4);
+    expect(r.code, r.err).toBe(0);
+    const before = readBlob(readFileSync(src));
+    const after = readBlob(readFileSync(tunedQ4));
+    expect(after.tensors.filter((t) => t.dtype !== DTYPE_F32).every((t) => t.dtype === DTYPE_Q4)).toBe(true);
+    const q0 = quantizedMatrices4(before);
+    const q1 = quantizedMatrices4(after);
+    let changed = 0;
+    for (const [name, m0] of q0) {
+      const m1 = q1.get(name)!;
+      const same = Buffer.from(m1.data).equals(Buffer.from(m0.data)) && Buffer.from(m1.scales.buffer, m1.scales.byteOffset, m1.scales.byteLength).equals(Buffer.from(m0.scales.buffer, m0.scales.byteOffset, m0.scales.byteLength));
+      if (/\.(wv|w1)$/.test(name)) changed += same ? 0 : 1;
+      else expect(same, name).toBe(true);
+    }
+    expect(changed).toBe(10);
+    expect(readFileSync(tunedQ4).length).toBe(readFileSync(src).length);
+  }, 120_000);
 
   const toolchain = findQemuToolchain();
   it.runIf(toolchain.ok || process.env.CI)('the fine-tuned blob runs bit-identically on the host core and under QEMU lx106', async () => {

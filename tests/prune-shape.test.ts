@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../converter/convert.js';
+import { convertCheckpoint, loadCheckpoint } from '../converter/convert.js';
 import { channelMagnitudeImportance, headMagnitudeImportance, layerMagnitudeImportance, pruneToShape, type ShapeReport } from '../converter/prune-shape.js';
 import { flatParams } from '../converter/prune-ffn.js';
 import { packDocuments, validationWindows } from '../converter/train/data.js';
@@ -303,6 +303,24 @@ describe('lmflash prune --layers/--heads/--dim and --sweep', () => {
     expect(svg).toContain('layers, magnitude');
     expect((svg.match(/<circle/g) ?? []).length).toBe(6 + 4); // every point, plus the unpruned start of each line
     expect(readdirSync(dir).sort()).toEqual(['cal.txt', 'sweep.svg']);
+  }, 180_000);
+
+  it('--sweep of an int4 blob measures int4 blobs, as `prune` writes them', async () => {
+    const dir = tempDir('prune-sweep-q4');
+    const src = path.join(dir, 'q4.blob');
+    writeFileSync(src, (await convertCheckpoint(STORIES_MODEL, STORIES_TOKENIZER, { bits: 4, embeddingBits: 4 })).blob);
+    const r = await cli('prune', src, '--sweep', '--sweep-levels', '0.3', '--sweep-kinds', 'ffn', '--importance', 'magnitude',
+      '--eval-text', STORIES_SAMPLES, '--eval-split', 'test', '--eval-limit', '3', '--json');
+    expect(r.code, r.err).toBe(0);
+    const rep = JSON.parse(r.out);
+    expect(rep.unpruned.blobBytes).toBe(readFileSync(src).length);
+    expect(rep.points.length).toBe(1);
+    // 30 % of the FFN neurons gone: smaller than the int4 input (an int8 rewrite would be about 1.7 times its size)
+    expect(rep.points[0].blobBytes).toBeLessThan(rep.unpruned.blobBytes);
+    const pruned = path.join(dir, 'ffn30.blob');
+    const one = await cli('prune', src, '--ffn', '0.3', '--importance', 'magnitude', '--eval-text', STORIES_SAMPLES, '--eval-split', 'test', '--eval-limit', '3', '-o', pruned);
+    expect(one.code, one.err).toBe(0);
+    expect(rep.points[0].blobBytes).toBe(readFileSync(pruned).length);
   }, 180_000);
 
   it('--sweep --recover measures each point before and after recovery', async () => {

@@ -147,7 +147,9 @@ export async function finetuneModelFile(io: CliIO, input: string, opts: Finetune
   progress.end();
   const seconds = (performance.now() - t0) / 1000;
   const afterLoss = ft.completionLoss(heldEx, 'adapted');
-  const { blob } = writeBlob(ft.mergedModel(), m.tokenizer, { groupSize: m.groupSize });
+  // an int4 input stays int4: the matrices no adapter touched keep their stored bytes, the adapted ones are rounded again at the input's bits
+  const untouched = new Map([...m.quantized4].filter(([name]) => !targets.some((t) => name.endsWith(`.${t}`))));
+  const { blob } = writeBlob(ft.mergedModel(), m.tokenizer, { groupSize: m.groupSize, ...m.bits, quantized: untouched });
 
   return withTempDir('finetune', async (dir) => {
     const beforeFile = path.join(dir, 'before.blob');

@@ -116,8 +116,9 @@ export async function sweepModelFile(input: string, opts: SweepOptions): Promise
           if (!target || seen.has(JSON.stringify(target))) continue;
           seen.add(JSON.stringify(target));
           const r = pruneAndRecover(m.model, target, importance as FfnImportance, importance === 'activation' ? cal : undefined, recover, kernels, opts.onStep);
-          const plain = await measure(writeBlob(r.unrecovered ?? r.model, m.tokenizer, { groupSize: m.groupSize }).blob);
-          const recovered = r.unrecovered ? await measure(writeBlob(r.model, m.tokenizer, { groupSize: m.groupSize }).blob) : null;
+          // at the input's bits, as `prune` writes it (an int4 blob's points are int4 blobs)
+          const plain = await measure(writeBlob(r.unrecovered ?? r.model, m.tokenizer, { groupSize: m.groupSize, ...m.bits }).blob);
+          const recovered = r.unrecovered ? await measure(writeBlob(r.model, m.tokenizer, { groupSize: m.groupSize, ...m.bits }).blob) : null;
           const point: SweepPoint = {
             kind, importance, level, shape: r.shape.to,
             parameters: plain.parameters, blobBytes: plain.blobBytes, ramBytes: plain.ramBytes,
