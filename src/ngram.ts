@@ -281,7 +281,6 @@ export function fields(lv: NgramLevel) {
 export class NgramLm {
   readonly order: number;
   readonly vocabSize: number;
-  private readonly levels: NgramLevel[];
   private readonly f: ReturnType<typeof fields>[];
   private readonly history: number[] = [];
   /** index of ctx_j in order j, for j = 1..found */
@@ -293,7 +292,6 @@ export class NgramLm {
   constructor(view: NgramView) {
     this.order = view.config.order;
     this.vocabSize = view.config.vocabSize;
-    this.levels = view.levels;
     this.f = view.levels.map(fields);
     this.ctx = new Int32Array(this.order + 1);
     this.sums = new Float32Array(this.order + 1);

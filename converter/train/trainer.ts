@@ -141,7 +141,6 @@ export class Trainer {
 
   /** Seconds one step's forward+backward takes (the fastest of four timed runs after the JIT warmed up; weights untouched). */
   timeOneStep(): number {
-    const s = this.settings;
     this.fillBatch(0);
     let seconds = Infinity;
     for (let i = 0; i < 5; i++) {
