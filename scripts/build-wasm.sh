@@ -11,12 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cc=${LMFLASH_WASM_CC:-}
 if [ -z "$cc" ]; then
-  for candidate in clang-16 clang; do
-    if command -v "$candidate" >/dev/null; then cc=$candidate; break; fi
-  done
+  # each clang with the wasm-ld it links with (clang-16 runs wasm-ld-16)
+  if command -v clang-16 >/dev/null && command -v wasm-ld-16 >/dev/null; then cc=clang-16
+  elif command -v clang >/dev/null && command -v wasm-ld >/dev/null; then cc=clang
+  fi
 fi
 if [ -z "$cc" ]; then
-  echo "build:wasm needs clang with lld for the wasm32 target (Debian: apt-get install clang-16 lld-16)" >&2
+  echo "build:wasm needs clang with lld's wasm-ld for the wasm32 target (Debian: apt-get install clang-16 lld-16)" >&2
   exit 1
 fi
 mkdir -p build/wasm
