@@ -29,14 +29,13 @@ function modulesUnder(dir: string): string[] {
     .sort();
 }
 
-let cached: Map<string, string> | null = null;
+const cached = new Map<string, string>();
 
 /** filesDigest of this build's converter/ and src/ modules and the `extra` files (computed once per process and set of extras). */
 export function demoCodeDigest(extra: string[] = []): string {
   const here = path.dirname(fileURLToPath(import.meta.url)); // <build>/converter/demo
   const root = path.resolve(here, '..', '..');
   const key = extra.join('\n');
-  cached ??= new Map();
   let d = cached.get(key);
   if (!d) {
     d = filesDigest(root, [path.join(root, 'converter'), path.join(root, 'src')], extra);

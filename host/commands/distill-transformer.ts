@@ -32,7 +32,7 @@ import { Tokenizer, type TokenizerData } from '../../src/tokenizer.js';
 import type { CliIO } from '../io.js';
 import { Progress, stderrIsTty } from '../progress.js';
 import { runWithCheckpoints } from '../train-progress.js';
-import { chooseKernels, requireFolder, type ShapeOptions } from './train-transformer.js';
+import { chooseKernels, kernelsNote, requireFolder, stepThreads, type ShapeOptions } from './train-transformer.js';
 import { withBlobFile } from '../../src/temp-dir.js';
 
 export interface DistillTransformerOpts extends ShapeOptions {
@@ -200,7 +200,7 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
     },
     evalEvery: o.evalEvery,
     evalWindows: o.evalWindows,
-    threads: o.batch >= 2 ? o.threads : 1,
+    threads: stepThreads(o.batch, o.threads),
   };
   const identity: DistillIdentity = { teacherDigest: digestOf(teacher.blob), distill, init: o.init };
   const textId = trainDocs ? textDigest(trainDocs) : digestOf(new Uint8Array(trainStream.buffer));
@@ -259,7 +259,7 @@ export async function distillTransformerCommand(io: CliIO, o: DistillTransformer
   io.err(
     `distill: student ${studentParams.toLocaleString('en-US')} parameters (dim ${config.dim}, ${config.nLayers} layers, ${config.nHeads}/${config.nKvHeads} heads, hidden ${config.hiddenDim}, seq ${config.seqLen}), ` +
       `teacher ${teacherParams.toLocaleString('en-US')}; T=${o.temperature}, alpha=${o.alpha}; init ${initNote}\n  ${textNote}\n  ${cacheNote}\n` +
-      `  ${settings.steps} steps of ${settings.batch}x${window} tokens${resumed ? `, resuming at step ${t.state.step}` : ''}; kernels: ${kernels.name}, ${settings.threads ?? 1} thread${(settings.threads ?? 1) > 1 ? 's' : ''}\n`,
+      `  ${settings.steps} steps of ${settings.batch}x${window} tokens${resumed ? `, resuming at step ${t.state.step}` : ''}; ${kernelsNote(kernels.name, settings.threads ?? 1)}\n`,
   );
 
   const session: Session = { trainer: t, header, trainTokens: trainStream.length, testTokens: valStream.length };

@@ -5,11 +5,10 @@
  * its logits for every position of the text, its sampled stories for --samples.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import os from 'node:os';
 import { PRESET_NAMES } from '../../converter/train/presets.js';
 import { DEFAULT_GROUP_SIZE } from '../../src/quantize.js';
 import { DEFAULT_SAMPLES, DEFAULT_TOP_K, distillTransformerCommand, type DistillTransformerOpts } from './distill-transformer.js';
-import { addShapeOptions } from './train-transformer.js';
+import { addShapeOptions, addThreadsOption } from './train-transformer.js';
 import { loadAnyModel } from '../../converter/convert.js';
 import { bpeCorpus } from '../../converter/ngram/corpus.js';
 import { estimateTeacherNgram, teacherWeightFor, topKOf, type TeacherTopK } from '../../converter/ngram/distill.js';
@@ -90,6 +89,7 @@ export function register(program: Command, io: CliIO): void {
     .option('--ngram', 'the student is an N-gram model (default: a transformer)')
     .addOption(new Option('--student-config <preset>', "transformer student: a shape preset (docs/training.md; default: the teacher's shape), changed by the options below").choices(PRESET_NAMES));
   addShapeOptions(cmd, 'transformer student', "context length (default the teacher's)");
+  addThreadsOption(cmd, 'transformer student');
   cmd
     .option('--window <n>', 'transformer student: tokens per training window (default min(seq, 256))', parseWholeIn(2, 4096))
     .option('--steps <n>', 'transformer student: optimizer steps', parseWholeIn(1, 10_000_000))
@@ -99,7 +99,6 @@ export function register(program: Command, io: CliIO): void {
     .option('--init <how>', "transformer student: random, or teacher (the teacher pruned to the student's shape, then distilled)", 'random')
     .option('--teacher-logits <how>', 'transformer student: cache (the top-k of every position, computed once) or live (the full distribution, teacher run every step)', 'cache')
     .option('--batch <n>', 'transformer student: windows per step', parseWholeIn(1, 4096), 8)
-    .option('--threads <n>', "transformer student: threads per step: 2 splits each step's windows with a worker thread (part of what decides the result)", parseWholeIn(1, 2), Math.min(2, os.availableParallelism()))
     .option('--lr <rate>', 'transformer student: peak learning rate (default 3e-3, 1e-3 with --init teacher)', parsePositiveNumber)
     .option('--warmup <steps>', 'transformer student: warm-up steps (default 50, 20 with --init teacher)', parseWholeIn(0, 10_000_000))
     .option('--weight-decay <w>', 'transformer student: AdamW weight decay (default 0.1, 0 with --init teacher)', parseNonNegativeNumber)

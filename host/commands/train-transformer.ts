@@ -160,7 +160,7 @@ export async function trainTransformerCommand(io: CliIO, file: string, opts: Tra
       },
       evalEvery: opts.evalEvery,
       evalWindows: opts.evalWindows,
-      threads: opts.batch >= 2 ? opts.threads : 1,
+      threads: stepThreads(opts.batch, opts.threads),
     };
   }
   const session = openSession({ config, settings, tokenizer, trainDocs: train, testDocs: test, kernels, resume });
@@ -177,7 +177,7 @@ export async function trainTransformerCommand(io: CliIO, file: string, opts: Tra
     `train: ${params.toLocaleString('en-US')} parameters (dim ${config.dim}, ${config.nLayers} layers, ${config.nHeads} heads, ${config.nKvHeads} kv heads, hidden ${config.hiddenDim}, ` +
       `vocab ${config.vocabSize}, seq ${config.seqLen}${config.sharedClassifier ? '' : ', separate classifier'}); ${session.trainTokens.toLocaleString('en-US')} training tokens, ` +
       `${session.testTokens.toLocaleString('en-US')} validation tokens; ${settings.steps} steps of ${settings.batch}x${settings.seq} tokens` +
-      `${resume ? `, resuming at step ${t.state.step}` : ''}; kernels: ${kernels.name}, ${settings.threads ?? 1} thread${(settings.threads ?? 1) > 1 ? 's' : ''}\n`,
+      `${resume ? `, resuming at step ${t.state.step}` : ''}; ${kernelsNote(kernels.name, settings.threads ?? 1)}\n`,
   );
 
   const title = `lmflash train transformer: ${path.basename(file)}, ${params.toLocaleString('en-US')} parameters`;
@@ -211,6 +211,22 @@ export function addShapeOptions(cmd: Command, prefix: string, seqHelp: string): 
     .option('--seq <n>', `${p}${seqHelp}`, parseWholeIn(2, 4096));
 }
 
+/** The --threads option of a command that trains (train transformer, distill's student); help starts with `prefix`. */
+export function addThreadsOption(cmd: Command, prefix: string): Command {
+  const p = prefix ? `${prefix}: ` : '';
+  return cmd.option('--threads <n>', `${p}threads per step: 2 splits each step's windows with a worker thread (part of what decides the result)`, parseWholeIn(1, 2), Math.min(2, os.availableParallelism()));
+}
+
+/** The threads a step runs on: --threads, but one when a step has a single window (two threads split the windows). */
+export function stepThreads(batch: number, threads: number): number {
+  return batch >= 2 ? threads : 1;
+}
+
+/** "kernels: NAME, N thread(s)" for a run's header. */
+export function kernelsNote(kernels: string, threads: number): string {
+  return `kernels: ${kernels}, ${threads} thread${threads > 1 ? 's' : ''}`;
+}
+
 export function registerTransformer(train: Command, io: CliIO): void {
   const cmd = train
     .command('transformer')
@@ -238,9 +254,8 @@ export function registerTransformer(train: Command, io: CliIO): void {
     .option('--onnx <file>', 'also write the best weights as ONNX')
     .option('--plot <file.svg>', 'draw the loss curve from the log as SVG')
     .option('--log <file.jsonl>', 'write the training log, one JSON object a step')
-    .option('--threads <n>', 'threads per step: 2 splits each step\'s windows with a worker thread (part of what decides the result)', parseWholeIn(1, 2), Math.min(2, os.availableParallelism()))
     .addOption(new Option('--kernels <which>', 'compute kernels: wasm (WebAssembly SIMD) or js (plain TypeScript)').choices(['wasm', 'js']).default('wasm'))
     .option('--group-size <n>', 'int8 quantization group size of the blob', parseWholeIn(16, 256), DEFAULT_GROUP_SIZE)
-    .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)')
-    .action(async (file: string, opts: TrainTransformerOpts) => trainTransformerCommand(io, file, opts));
+    .requiredOption('-o, --output <file>', 'blob to write (replaced atomically)');
+  addThreadsOption(cmd, '').action(async (file: string, opts: TrainTransformerOpts) => trainTransformerCommand(io, file, opts));
 }
